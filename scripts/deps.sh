@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages needed to build tallow and to run its whole test suite.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  # build
+  g++ make python3 pkg-config libsystemd-dev nodejs npm
+  # journal tests: journald started by hand, journal files written from export format
+  systemd systemd-journal-remote util-linux procps
+  # end-to-end tests: a real sshd attacked by a real client
+  openssh-server openssh-client sshpass iproute2
+  # firewall backends, proven in network namespaces
+  ipset iptables nftables firewalld dbus
+  # man page lint
+  mandoc
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  # node/npm may come from elsewhere (nodesource, nvm): only install them if absent.
+  if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+  if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
