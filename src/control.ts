@@ -1,5 +1,12 @@
-// CONTRACT (issue 6 implements): the control socket, newline-delimited JSON.
-// The daemon serves requests through a handler; `tallow status|list|ban|unban` are clients.
+// The control socket: newline-delimited JSON over a UNIX socket, one request per line, one
+// response per line. The daemon serves requests through a handler; `tallow status|list|ban|unban`
+// are clients (ctl.ts). The server validates every request before the handler sees it, so the
+// handler only ever gets well-formed commands with canonical addresses.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as addressModule from './address';
+import type { Family } from './address';
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -9,10 +16,313 @@ export type ControlRequest =
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
 
+/**
+ * The handler receives validated requests only: `address` is canonical (parseAddress: IPv4-mapped
+ * IPv6 as IPv4, IPv6 in RFC 5952 form); `seconds`, when present, is an integer in
+ * 1..MAX_BAN_SECONDS (absent: the daemon's `expires`). A thrown error becomes {ok:false,error}.
+ */
 export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 
-export declare class ControlServer {
+// ---- Result shapes (the daemon's handler returns these as `result`; ctl.ts prints them) ----
+
+/** `status` */
+export interface StatusResult {
+  version: string;
+  pid: number;
+  /** seconds since the daemon started */
+  uptime: number;
+  /** firewall backend name, e.g. 'ipset', 'nftables', 'firewalld', 'dry-run' */
+  backend: string;
+  /** journal entries read since start */
+  entries: number;
+  /** entries a pattern matched since start */
+  matches: number;
+  /** addresses banned now (as the daemon knows them) */
+  bansActive: number;
+  /** records tracked now */
+  records: number;
+  /** journal cursor of the last entry read, null before the first */
+  cursor: string | null;
+  /** optional extras the daemon may fill in; printed when present */
+  config?: string | null;
+  stateFile?: string;
+  /** ms since epoch of the last successful state save, null if none yet */
+  lastSave?: number | null;
+}
+
+/** One item of `list` (result: ListItem[]), sorted by the daemon as it likes; ctl sorts by remaining. */
+export interface ListItem {
+  address: string;
+  family: Family;
+  /** seconds left on the ban */
+  remaining: number;
+  /** current score of the record (0 when there is no record, e.g. a manual ban) */
+  score: number;
+  /** matches counted on the record */
+  count: number;
+  /** pattern that caused the ban (`sshd.json#3`), 'manual' for `tallow ban`, null if unknown */
+  pattern: string | null;
+}
+
+/** `ban` */
+export interface BanResult {
+  address: string;
+  family: Family;
+  seconds: number;
+}
+
+/** `unban`: wasBanned false means there was no ban (the record, if any, is still forgotten). */
+export interface UnbanResult {
+  address: string;
+  family: Family;
+  wasBanned: boolean;
+}
+
+/** Longest manual ban: the kernel's ipset timeout limit (2^31-1 ms in seconds), ~24.8 days. */
+export const MAX_BAN_SECONDS = 2147483;
+/** A request line longer than this is refused and the connection closed. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+/** Connections served at once; more are refused with an error line. */
+export const MAX_CLIENTS = 64;
+/** A client that sends nothing for this long is disconnected. */
+export const IDLE_TIMEOUT_MS = 30_000;
+
+export const DEFAULT_SOCKET = '/run/tallow/tallow.sock';
+
+// parseAddress comes from address.ts; fall back to node:net while that module is only a contract,
+// so control keeps working (without IPv6 canonicalisation) in a partial tree.
+function canonicalAddress(text: string): { address: string; family: Family } | null {
+  const parse = (addressModule as { parseAddress?: typeof addressModule.parseAddress }).parseAddress;
+  if (typeof parse === 'function') return parse(text);
+  const kind = net.isIP(text);
+  if (kind === 0 || text.includes('%')) return null;
+  return { address: kind === 6 ? text.toLowerCase() : text, family: kind as Family };
+}
+
+/** Check one decoded request; returns the normalised request or an error message. */
+export function validateRequest(value: unknown): { req: ControlRequest } | { error: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { error: 'a request must be a JSON object like {"cmd":"status"}' };
+  }
+  const v = value as Record<string, unknown>;
+  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, ban, unban)' };
+  const allowed: Record<string, string[]> = {
+    status: ['cmd'],
+    list: ['cmd'],
+    ban: ['cmd', 'address', 'seconds'],
+    unban: ['cmd', 'address'],
+  };
+  const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, ban, unban)` };
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
+  }
+  if (v.cmd === 'status' || v.cmd === 'list') return { req: { cmd: v.cmd } };
+
+  if (typeof v.address !== 'string') return { error: `${v.cmd}: "address" must be a string` };
+  const text = v.address;
+  const shown = JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text);
+  if (text.includes('/')) return { error: `${v.cmd}: ${shown} is a network (CIDR); give a single address` };
+  const a = canonicalAddress(text);
+  if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };
+  if (v.cmd === 'unban') return { req: { cmd: 'unban', address: a.address } };
+
+  if (v.seconds === undefined) return { req: { cmd: 'ban', address: a.address } };
+  const s = v.seconds;
+  if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s > MAX_BAN_SECONDS) {
+    return { error: `ban: "seconds" must be a whole number from 1 to ${MAX_BAN_SECONDS}, not ${JSON.stringify(s)}` };
+  }
+  return { req: { cmd: 'ban', address: a.address, seconds: s } };
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+/** Is something accepting connections on this socket path? */
+function probe(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(p);
+    const done = (live: boolean): void => {
+      s.destroy();
+      resolve(live);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    s.setTimeout(1000, () => done(false));
+  });
+}
+
+export interface ControlServerOptions {
+  /** Called for server-side problems worth a log line (never for ordinary client mistakes). */
+  onError?: (message: string) => void;
+}
+
+export class ControlServer {
+  private readonly clients = new Set<net.Socket>();
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly server: net.Server,
+    private readonly handler: ControlHandler,
+    private readonly options: ControlServerOptions,
+  ) {}
+
   /** Listens on `path` (mode 0600, parent created 0700 if missing); replaces a stale socket. */
-  static listen(path: string, handler: ControlHandler): Promise<ControlServer>;
-  close(): Promise<void>;
+  static async listen(socketPath: string, handler: ControlHandler, options: ControlServerOptions = {}): Promise<ControlServer> {
+    const dir = path.dirname(socketPath);
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new Error(`control socket: cannot create directory ${dir}: ${errorText(e)}`);
+    }
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(socketPath);
+    } catch {
+      st = undefined;
+    }
+    if (st) {
+      if (!st.isSocket()) throw new Error(`control socket: ${socketPath} exists and is not a socket; refusing to replace it`);
+      if (await probe(socketPath)) {
+        throw new Error(`control socket: another tallow is already listening on ${socketPath}`);
+      }
+      fs.unlinkSync(socketPath); // stale: left by a daemon that died
+    }
+
+    const server = net.createServer();
+    const cs = new ControlServer(socketPath, server, handler, options);
+    server.on('connection', (sock) => cs.accept(sock));
+    server.maxConnections = MAX_CLIENTS * 2; // hard stop far above the polite refusal below
+    // umask around listen: the socket is created 0600 from the start, never briefly world-open.
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      throw new Error(`control socket: cannot listen on ${socketPath}: ${errorText(e)}`);
+    } finally {
+      process.umask(old);
+    }
+    fs.chmodSync(socketPath, 0o600); // umask is process-wide; make sure regardless
+    server.on('error', (e) => options.onError?.(`control socket: ${errorText(e)}`));
+    return cs;
+  }
+
+  private accept(sock: net.Socket): void {
+    if (this.closed) {
+      sock.destroy();
+      return;
+    }
+    if (this.clients.size >= MAX_CLIENTS) {
+      sock.on('error', () => {});
+      sock.end(JSON.stringify({ ok: false, error: 'too many control connections; try again' }) + '\n');
+      return;
+    }
+    this.clients.add(sock);
+    sock.setTimeout(IDLE_TIMEOUT_MS, () => sock.destroy());
+    sock.on('error', () => {}); // a client vanishing (EPIPE, ECONNRESET) is its business
+    sock.on('close', () => this.clients.delete(sock));
+
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    // Requests on one connection are answered in order, one at a time.
+    let queue: Promise<void> = Promise.resolve();
+    let done = false;
+
+    const reply = (res: ControlResponse): void => {
+      if (!sock.destroyed && sock.writable) sock.write(JSON.stringify(res) + '\n');
+    };
+
+    sock.on('data', (chunk: Buffer) => {
+      if (done) return;
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(0x0a, start);
+        if (nl < 0) break;
+        const part = chunk.subarray(start, nl);
+        start = nl + 1;
+        if (pendingBytes + part.length > MAX_REQUEST_BYTES) return tooLong();
+        const line = Buffer.concat([...pending, part]).toString('utf8');
+        pending = [];
+        pendingBytes = 0;
+        queue = queue.then(() => this.serve(line)).then(
+          (res) => { if (res) reply(res); },
+          () => {},
+        );
+      }
+      const rest = chunk.subarray(start);
+      if (pendingBytes + rest.length > MAX_REQUEST_BYTES) return tooLong();
+      if (rest.length) {
+        pending.push(Buffer.from(rest));
+        pendingBytes += rest.length;
+      }
+    });
+    // A last request without a newline, then end: answer it too.
+    sock.on('end', () => {
+      if (done) return;
+      if (pendingBytes > 0) {
+        const line = Buffer.concat(pending).toString('utf8');
+        pending = [];
+        pendingBytes = 0;
+        queue = queue.then(() => this.serve(line)).then((res) => { if (res) reply(res); }, () => {});
+      }
+      queue.then(() => sock.end(), () => sock.end());
+    });
+
+    const tooLong = (): void => {
+      done = true;
+      pending = [];
+      // Let earlier answers go first, then refuse and hang up.
+      queue.then(() => {
+        reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; closing` });
+        sock.end();
+      });
+    };
+  }
+
+  /** One line in, one response out (null: blank line, nothing to say). Never throws. */
+  private async serve(line: string): Promise<ControlResponse | null> {
+    if (line.trim() === '') return null;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      return { ok: false, error: 'malformed request: not valid JSON' };
+    }
+    const checked = validateRequest(value);
+    if ('error' in checked) return { ok: false, error: checked.error };
+    try {
+      const res = await this.handler(checked.req);
+      if (!res || typeof res !== 'object' || typeof (res as { ok?: unknown }).ok !== 'boolean') {
+        this.options.onError?.(`control: handler returned no response for ${checked.req.cmd}`);
+        return { ok: false, error: 'internal error: no response' };
+      }
+      return res;
+    } catch (e) {
+      return { ok: false, error: errorText(e) };
+    }
+  }
+
+  /** Stop accepting, drop connections, remove the socket file (only if it is still ours). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.clients) c.destroy();
+    this.clients.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // net.Server.close() unlinks the path itself on Linux; nothing else to do unless it lingers.
+    try {
+      if (fs.lstatSync(this.path).isSocket() && !(await probe(this.path))) fs.unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
 }
