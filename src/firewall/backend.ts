@@ -37,6 +37,11 @@ export interface FirewallBackend {
   remove(entries: { address: string; family: Family }[]): Promise<void>;
   /** What the kernel holds now. */
   list(): Promise<KernelBan[]>;
+  /**
+   * Optional: additions and removals taken together in ONE process (the queue prefers this when
+   * present; otherwise it calls add() then remove()).
+   */
+  apply?(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void>;
 }
 
 /** A backend module exports one of these; the registry in index.ts lists them. */

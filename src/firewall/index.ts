@@ -1,27 +1,295 @@
-// CONTRACT (issue 4 implements): backend choice, and the queue that batches, retries and
-// re-fills. The daemon only talks to Firewall.
+// Backend choice, and the queue between the daemon's decisions and the kernel: everything decided
+// in one tick goes out in one process, failures are retried with back-off (never dropped), and
+// what someone else flushed or deleted is re-created and re-filled from our own list of bans.
 import type { Config } from '../config';
-import type { BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
+import type { BanEntry, BackendModule, FirewallBackend, KernelBan, Logger } from './backend';
 import type { Family } from '../address';
+import { dryrunBackend } from './dryrun';
+import { firewalldBackend } from './firewalld';
+import { ipsetBackend } from './ipset';
+import { nftablesBackend } from './nftables';
+import { clampSeconds, validAddress } from './validate';
 
 export class FirewallError extends Error {}
 
-/** backend=auto: firewalld if running, else ipset+iptables if present, else nftables. dryRun: log only. */
-export declare function chooseBackend(config: Config, log: Logger, dryRun: boolean): Promise<FirewallBackend>;
+/** In backend=auto preference order. Adding a backend is adding its module here. */
+export const BACKENDS: readonly BackendModule[] = [firewalldBackend, ipsetBackend, nftablesBackend];
 
-export declare class Firewall {
-  constructor(backend: FirewallBackend, log: Logger);
-  readonly backend: FirewallBackend;
+/** backend=auto: firewalld if running, else ipset+iptables if present, else nftables. dryRun: log only. */
+export async function chooseBackend(config: Config, log: Logger, dryRun: boolean): Promise<FirewallBackend> {
+  if (dryRun) return dryrunBackend.create(config, log);
+  if (config.backend === 'auto') {
+    for (const m of BACKENDS) {
+      if (await m.available(config)) return m.create(config, log);
+    }
+    throw new FirewallError(
+      `no firewall backend available: firewalld not running (${config.fwcmdPath}/firewall-cmd --state), ` +
+        `no ipset/iptables in ${config.iptPath}, no nft in ${config.nftPath}`,
+    );
+  }
+  const m = BACKENDS.find((b) => b.name === config.backend);
+  if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${BACKENDS.map((b) => b.name).join(', ')})`);
+  if (!(await m.available(config))) {
+    throw new FirewallError(`backend=${m.name} is configured but not usable here: ${unavailableWhy(m.name, config)}`);
+  }
+  return m.create(config, log);
+}
+
+function unavailableWhy(name: string, config: Config): string {
+  const why: Record<string, string> = {
+    firewalld: `${config.fwcmdPath}/firewall-cmd --state does not say running`,
+    ipset: `${config.iptPath}/ipset or ${config.iptPath}/iptables is missing`,
+    nftables: `${config.nftPath}/nft is missing`,
+  };
+  return why[name] ?? 'not available';
+}
+
+export interface FirewallOptions {
+  /** How often sets, rules and contents are verified (ms). */
+  checkIntervalMs?: number;
+  /** First retry delay after a failure (ms); doubles up to retryMaxMs. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** setup() attempts in start() before giving up with FirewallError. */
+  startAttempts?: number;
+}
+
+type Op = { kind: 'add' } | { kind: 'del' };
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class Firewall {
+  private readonly opts: Required<FirewallOptions>;
+  /** What we believe the kernel should hold: address -> family, expiry (ms since epoch). */
+  private readonly bans = new Map<string, { family: Family; expiry: number }>();
+  /** Changes not yet sent; the latest decision about an address wins. */
+  private pending = new Map<string, { op: Op; family: Family }>();
+  private started = false;
+  private closed = false;
+  private running: Promise<void> | null = null;
+  private scheduled = false;
+  private needsCheck = false;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly backend: FirewallBackend,
+    private readonly log: Logger,
+    opts: FirewallOptions = {},
+  ) {
+    this.opts = { checkIntervalMs: 30_000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, ...opts };
+  }
+
   /** setup() with retry/back-off logging; resolves once sets and rules are in place (or throws FirewallError). */
-  start(): Promise<void>;
+  async start(): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= this.opts.startAttempts; attempt++) {
+      try {
+        await this.backend.setup();
+        last = undefined;
+        break;
+      } catch (e) {
+        last = e;
+        if (attempt === this.opts.startAttempts) break;
+        const delay = this.delay(attempt);
+        this.log.error('firewall set-up failed; retrying', { backend: this.backend.name, error: errText(e), attempt: String(attempt), retry_in_ms: String(delay) });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    if (last !== undefined) {
+      throw new FirewallError(`firewall set-up failed (backend ${this.backend.name}) after ${this.opts.startAttempts} attempts: ${errText(last)}`);
+    }
+    this.started = true;
+    this.log.info('firewall ready', { backend: this.backend.name, what: this.backend.describe() });
+    this.checkTimer = setInterval(() => {
+      this.needsCheck = true;
+      this.schedule();
+    }, this.opts.checkIntervalMs);
+    this.checkTimer.unref();
+    this.schedule();
+  }
+
   /** Queue bans; all queued together go out in one process. Never throws: failures are logged and retried. */
-  ban(entries: BanEntry[]): void;
-  unban(entries: { address: string; family: Family }[]): void;
+  ban(entries: BanEntry[]): void {
+    const now = Date.now();
+    for (const e of entries) {
+      const seconds = clampSeconds(e?.seconds);
+      if (!e || !validAddress(e.address, e.family) || seconds === null) {
+        this.log.warn('refusing an invalid ban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family), seconds: String(e?.seconds) });
+        continue;
+      }
+      this.bans.set(e.address, { family: e.family, expiry: now + seconds * 1000 });
+      this.pending.set(e.address, { op: { kind: 'add' }, family: e.family });
+    }
+    this.schedule();
+  }
+
+  unban(entries: { address: string; family: Family }[]): void {
+    for (const e of entries) {
+      if (!e || !validAddress(e.address, e.family)) {
+        this.log.warn('refusing an invalid unban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family) });
+        continue;
+      }
+      this.bans.delete(e.address);
+      this.pending.set(e.address, { op: { kind: 'del' }, family: e.family });
+    }
+    this.schedule();
+  }
+
   /** Resolves when everything queued so far reached the kernel (or failed and was re-queued). */
-  flush(): Promise<void>;
+  flush(): Promise<void> {
+    if (!this.started || this.closed) return Promise.resolve();
+    if (!this.running && !this.scheduled && (this.pending.size === 0 || this.retryTimer)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
   /** Bans we believe are active (address -> expiry ms), re-filled into the kernel when lost. */
-  active(): Map<string, { family: Family; expiry: number }>;
-  list(): Promise<KernelBan[]>;
+  active(): Map<string, { family: Family; expiry: number }> {
+    this.prune();
+    return new Map([...this.bans].map(([a, b]) => [a, { ...b }]));
+  }
+
+  list(): Promise<KernelBan[]> {
+    return this.backend.list();
+  }
+
   /** Stop timers; bans stay in the kernel to expire by themselves. */
-  close(): Promise<void>;
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.checkTimer = this.retryTimer = null;
+    if (this.running) await this.running;
+    if (this.pending.size) this.log.warn('firewall closing with changes not applied', { count: String(this.pending.size) });
+    this.wake();
+  }
+
+  private delay(failures: number): number {
+    return Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  private prune(): void {
+    const now = Date.now();
+    for (const [a, b] of this.bans) if (b.expiry <= now) this.bans.delete(a);
+  }
+
+  /** One drain per tick, none while a batch is in flight (it picks up the new work) or a retry waits. */
+  private schedule(): void {
+    if (!this.started || this.closed || this.scheduled || this.running || this.retryTimer) return;
+    if (this.pending.size === 0 && !this.needsCheck) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.drain().finally(() => {
+        this.running = null;
+        this.wake();
+        // Work queued while the last step of the drain was awaiting.
+        this.schedule();
+      });
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.closed) {
+      let batch: Map<string, { op: Op; family: Family }> | null = null;
+      try {
+        if (this.needsCheck) await this.repair();
+        if (this.pending.size === 0) return;
+        batch = this.pending;
+        this.pending = new Map();
+        await this.send(batch);
+        if (this.failures) this.log.info('firewall working again', { backend: this.backend.name });
+        this.failures = 0;
+      } catch (e) {
+        if (batch) {
+          // Put the failed batch back; anything decided since about the same address wins.
+          for (const [a, v] of this.pending) batch.set(a, v);
+          this.pending = batch;
+        }
+        this.failures++;
+        this.needsCheck = true;
+        const delay = this.delay(this.failures);
+        this.log.error('firewall update failed; will retry', {
+          backend: this.backend.name,
+          error: errText(e),
+          queued: String(this.pending.size),
+          retry_in_ms: String(delay),
+        });
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.schedule();
+        }, delay);
+        return;
+      }
+    }
+  }
+
+  /** Sends one batch; each ban carries its REMAINING time (a retried ban does not get extended). */
+  private async send(batch: Map<string, { op: Op; family: Family }>): Promise<void> {
+    const now = Date.now();
+    const add: BanEntry[] = [];
+    const remove: { address: string; family: Family }[] = [];
+    for (const [address, { op, family }] of batch) {
+      if (op.kind === 'del') {
+        remove.push({ address, family });
+        continue;
+      }
+      const b = this.bans.get(address);
+      if (!b || b.expiry <= now) continue; // expired while queued: nothing to add
+      add.push({ address, family, seconds: Math.ceil((b.expiry - now) / 1000) });
+    }
+    if (add.length === 0 && remove.length === 0) return;
+    if (this.backend.apply) await this.backend.apply(add, remove);
+    else {
+      if (add.length) await this.backend.add(add);
+      if (remove.length) await this.backend.remove(remove);
+    }
+  }
+
+  /**
+   * Sets or rules gone (a firewall reload, a flush by hand): re-create them and re-fill every ban we
+   * still hold. A set that exists but holds none of our bans of its family was flushed: re-fill it.
+   * (Single entries removed by an administrator are left removed.)
+   */
+  private async repair(): Promise<void> {
+    this.prune();
+    if (!(await this.backend.check())) {
+      this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
+      await this.backend.setup();
+      if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
+      this.refill(new Set<Family>([4, 6]));
+    } else if (this.bans.size) {
+      const inKernel = new Set((await this.backend.list()).map((k) => k.address));
+      const emptied = new Set<Family>();
+      for (const f of [4, 6] as Family[]) {
+        const ours = [...this.bans].filter(([a, b]) => b.family === f && !this.pending.has(a)).map(([a]) => a);
+        if (ours.length && !ours.some((a) => inKernel.has(a))) emptied.add(f);
+      }
+      if (emptied.size) {
+        this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, families: [...emptied].join(',') });
+        this.refill(emptied);
+      }
+    }
+    this.needsCheck = false;
+  }
+
+  private refill(fams: Set<Family>): void {
+    let n = 0;
+    for (const [address, b] of this.bans) {
+      if (!fams.has(b.family) || this.pending.has(address)) continue;
+      this.pending.set(address, { op: { kind: 'add' }, family: b.family });
+      n++;
+    }
+    if (n) this.log.info('re-filling bans into the firewall', { count: String(n) });
+  }
 }

@@ -1,0 +1,214 @@
+// nftables, native: a table of our own, `inet tallow`, with sets `tallow` (ipv4_addr) and
+// `tallow6` (ipv6_addr) carrying per-element timeouts, and a chain hooked on input at priority -10,
+// before the distributions' filter chains (priority 0), so an ACCEPT there cannot let a banned
+// address through. Everything (set-up, bans, unbans) is one `nft -f -` script per batch.
+import * as path from 'node:path';
+import type { Config } from '../config';
+import type { Family } from '../address';
+import type { BackendModule, BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
+import { runOk } from './exec';
+import { executable } from './ipset';
+import { clampSeconds, validAddress } from './validate';
+
+export const TABLE = 'tallow';
+export const CHAIN = 'input';
+export const SET: Record<Family, string> = { 4: 'tallow', 6: 'tallow6' };
+const ADDR_TYPE: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
+const PROTO: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
+const TIMEOUT_MS = 120_000;
+/** Elements per statement: keeps each line of the script (and nft's parser state) of modest size. */
+const CHUNK = 2000;
+
+export function families(config: Config): Family[] {
+  return config.ipv6 ? [4, 6] : [4];
+}
+
+/** `add` is idempotent for table, chain and set, so this script is safe to run at every start. */
+export function setupScript(config: Config): string {
+  const lines = [`add table inet ${TABLE}`];
+  for (const f of families(config)) {
+    lines.push(`add set inet ${TABLE} ${SET[f]} { type ${ADDR_TYPE[f]}; flags timeout; size ${config.maxelem}; timeout ${config.expires}s; }`);
+  }
+  lines.push(`add chain inet ${TABLE} ${CHAIN} { type filter hook input priority -10; policy accept; }`);
+  return lines.join('\n') + '\n';
+}
+
+export function ruleText(f: Family): string {
+  return `add rule inet ${TABLE} ${CHAIN} ${PROTO[f]} saddr @${SET[f]} drop`;
+}
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+/**
+ * One script for a whole batch. To refresh the timeout of an element already present (older
+ * kernels keep the old one on `add`), each added element goes through add (so it exists), delete,
+ * add-with-timeout, all inside nft's single transaction; removals are add-then-delete so an absent
+ * element is not an error.
+ */
+export function batchScript(add: BanEntry[], remove: { address: string; family: Family }[], fams: Family[]): string {
+  const lines: string[] = [];
+  for (const f of fams) {
+    const adds: { address: string; seconds: number }[] = [];
+    for (const e of add) {
+      const seconds = clampSeconds(e.seconds);
+      if (e.family === f && validAddress(e.address, f) && seconds !== null) adds.push({ address: e.address, seconds });
+    }
+    const dels = remove.filter((e) => e.family === f && validAddress(e.address, f)).map((e) => e.address);
+    const target = `inet ${TABLE} ${SET[f]}`;
+    for (const c of chunks(adds)) {
+      const bare = c.map((e) => e.address).join(', ');
+      lines.push(`add element ${target} { ${bare} }`);
+      lines.push(`delete element ${target} { ${bare} }`);
+      lines.push(`add element ${target} { ${c.map((e) => `${e.address} timeout ${e.seconds}s`).join(', ')} }`);
+    }
+    for (const c of chunks(dels)) {
+      const bare = c.join(', ');
+      lines.push(`add element ${target} { ${bare} }`);
+      lines.push(`delete element ${target} { ${bare} }`);
+    }
+  }
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
+type NftObject = Record<string, any>;
+
+/** Does this rule (from `nft -j`) read `PROTO saddr @SET drop`? */
+export function isDropRule(rule: NftObject, f: Family): boolean {
+  const expr: NftObject[] = Array.isArray(rule.expr) ? rule.expr : [];
+  const matches = expr.some((e) => {
+    const m = e && e.match;
+    const p = m && m.left && m.left.payload;
+    return m && m.op === '==' && p && p.protocol === PROTO[f] && p.field === 'saddr' && m.right === `@${SET[f]}`;
+  });
+  return matches && expr.some((e) => e && 'drop' in e);
+}
+
+export interface TableState {
+  sets: Set<string>;
+  rules: Set<Family>;
+  chain: boolean;
+}
+
+export function parseTable(json: string): TableState {
+  const state: TableState = { sets: new Set(), rules: new Set(), chain: false };
+  const doc = JSON.parse(json) as { nftables?: NftObject[] };
+  for (const o of doc.nftables ?? []) {
+    if (o.set && o.set.table === TABLE && o.set.family === 'inet') state.sets.add(o.set.name);
+    if (o.chain && o.chain.table === TABLE && o.chain.name === CHAIN && o.chain.hook === 'input') state.chain = true;
+    if (o.rule && o.rule.table === TABLE && o.rule.chain === CHAIN) {
+      for (const f of [4, 6] as Family[]) if (isDropRule(o.rule, f)) state.rules.add(f);
+    }
+  }
+  return state;
+}
+
+export function parseSetElements(json: string, f: Family): KernelBan[] {
+  const out: KernelBan[] = [];
+  const doc = JSON.parse(json) as { nftables?: NftObject[] };
+  for (const o of doc.nftables ?? []) {
+    if (!o.set || o.set.name !== SET[f]) continue;
+    for (const el of o.set.elem ?? []) {
+      // An element is a bare value, or {elem: {val, timeout, expires}} when it has a timeout.
+      const val = typeof el === 'string' ? el : el && el.elem ? el.elem.val : undefined;
+      if (!validAddress(val, f)) continue;
+      const expires = el && el.elem && typeof el.elem.expires === 'number' ? el.elem.expires : Infinity;
+      out.push({ address: val, family: f, remaining: expires });
+    }
+  }
+  return out;
+}
+
+class NftablesBackend implements FirewallBackend {
+  readonly name = 'nftables';
+  private readonly fams: Family[];
+  private readonly nft: string;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.fams = families(config);
+    this.nft = path.join(config.nftPath, 'nft');
+  }
+
+  describe(): string {
+    const sets = this.fams.map((f) => SET[f]).join(', ');
+    const how = this.config.nocreate
+      ? 'nocreate: using the table the administrator made'
+      : `timeout ${this.config.expires}s size ${this.config.maxelem}, drop rules in chain ${CHAIN} hooked on input priority -10`;
+    return `nftables table inet ${TABLE}, sets ${sets} (${how}) with ${this.nft}`;
+  }
+
+  private async state(): Promise<TableState | null> {
+    try {
+      const r = await runOk([this.nft, '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: TIMEOUT_MS });
+      return parseTable(r.stdout);
+    } catch (e) {
+      // "No such file or directory": the table is gone; anything else (nft missing...) is an error.
+      if (/No such file or directory|does not exist/i.test((e as Error).message) && !/cannot run/.test((e as Error).message)) return null;
+      throw e;
+    }
+  }
+
+  async setup(): Promise<void> {
+    if (this.config.nocreate) {
+      const st = await this.state();
+      for (const f of this.fams) {
+        if (!st || !st.sets.has(SET[f])) this.log.warn('nocreate=1 but the nftables set is missing: bans will fail until it exists', { set: `inet ${TABLE} ${SET[f]}` });
+      }
+      return;
+    }
+    await runOk([this.nft, '-f', '-'], { input: setupScript(this.config), timeoutMs: TIMEOUT_MS });
+    const st = await this.state();
+    const missing = this.fams.filter((f) => !st || !st.rules.has(f));
+    if (missing.length) {
+      await runOk([this.nft, '-f', '-'], { input: missing.map(ruleText).join('\n') + '\n', timeoutMs: TIMEOUT_MS });
+      this.log.info('added nftables drop rules', { chain: `inet ${TABLE} ${CHAIN}`, sets: missing.map((f) => SET[f]).join(',') });
+    }
+  }
+
+  async check(): Promise<boolean> {
+    const st = await this.state();
+    if (!st) return false;
+    for (const f of this.fams) if (!st.sets.has(SET[f])) return false;
+    if (this.config.nocreate) return true;
+    return st.chain && this.fams.every((f) => st.rules.has(f));
+  }
+
+  add(entries: BanEntry[]): Promise<void> {
+    return this.apply(entries, []);
+  }
+
+  remove(entries: { address: string; family: Family }[]): Promise<void> {
+    return this.apply([], entries);
+  }
+
+  async apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
+    const script = batchScript(add, remove, this.fams);
+    if (!script) return;
+    await runOk([this.nft, '-f', '-'], { input: script, timeoutMs: TIMEOUT_MS });
+  }
+
+  async list(): Promise<KernelBan[]> {
+    const out: KernelBan[] = [];
+    for (const f of this.fams) {
+      const r = await runOk([this.nft, '-j', 'list', 'set', 'inet', TABLE, SET[f]], { timeoutMs: TIMEOUT_MS });
+      out.push(...parseSetElements(r.stdout, f));
+    }
+    return out;
+  }
+}
+
+export const nftablesBackend: BackendModule = {
+  name: 'nftables',
+  available(config) {
+    return executable(path.join(config.nftPath, 'nft'));
+  },
+  create(config, log) {
+    return new NftablesBackend(config, log);
+  },
+};

@@ -1,0 +1,97 @@
+// Runs the firewall module inside a test's network namespace and prints what happened as JSON.
+// Usage: node firewall-child.js '<json>' where json = { config: Partial<Config>, options, steps }.
+// Steps: start | flush | list | check | close | {ban:[[addr,family,seconds],...]} | {unban:[[addr,family]...]}
+//        | {sleep: ms} | {exec: argv} (a change "from outside", e.g. ipset flush) | {waitLog: text, ms}
+//        | {banMany: {v4: n, v6: n, seconds}} | active
+import { execFileSync } from 'node:child_process';
+import type { Config } from '../../src/config';
+import type { Family } from '../../src/address';
+import type { Logger } from '../../src/firewall/backend';
+import { chooseBackend, Firewall, type FirewallOptions } from '../../src/firewall/index';
+import { manyAddresses } from './firewall-addresses';
+
+type Step = string | Record<string, any>;
+
+export function baseConfig(over: Partial<Config> = {}): Config {
+  return {
+    file: null,
+    fwcmdPath: '/usr/bin',
+    iptPath: '/usr/sbin',
+    expires: 3600,
+    whitelist: [],
+    ipv6: true,
+    nocreate: false,
+    threshold: 1,
+    backend: 'auto',
+    nftPath: '/usr/sbin',
+    maxelem: 1_000_000,
+    maxRecords: 100_000,
+    patternsDir: '/etc/tallow',
+    stateDir: '/var/lib/tallow',
+    socket: '/run/tallow.sock',
+    ...over,
+  };
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]) as { config?: Partial<Config>; options?: FirewallOptions; steps: Step[]; dryRun?: boolean };
+  const logs: { level: string; msg: string; fields?: Record<string, string> }[] = [];
+  const mk = (level: string) => (msg: string, fields?: Record<string, string>) => {
+    logs.push({ level, msg, fields });
+  };
+  const log: Logger = { info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
+  const results: unknown[] = [];
+  let fw: Firewall | null = null;
+  const out = (extra: Record<string, unknown>) => process.stdout.write(JSON.stringify({ results, logs, ...extra }) + '\n');
+  try {
+    const backend = await chooseBackend(baseConfig(spec.config), log, !!spec.dryRun);
+    fw = new Firewall(backend, log, spec.options);
+    results.push({ backend: backend.name, describe: backend.describe() });
+    for (const step of spec.steps) {
+      const t0 = process.hrtime.bigint();
+      const ms = () => Number(process.hrtime.bigint() - t0) / 1e6;
+      if (step === 'start') {
+        await fw.start();
+        results.push({ start: ms() });
+      } else if (step === 'flush') {
+        await fw.flush();
+        results.push({ flush: ms() });
+      } else if (step === 'list') {
+        results.push({ list: await fw.list() });
+      } else if (step === 'check') {
+        results.push({ check: await fw.backend.check() });
+      } else if (step === 'active') {
+        results.push({ active: [...fw.active()].map(([a, b]) => [a, b.family, b.expiry - Date.now()]) });
+      } else if (step === 'close') {
+        await fw.close();
+      } else if (typeof step === 'object' && step.ban) {
+        fw.ban((step.ban as [string, Family, number][]).map(([address, family, seconds]) => ({ address, family, seconds })));
+      } else if (typeof step === 'object' && step.unban) {
+        fw.unban((step.unban as [string, Family][]).map(([address, family]) => ({ address, family })));
+      } else if (typeof step === 'object' && step.banMany) {
+        const { v4, v6, seconds } = step.banMany as { v4: number; v6: number; seconds: number };
+        fw.ban(manyAddresses(v4, v6).map((a) => ({ ...a, seconds })));
+        await fw.flush();
+        results.push({ banMany: ms() });
+      } else if (typeof step === 'object' && step.sleep) {
+        await new Promise((r) => setTimeout(r, step.sleep));
+      } else if (typeof step === 'object' && step.exec) {
+        const argv = step.exec as string[];
+        execFileSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+      } else if (typeof step === 'object' && step.waitLog) {
+        const end = Date.now() + (step.ms ?? 10000);
+        while (!logs.some((l) => l.msg.includes(step.waitLog)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        results.push({ waitLog: step.waitLog, found: logs.some((l) => l.msg.includes(step.waitLog)) });
+      } else {
+        throw new Error(`unknown step ${JSON.stringify(step)}`);
+      }
+    }
+    await fw.close();
+    out({ ok: true });
+  } catch (e) {
+    if (fw) await fw.close();
+    out({ ok: false, error: (e as Error).message, errorName: (e as Error).constructor.name });
+  }
+}
+
+if (require.main === module) void main();
