@@ -1,4 +1,35 @@
-// Placeholder: the sd-journal addon is written under issue 2.
+// tallow's N-API addon: sd-journal reading (journal.cc) and sd-daemon services (systemd.cc).
 #include <napi.h>
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
-NODE_API_MODULE(tallow, Init)
+#include <vector>
+
+#include "env_state.h"
+#include "journal.h"
+
+namespace tallow {
+void InitSystemd(Napi::Env env, Napi::Object exports);
+
+// Environment teardown (process exit, a worker thread ending): close every journal still
+// open, then let Node wait until the libuv handles have run their close callbacks.
+static void OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  EnvState* state = static_cast<EnvState*>(arg);
+  state->hook = handle;
+  state->tearing_down = true;
+  std::vector<JournalWrap*> open(state->journals.begin(), state->journals.end());
+  for (JournalWrap* j : open) j->Close();
+  state->MaybeFinishTeardown();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  EnvState* state = new EnvState();
+  env.SetInstanceData<EnvState>(state);
+  napi_async_cleanup_hook_handle ignored;
+  napi_add_async_cleanup_hook(env, OnEnvTeardown, state, &ignored);
+  exports.Set("Journal", JournalWrap::Define(env));
+  InitSystemd(env, exports);
+  return exports;
+}
+
+}  // namespace tallow
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return tallow::Init(env, exports); }
+NODE_API_MODULE(tallow, InitAddon)

@@ -1,0 +1,62 @@
+// Loads the compiled N-API addon (build/Release/tallow.node) once, with an error that says
+// how to build it when it is missing.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The native journal object (native/journal.h). Mechanisms only; src/journal.ts holds the policy. */
+export interface NativeJournal {
+  close(): void;
+  isClosed(): boolean;
+  setFields(fields: string[]): void;
+  setMaxFieldSize(bytes: number): void;
+  addMatch(term: string): void;
+  addDisjunction(): void;
+  addConjunction(): void;
+  flushMatches(): void;
+  seekHead(): void;
+  seekTail(): void;
+  seekCursor(cursor: string): void;
+  seekRealtime(usec: number): void;
+  next(): number;
+  previous(): number;
+  testCursor(cursor: string): boolean;
+  getCursor(): string | null;
+  /** Flat: per entry cursor, realtime, then one value (or undefined) per field given to setFields. */
+  readBatch(max: number, includeCurrent?: boolean): Array<string | number | undefined>;
+  process(): number;
+  watch(callback: (processResult: number) => void): void;
+  unwatch(): void;
+}
+
+export interface Addon {
+  Journal: new (options: { directory?: string; files?: string[] }) => NativeJournal;
+  notify(state: string): boolean;
+  watchdogUsec(): number;
+  journalSend(items: string[]): void;
+  underJournal(): boolean;
+}
+
+// dist/src/addon.js -> <root>/build; src/addon.ts run directly -> <root>/build.
+const candidates = [
+  path.resolve(__dirname, '..', '..', 'build', 'Release', 'tallow.node'),
+  path.resolve(__dirname, '..', 'build', 'Release', 'tallow.node'),
+];
+
+let loaded: Addon | undefined;
+
+export function addon(): Addon {
+  if (loaded) return loaded;
+  const file = candidates.find((p) => fs.existsSync(p));
+  if (!file) {
+    throw new Error(
+      `tallow: the native addon is not built (looked for ${candidates[0]}); run "npm run build:addon" ` +
+        '(needs g++, make, python3, pkg-config and libsystemd-dev)',
+    );
+  }
+  try {
+    loaded = require(file) as Addon;
+  } catch (err) {
+    throw new Error(`tallow: cannot load the native addon ${file}: ${(err as Error).message}; rebuild it with "npm run build:addon"`);
+  }
+  return loaded;
+}
