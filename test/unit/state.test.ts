@@ -1,0 +1,163 @@
+// State file: round trip, atomic save, and every kind of unreadable file set aside (never a crash,
+// never a silent reset).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { StateStore, StateSaver, activeBans, liveRecords, type State } from '../../src/state';
+import type { TrackerRecord } from '../../src/tracker';
+
+function tmpdir(t: { after(fn: () => void): void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-state-${process.pid}-`));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function rec(address: string, extra: Partial<TrackerRecord> = {}): TrackerRecord {
+  return {
+    address, family: address.includes(':') ? 6 : 4, score: 0.4, count: 2, first: 1_700_000_000_000,
+    last: 1_700_000_100_000, banned: false, banExpiry: 0, pattern: null, ...extra,
+  };
+}
+
+function sample(): State {
+  return {
+    version: 1,
+    saved: 1_700_000_200_000,
+    cursor: 's=abc;i=1f;b=def;m=12;t=5f;x=99',
+    records: [
+      rec('192.0.2.7'),
+      rec('2001:db8::7', { last: 1_700_000_200_000, banned: true, banExpiry: 1_700_003_800_000, score: 1.2, count: 6, pattern: 'sshd.json#2' }),
+    ],
+    bans: [
+      { address: '2001:db8::7', family: 6, expiry: 1_700_003_800_000, pattern: 'sshd.json#2' },
+      { address: '203.0.113.9', family: 4, expiry: 1_700_000_210_000, pattern: 'manual' },
+    ],
+  };
+}
+
+function asideFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n.startsWith('state.json.corrupt-'));
+}
+
+test('missing file: no state, no problem', (t) => {
+  const s = new StateStore(tmpdir(t));
+  assert.deepEqual(s.load(), { state: null });
+});
+
+test('save then load gives the same state back, file mode 0600, no temp file left', async (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  await s.save(sample());
+  assert.deepEqual(s.load(), { state: sample() });
+  assert.equal(fs.statSync(s.file).mode & 0o777, 0o600);
+  assert.deepEqual(fs.readdirSync(dir), ['state.json']);
+});
+
+test('a second save replaces the first whole', async (t) => {
+  const s = new StateStore(tmpdir(t));
+  await s.save(sample());
+  const next = { ...sample(), cursor: 'later', records: [rec('198.51.100.4')], bans: [] };
+  await s.save(next);
+  assert.deepEqual(s.load().state, next);
+});
+
+test('concurrent saves are serialised; the last one wins', async (t) => {
+  const s = new StateStore(tmpdir(t));
+  const states = [1, 2, 3, 4, 5].map((n) => ({ ...sample(), cursor: `c${n}` }));
+  await Promise.all(states.map((st) => s.save(st)));
+  assert.equal(s.load().state?.cursor, 'c5');
+});
+
+const bad: [string, (good: string) => string | Buffer, RegExp][] = [
+  ['truncated', (g) => g.slice(0, Math.floor(g.length / 2)), /not valid JSON/],
+  ['empty', () => '', /is empty/],
+  ['garbage', () => Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a]), /not valid JSON/],
+  ['wrong version', (g) => g.replace('"version":1', '"version":2'), /version 2 is not 1/],
+  ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /version undefined/],
+  ['a JSON array', () => '[]', /not a JSON object/],
+  ['a malformed record', (g) => g.replace('"192.0.2.7"', '"not-an-address"'), /record 1 is malformed/],
+  ['a malformed ban', (g) => g.replace('"203.0.113.9",', '"203.0.113.9","x",'), /ban 2 is malformed/],
+];
+
+for (const [name, spoil, why] of bad) {
+  test(`${name} state file is reported, moved aside, and the next save works`, async (t) => {
+    const dir = tmpdir(t);
+    const s = new StateStore(dir);
+    await s.save(sample());
+    const good = fs.readFileSync(s.file, 'utf8');
+    const spoilt = spoil(good);
+    fs.writeFileSync(s.file, spoilt);
+    const r = s.load();
+    assert.equal(r.state, null);
+    assert.match(r.problem ?? '', why);
+    assert.match(r.problem ?? '', /moved aside to .*state\.json\.corrupt-\d{8}T\d{6}\.\d{3}Z/);
+    const aside = asideFiles(dir);
+    assert.equal(aside.length, 1);
+    assert.deepEqual(fs.readFileSync(path.join(dir, aside[0])), Buffer.from(spoilt), 'the bad file is kept as it was');
+    assert.equal(fs.existsSync(s.file), false);
+    assert.deepEqual(s.load(), { state: null }, 'after setting aside, a fresh start');
+    await s.save(sample());
+    assert.deepEqual(s.load().state, sample());
+  });
+}
+
+test('a state file that is a directory is moved aside too', (t) => {
+  const dir = tmpdir(t);
+  fs.mkdirSync(path.join(dir, 'state.json'));
+  const r = new StateStore(dir).load();
+  assert.equal(r.state, null);
+  assert.match(r.problem ?? '', /is a directory/);
+  assert.equal(asideFiles(dir).length, 1);
+});
+
+test('save into a missing directory fails with a message naming the file', async (t) => {
+  const dir = path.join(tmpdir(t), 'nope');
+  await assert.rejects(new StateStore(dir).save(sample()), /cannot save state to .*nope\/state\.json: ENOENT/);
+});
+
+test('a failed save leaves the previous file intact and no temp file behind', async (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  await s.save(sample());
+  // A state JSON cannot encode a BigInt: encoding throws before anything is written.
+  const broken = { ...sample(), saved: 10n as unknown as number };
+  await assert.rejects(s.save(broken), /cannot save state .*BigInt/);
+  assert.deepEqual(s.load().state, sample());
+  // The rename target is a non-empty directory: rename fails after the temp file was written.
+  const other = new StateStore(path.join(dir, 'sub'));
+  fs.mkdirSync(path.join(dir, 'sub', 'state.json', 'x'), { recursive: true });
+  await assert.rejects(other.save(sample()), /cannot save state/);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'sub')), ['state.json']);
+});
+
+test('activeBans keeps running bans with whole seconds left; liveRecords prunes the downtime', () => {
+  const st = sample();
+  const now = 1_700_000_205_500;
+  assert.deepEqual(activeBans(st, now), [
+    { address: '2001:db8::7', family: 6, seconds: 3595, pattern: 'sshd.json#2' },
+    { address: '203.0.113.9', family: 4, seconds: 5, pattern: 'manual' },
+  ]);
+  assert.deepEqual(activeBans(st, 1_700_000_210_000).map((b) => b.address), ['2001:db8::7']);
+  // expires 3600 s: the unbanned record (last seen at ...100_000) survives until ...3_700_000
+  assert.equal(liveRecords(st, now, 3600).length, 2);
+  assert.deepEqual(liveRecords(st, 1_700_003_700_001, 3600).map((r) => r.address), ['2001:db8::7']);
+  assert.deepEqual(liveRecords(st, 1_700_003_800_000, 7200).map((r) => r.address), ['192.0.2.7']);
+});
+
+test('StateSaver coalesces many changes into few writes and flush writes the last', async (t) => {
+  const s = new StateStore(tmpdir(t));
+  let n = 0;
+  const saver = new StateSaver(s, () => ({ ...sample(), cursor: `c${n}` }), 200);
+  for (n = 1; n <= 50; n++) saver.markDirty();
+  n = 50;
+  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 10; i++) saver.markDirty();
+  n = 77;
+  saver.markDirty();
+  await saver.flush();
+  assert.equal(s.load().state?.cursor, 'c77');
+  assert.ok(saver.saves <= 2, `expected at most 2 writes, got ${saver.saves}`);
+  assert.ok(saver.saves >= 1);
+});
