@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// `tallow`: the daemon (no subcommand), or a client of the running daemon (status, list, ban,
+// unban), or the pattern tester (test). Start-up errors are one line on stderr and an exit
+// status a script can read (sysexits.h): never a stack trace.
+import { DEFAULT_CONFIG_FILE } from './config';
+import { Log } from './log';
+
+export const EX_USAGE = 64;
+export const EX_UNAVAILABLE = 69;
+export const EX_CONFIG = 78;
+
+export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
+       tallow status | list [--json] | ban ADDRESS [--time SECONDS] | unban ADDRESS
+       tallow test [OPTIONS] [FILE...]
+       tallow --help | --version
+
+Reads sshd's authentication failures from the systemd journal, scores remote addresses and bans
+offenders in the kernel firewall (ipset+iptables, firewalld or nftables).
+
+Daemon options:
+  --config FILE      read FILE instead of /etc/tallow.conf (a missing FILE is an error)
+  --journal-dir DIR  read the journal files in DIR (like journalctl -D) instead of the system journal
+  --dry-run          decide and log bans, never touch the firewall (no state file, no control socket)
+  --verbose          log every match, not only bans and unbans
+  --help             show this help
+  --version          show the version
+
+Commands (to the running daemon, over its control socket):
+  status             version, uptime, backend, counters, journal position
+  list               banned addresses with remaining time, score, count and pattern
+  ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
+  unban ADDRESS      lift the ban and forget the address's record
+  test               try patterns on log lines or the journal (see tallow test --help)
+
+Signals: SIGHUP reloads tallow.conf and the patterns, SIGUSR1 logs the record table,
+SIGTERM/SIGINT stop (bans stay in the kernel until their timeouts).
+Exit status: 0 stopped cleanly, 64 bad usage, 69 no usable firewall, 78 bad configuration or
+patterns, 1 other errors. See tallow(8), tallow.conf(5), tallow.patterns(5).
+`;
+
+export interface DaemonArgs {
+  config: string;
+  explicitConfig: boolean;
+  journalDir?: string;
+  dryRun: boolean;
+  verbose: boolean;
+}
+
+export type Parsed =
+  | { kind: 'daemon'; args: DaemonArgs }
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'ctl'; sub: 'status' | 'list' | 'ban' | 'unban'; args: string[] }
+  | { kind: 'test'; args: string[] }
+  | { kind: 'usage'; error: string };
+
+const CTL = new Set(['status', 'list', 'ban', 'unban']);
+
+export function parseArgs(argv: string[]): Parsed {
+  const first = argv[0];
+  if (first !== undefined && CTL.has(first)) return { kind: 'ctl', sub: first as 'status', args: argv.slice(1) };
+  if (first === 'test') return { kind: 'test', args: argv.slice(1) };
+  const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: false, verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    let value: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      value = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const takeValue = (): string | null => {
+      if (value !== undefined) return value;
+      const v = argv[i + 1];
+      if (v === undefined || v === '') return null;
+      i++;
+      return v;
+    };
+    const flag = (): boolean => value === undefined;
+    switch (a) {
+      case '-h':
+      case '--help':
+        return { kind: 'help' };
+      case '-V':
+      case '--version':
+        return { kind: 'version' };
+      case '-c':
+      case '--config': {
+        const v = takeValue();
+        if (v === null || v === '') return { kind: 'usage', error: `${a} needs a file name` };
+        args.config = v;
+        args.explicitConfig = true;
+        break;
+      }
+      case '-D':
+      case '--journal-dir': {
+        const v = takeValue();
+        if (v === null || v === '') return { kind: 'usage', error: `${a} needs a directory` };
+        args.journalDir = v;
+        break;
+      }
+      case '-n':
+      case '--dry-run':
+        if (!flag()) return { kind: 'usage', error: `${a} takes no value` };
+        args.dryRun = true;
+        break;
+      case '-v':
+      case '--verbose':
+        if (!flag()) return { kind: 'usage', error: `${a} takes no value` };
+        args.verbose = true;
+        break;
+      default:
+        return { kind: 'usage', error: a.startsWith('-') ? `unknown option ${a}` : `unknown command ${a}` };
+    }
+  }
+  return { kind: 'daemon', args };
+}
+
+/** Exit status for a start-up error: the error's own exitCode (78 config/patterns), 69 firewall, else 1. */
+export function exitStatusFor(e: unknown): number {
+  const code = (e as { exitCode?: unknown } | null)?.exitCode;
+  if (typeof code === 'number' && Number.isInteger(code) && code > 0 && code < 256) return code;
+  if (e instanceof Error && e.constructor && e.constructor.name === 'FirewallError') return EX_UNAVAILABLE;
+  return 1;
+}
+
+function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/\s*\n\s*/g, ' ').trim() || 'unknown error';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const p = parseArgs(argv);
+  switch (p.kind) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version': {
+      const { version } = await import('./daemon');
+      process.stdout.write(`tallow ${version()}\n`);
+      return 0;
+    }
+    case 'usage':
+      process.stderr.write(`tallow: ${p.error} (see tallow --help)\n`);
+      return EX_USAGE;
+    case 'ctl': {
+      const { ctlMain } = await import('./ctl');
+      return ctlMain(p.sub, p.args);
+    }
+    case 'test': {
+      const { testMain } = await import('./tester');
+      return testMain(p.args);
+    }
+    case 'daemon': {
+      const log = new Log({ verbose: p.args.verbose });
+      let daemon: typeof import('./daemon');
+      try {
+        daemon = await import('./daemon');
+      } catch (e) {
+        // The addon missing or built for another Node: say so in one line.
+        process.stderr.write(`tallow: cannot load the program: ${oneLine(e)}\n`);
+        return 1;
+      }
+      try {
+        return await daemon.runDaemon({
+          configFile: p.args.config,
+          explicitConfig: p.args.explicitConfig,
+          journalDir: p.args.journalDir,
+          dryRun: p.args.dryRun,
+          log,
+        });
+      } catch (e) {
+        if (p.args.verbose && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+        process.stderr.write(`tallow: ${oneLine(e)}\n`);
+        return exitStatusFor(e);
+      }
+    }
+  }
+}
+
+if (require.main === module) {
+  // A bug must not leave a half-running daemon: one line, exit 1 (the stack only with --verbose).
+  const verbose = process.argv.includes('--verbose') || process.argv.includes('-v');
+  const fatal = (e: unknown) => {
+    if (verbose && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    process.stderr.write(`tallow: internal error: ${oneLine(e)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Timers of a stopped daemon or a client are all cleared; anything left is not worth waiting for.
+      setImmediate(() => process.exit(code));
+    },
+    fatal,
+  );
+}
