@@ -241,6 +241,14 @@ export class Journal {
     }
   }
 
+  /** sd_journal_process(): take in files that appeared, rotated or were removed since the
+   *  last call. batches() does this by itself; for callers polling with readBatch(). */
+  handleChanges(): 'nop' | 'append' | 'invalidate' {
+    this.requireOpen();
+    const r = native(() => this.handle.process());
+    return r === 1 ? 'append' : r === 2 ? 'invalidate' : 'nop';
+  }
+
   /** Cursor of the last entry returned, if any. */
   get cursor(): string | null {
     return this.lastCursor;
