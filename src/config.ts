@@ -1,5 +1,8 @@
-// CONTRACT (issue 3 implements): tallow.conf.
+// tallow.conf: `key=value` lines, `#` comments. tallow's keys keep their meaning; ours are added.
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { Family } from './address';
+import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
 
 export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables';
 
@@ -29,9 +32,139 @@ export class ConfigError extends Error {
   readonly exitCode = 78;
 }
 
-export declare const DEFAULT_CONFIG_FILE: string; // '/etc/tallow.conf'
-export declare function defaultConfig(): Config;
-export declare function parseConfig(text: string, file: string): Config;
+export const DEFAULT_CONFIG_FILE = '/etc/tallow.conf';
+
+/** ipset's own timeout limit (seconds); a longer `expires` would be refused by the kernel set. */
+export const MAX_EXPIRES = 2147483;
+
+export function defaultConfig(): Config {
+  return {
+    file: null,
+    // tallow-C defaulted both to /usr/sbin (Clear Linux has one bin dir); firewall-cmd is
+    // installed in /usr/bin by Debian, Fedora and Arch.
+    fwcmdPath: '/usr/bin',
+    iptPath: '/usr/sbin',
+    expires: 3600,
+    whitelist: [...DEFAULT_ALLOWLIST],
+    // tallow's rule: on when the kernel has IPv6.
+    ipv6: existsSync('/proc/sys/net/ipv6'),
+    nocreate: false,
+    threshold: 1.0,
+    backend: 'auto',
+    nftPath: '/usr/sbin',
+    maxelem: 65536,
+    maxRecords: 100000,
+    patternsDir: '/etc/tallow',
+    stateDir: '/var/lib/tallow',
+    socket: '/run/tallow/tallow.sock',
+  };
+}
+
+type Setter = (c: Config, value: string) => string | null; // returns an error message or null
+
+function int(min: number, max: number, set: (c: Config, n: number) => void): Setter {
+  return (c, v) => {
+    if (!/^\d+$/.test(v)) return `expected a whole number from ${min} to ${max}, got '${v}'`;
+    const n = Number(v);
+    if (n < min || n > max) return `expected a whole number from ${min} to ${max}, got '${v}'`;
+    set(c, n);
+    return null;
+  };
+}
+
+function bool(set: (c: Config, b: boolean) => void): Setter {
+  return (c, v) => {
+    const s = v.toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(s)) set(c, true);
+    else if (['0', 'false', 'no', 'off'].includes(s)) set(c, false);
+    else return `expected 0 or 1 (or true/false, yes/no), got '${v}'`;
+    return null;
+  };
+}
+
+function path(set: (c: Config, p: string) => void): Setter {
+  return (c, v) => {
+    if (!isAbsolute(v)) return `expected an absolute path, got '${v}'`;
+    set(c, v);
+    return null;
+  };
+}
+
+const KEYS: Record<string, Setter> = {
+  fwcmd_path: path((c, p) => (c.fwcmdPath = p)),
+  ipt_path: path((c, p) => (c.iptPath = p)),
+  nft_path: path((c, p) => (c.nftPath = p)),
+  patterns_dir: path((c, p) => (c.patternsDir = p)),
+  state_dir: path((c, p) => (c.stateDir = p)),
+  socket: path((c, p) => (c.socket = p)),
+  expires: int(1, MAX_EXPIRES, (c, n) => (c.expires = n)),
+  maxelem: int(1, 2 ** 31 - 1, (c, n) => (c.maxelem = n)),
+  max_records: int(1, 100_000_000, (c, n) => (c.maxRecords = n)),
+  ipv6: bool((c, b) => (c.ipv6 = b)),
+  nocreate: bool((c, b) => (c.nocreate = b)),
+  threshold: (c, v) => {
+    const n = Number(v);
+    if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(v) || !(n > 0) || !Number.isFinite(n)) {
+      return `expected a number above 0, got '${v}'`;
+    }
+    c.threshold = n;
+    return null;
+  },
+  backend: (c, v) => {
+    if (v !== 'auto' && v !== 'ipset' && v !== 'firewalld' && v !== 'nftables') {
+      return `expected auto, ipset, firewalld or nftables, got '${v}'`;
+    }
+    c.backend = v;
+    return null;
+  },
+  whitelist: () => null, // collected separately (repeatable)
+};
+
+export function parseConfig(text: string, file: string): Config {
+  const config = defaultConfig();
+  config.file = file;
+  const whitelist: string[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const fail = (message: string): never => {
+      throw new ConfigError(`${file}:${i + 1}: ${message}`);
+    };
+    const line = lines[i].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    if (eq < 0) fail(`expected key=value, got '${line}'`);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    const setter = Object.prototype.hasOwnProperty.call(KEYS, key) ? KEYS[key] : undefined;
+    if (!setter) fail(`unknown key '${key}' (known: ${Object.keys(KEYS).sort().join(', ')})`);
+    if (value === '') fail(`${key}: empty value`);
+    if (key === 'whitelist') {
+      try {
+        parseAllowEntry(value);
+      } catch (e) {
+        fail(`whitelist: ${(e as Error).message}`);
+      }
+      whitelist.push(value);
+      continue;
+    }
+    const err = setter!(config, value);
+    if (err !== null) fail(`${key}: ${err}`);
+  }
+  // tallow's rule: listing any whitelist entry replaces the defaults.
+  if (whitelist.length > 0) config.whitelist = whitelist;
+  return config;
+}
+
 /** explicit=false: a missing file means defaults (tallow's rule); explicit=true (--config): missing is an error. */
-export declare function loadConfig(file: string, explicit: boolean): Config;
+export function loadConfig(file: string, explicit: boolean): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && !explicit) return defaultConfig();
+    throw new ConfigError(`${file}: cannot read: ${err.code ?? err.message}`);
+  }
+  return parseConfig(text, file);
+}
 export type { Family };

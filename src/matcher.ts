@@ -1,7 +1,11 @@
-// CONTRACT (issue 3 implements): entry -> match. No journal or firewall calls.
-import type { JournalEntry } from './journal';
+// Entry -> match. Each file's filter is evaluated here, in JS, against the entry's fields: the
+// journal is opened with the union of all filters, so an entry must still be tested only against
+// the patterns of the file(s) whose own filter selects it. No journal or firewall calls.
+import type { JournalEntry, MatchGroup } from './journal';
 import type { PatternFile, Pattern } from './patterns';
+import { compilePattern, MAX_MESSAGE_LENGTH } from './patterns';
 import type { Address } from './address';
+import { parseAddress } from './address';
 
 export interface Match extends Address {
   pattern: Pattern;
@@ -9,9 +13,81 @@ export interface Match extends Address {
   realtime: number;
 }
 
-export declare class Matcher {
-  constructor(files: PatternFile[]);
+/** One filter group as sd-journal reads it: same field OR'ed, different fields AND'ed. */
+type CompiledGroup = Array<[field: string, values: Set<string>]>;
+
+interface CompiledFile {
+  groups: CompiledGroup[];
+  patterns: Array<{ pattern: Pattern; regex: RegExp; prefixed: boolean; group: 'ip' | 1 }>;
+}
+
+function compileGroup(group: MatchGroup): CompiledGroup {
+  const byField = new Map<string, Set<string>>();
+  for (const term of group) {
+    const eq = term.indexOf('=');
+    const field = term.slice(0, eq);
+    let values = byField.get(field);
+    if (!values) byField.set(field, (values = new Set()));
+    values.add(term.slice(eq + 1));
+  }
+  return [...byField];
+}
+
+function selects(groups: CompiledGroup[], fields: Record<string, string>): boolean {
+  for (const g of groups) {
+    let all = true;
+    for (const [field, values] of g) {
+      const v = fields[field];
+      if (v === undefined || !values.has(v)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+export class Matcher {
+  private readonly files: CompiledFile[];
+  readonly stats = { entries: 0, matches: 0, invalidAddresses: 0, oversized: 0 };
+
+  constructor(files: PatternFile[]) {
+    this.files = files.map((f) => ({
+      groups: f.filter.map(compileGroup),
+      patterns: f.patterns.map((pattern) => ({ pattern, ...compilePattern(pattern.source) })),
+    }));
+  }
+
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
-  match(entry: JournalEntry): Match | null;
-  readonly stats: { entries: number; matches: number; invalidAddresses: number };
+  match(entry: JournalEntry): Match | null {
+    this.stats.entries++;
+    const message = entry.fields.MESSAGE;
+    if (message === undefined) return null;
+    if (message.length > MAX_MESSAGE_LENGTH) {
+      // Never truncate: the tail would then be attacker-chosen text that could pass for a line end.
+      this.stats.oversized++;
+      return null;
+    }
+    let prefixedText: string | undefined;
+    for (const file of this.files) {
+      if (!selects(file.groups, entry.fields)) continue;
+      for (const p of file.patterns) {
+        const text = p.prefixed ? (prefixedText ??= `MESSAGE=${message}`) : message;
+        const m = p.regex.exec(text);
+        if (m === null) continue;
+        const raw = p.group === 'ip' ? m.groups?.ip : m[1];
+        const address = raw === undefined ? null : parseAddress(raw);
+        if (address === null) {
+          // First match wins even when its address is bad: a later pattern must not get a second
+          // chance to read an address out of the same (possibly crafted) line.
+          this.stats.invalidAddresses++;
+          return null;
+        }
+        this.stats.matches++;
+        return { address: address.address, family: address.family, pattern: p.pattern, realtime: entry.realtime };
+      }
+    }
+    return null;
+  }
 }

@@ -1,5 +1,10 @@
-// CONTRACT (issue 3 implements): pattern files (tallow's JSON format).
+// Pattern files (tallow's JSON format): loading, validation and compilation. All or nothing: one bad
+// item anywhere refuses the whole set, so the daemon never runs with half its patterns.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { MatchGroup } from './journal';
+import { backtrackingRisk } from './regex-safety';
 
 export interface Pattern {
   /** `sshd.json#3`: file name and item index, used in logs as the reason. */
@@ -23,11 +28,202 @@ export class PatternError extends Error {
   readonly exitCode = 78;
 }
 
+/** A pattern ready to run: see compilePattern. */
+export interface CompiledPattern {
+  regex: RegExp;
+  /** Written tallow's way (`MESSAGE=...`): tested against `MESSAGE=<text>`, else the bare text. */
+  prefixed: boolean;
+  /** Where the address is: the named group `ip`, else capture group 1. */
+  group: 'ip' | 1;
+}
+
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4 = `${OCTET}(?:\\.${OCTET}){3}`;
+/** What `<IP>` stands for: an IPv4 or IPv6 address (IPv4-mapped included), no spaces, no brackets.
+ *  Strict enough that nothing else fits; the captured text is validated again by parseAddress. */
+export const ADDRESS_REGEX = `(?:${IPV4}|(?:[0-9a-fA-F]{0,4}:){2,7}(?:${IPV4}|[0-9a-fA-F]{0,4}))`;
+/** What `<PORT>` stands for. */
+export const PORT_REGEX = '\\d{1,5}';
+
+/** Messages longer than this are not matched (counted instead): sshd never logs more than ~1 KiB,
+ *  and the cap bounds the cost of polynomial patterns such as tallow's `.* for .* from`. */
+export const MAX_MESSAGE_LENGTH = 8192;
+
+let fallbackEnabled = false;
+/** Let V8 switch a regex to its linear-time engine when it backtracks excessively: a second line of
+ *  defence behind backtrackingRisk, for any shape the load-time check does not know. Idempotent. */
+export function enableLinearFallback(): void {
+  if (fallbackEnabled) return;
+  setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+  fallbackEnabled = true;
+}
+
+/** Compile one pattern as written in a file; throws Error (without file/item) when it is refused. */
+export function compilePattern(source: string): CompiledPattern {
+  const prefixed = /^\^?MESSAGE=/.test(source);
+  const hasIpTag = source.includes('<IP>');
+  if (hasIpTag && source.indexOf('<IP>') !== source.lastIndexOf('<IP>')) {
+    throw new Error('<IP> may appear only once');
+  }
+  if (hasIpTag && source.includes('(?<ip>')) throw new Error('both <IP> and a group named ip');
+  const expanded = source.replace('<IP>', `(?<ip>${ADDRESS_REGEX})`).split('<PORT>').join(PORT_REGEX);
+  let regex: RegExp;
+  try {
+    regex = new RegExp(expanded);
+  } catch (e) {
+    throw new Error(`regex does not compile: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
+  }
+  // Count capture groups: an empty alternative always matches, with every group undefined.
+  const groups = new RegExp(`${expanded}|`).exec('')!.length - 1;
+  const named = /\(\?<ip>/.test(expanded);
+  if (groups === 0) throw new Error('no capture group, named group ip or <IP> tag for the address');
+  // The check reads the pattern as written (the <IP> expansion is known safe and would only add noise).
+  const risk = backtrackingRisk(source.replace('<IP>', '(?<ip>x)').split('<PORT>').join('\\d'));
+  if (risk) throw new Error(risk);
+  return { regex, prefixed, group: named ? 'ip' : 1 };
+}
+
+const FIELD_TERM = /^[A-Z0-9_]+=/;
+
+function filterTerm(t: unknown, where: string): string {
+  if (typeof t !== 'string' || !FIELD_TERM.test(t)) {
+    throw new Error(`${where}: expected "FIELD=value" (FIELD in capitals, digits, _), got ${JSON.stringify(t)}`);
+  }
+  return t;
+}
+
+/** `filter`: "F=v", or an array of "F=v" (OR'ed) and arrays of "F=v" (AND'ed). */
+function parseFilter(f: unknown): MatchGroup[] {
+  if (typeof f === 'string') return [[filterTerm(f, 'filter')]];
+  if (!Array.isArray(f) || f.length === 0) {
+    throw new Error('filter: expected "FIELD=value" or a non-empty array of them');
+  }
+  return f.map((item, i) => {
+    const where = `filter[${i}]`;
+    if (typeof item === 'string') return [filterTerm(item, where)];
+    if (!Array.isArray(item) || item.length === 0) {
+      throw new Error(`${where}: expected "FIELD=value" or a non-empty array of them`);
+    }
+    return item.map((t, j) => filterTerm(t, `${where}[${j}]`));
+  });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parse one file's text. A file holds blocks `{filter, items}`; each becomes one PatternFile (same
+ *  name and path). Items are numbered from 1 across the whole file: `sshd.json#N`. */
+export function parsePatternFile(text: string, name: string, path: string): PatternFile[] {
+  const fail = (msg: string): never => {
+    throw new PatternError(`${path}: ${msg}`);
+  };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    fail(`JSON syntax: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(doc)) fail('expected an array of {"filter": ..., "items": [...]}');
+  const blocks = doc as unknown[];
+  let n = 0;
+  return blocks.map((block, b) => {
+    const where = blocks.length > 1 ? `block ${b + 1}: ` : '';
+    if (!isObject(block)) fail(`${where}expected {"filter": ..., "items": [...]}`);
+    const blk = block as Record<string, unknown>;
+    if (!('filter' in blk)) fail(`${where}missing key "filter"`);
+    if (!Array.isArray(blk.items)) fail(`${where}${'items' in blk ? '"items" must be an array' : 'missing key "items"'}`);
+    let filter: MatchGroup[] = [];
+    try {
+      filter = parseFilter(blk.filter);
+    } catch (e) {
+      fail(`${where}${(e as Error).message}`);
+    }
+    const patterns = (blk.items as unknown[]).map((item) => {
+      n++;
+      const bad = (msg: string): never => {
+        throw new PatternError(`${path}: item ${n}: ${msg}`);
+      };
+      if (!isObject(item)) bad('expected {"ban": seconds, "score": number, "pattern": "regex"}');
+      const it = item as Record<string, unknown>;
+      for (const key of ['ban', 'score', 'pattern']) if (!(key in it)) bad(`missing key "${key}"`);
+      const { ban, score, pattern } = it;
+      if (typeof ban !== 'number' || !Number.isInteger(ban) || ban < 0 || ban > 2147483) {
+        bad(`"ban" must be a whole number of seconds from 0 to 2147483, got ${JSON.stringify(ban)}`);
+      }
+      if (typeof score !== 'number' || !Number.isFinite(score) || score < 0) {
+        bad(`"score" must be a number of 0 or more, got ${JSON.stringify(score)}`);
+      }
+      if (typeof pattern !== 'string' || pattern === '') bad('"pattern" must be a non-empty string');
+      try {
+        compilePattern(pattern as string);
+      } catch (e) {
+        bad((e as Error).message);
+      }
+      return { name: `${name}#${n}`, ban: ban as number, score: score as number, source: pattern as string };
+    });
+    return { name, path, filter, patterns };
+  });
+}
+
+function jsonFiles(dir: string, required: boolean): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && !required) return [];
+    throw new PatternError(`${dir}: cannot read directory: ${err.code ?? err.message}`);
+  }
+}
+
 /** Shipped directory first, then the administrator's: same name overrides, others add. All or nothing. */
-export declare function loadPatternFiles(shippedDir: string, localDir: string): PatternFile[];
+export function loadPatternFiles(shippedDir: string, localDir: string): PatternFile[] {
+  enableLinearFallback();
+  const chosen = new Map<string, string>();
+  for (const f of jsonFiles(shippedDir, false)) chosen.set(f, join(shippedDir, f));
+  for (const f of jsonFiles(localDir, false)) chosen.set(f, join(localDir, f));
+  const out: PatternFile[] = [];
+  for (const name of [...chosen.keys()].sort()) {
+    const path = chosen.get(name)!;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new PatternError(`${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    out.push(...parsePatternFile(text, name, path));
+  }
+  return out;
+}
+
 /** The shipped patterns directory (patterns/ beside the program). */
-export declare function shippedPatternsDir(): string;
+export function shippedPatternsDir(): string {
+  // dist/src/patterns.js -> <package>/patterns; also works from src/ when run with ts tooling.
+  const up = __dirname.split(/[\\/]/).includes('dist') ? '../..' : '..';
+  return resolve(__dirname, up, 'patterns');
+}
+
 /** Journal match groups selecting every entry any file wants (union of filters). */
-export declare function journalMatches(files: PatternFile[]): MatchGroup[];
+export function journalMatches(files: PatternFile[]): MatchGroup[] {
+  const seen = new Set<string>();
+  const out: MatchGroup[] = [];
+  for (const f of files) {
+    for (const g of f.filter) {
+      const key = [...g].sort().join('\n');
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push([...g]);
+      }
+    }
+  }
+  return out;
+}
+
 /** Journal fields the matcher needs (MESSAGE plus every filter field). */
-export declare function neededFields(files: PatternFile[]): string[];
+export function neededFields(files: PatternFile[]): string[] {
+  const fields = new Set<string>(['MESSAGE']);
+  for (const f of files) for (const g of f.filter) for (const t of g) fields.add(t.slice(0, t.indexOf('=')));
+  return [...fields];
+}
