@@ -161,6 +161,7 @@ export interface ControlServerOptions {
 
 export class ControlServer {
   private readonly clients = new Set<net.Socket>();
+  private readonly refused = new Set<net.Socket>();
   private closed = false;
 
   private constructor(
@@ -192,7 +193,8 @@ export class ControlServer {
       fs.unlinkSync(socketPath); // stale: left by a daemon that died
     }
 
-    const server = net.createServer();
+    // allowHalfOpen: a client may send its last request and end; it still gets the answer.
+    const server = net.createServer({ allowHalfOpen: true });
     const cs = new ControlServer(socketPath, server, handler, options);
     server.on('connection', (sock) => cs.accept(sock));
     server.maxConnections = MAX_CLIENTS * 2; // hard stop far above the polite refusal below
@@ -221,14 +223,17 @@ export class ControlServer {
       sock.destroy();
       return;
     }
+    sock.on('error', () => {}); // a client vanishing (EPIPE, ECONNRESET) is its business
     if (this.clients.size >= MAX_CLIENTS) {
-      sock.on('error', () => {});
+      this.refused.add(sock);
+      sock.on('close', () => this.refused.delete(sock));
+      sock.setTimeout(1000, () => sock.destroy());
       sock.end(JSON.stringify({ ok: false, error: 'too many control connections; try again' }) + '\n');
+      sock.resume(); // read (and drop) whatever it sends, so its end is seen and the socket freed
       return;
     }
     this.clients.add(sock);
     sock.setTimeout(IDLE_TIMEOUT_MS, () => sock.destroy());
-    sock.on('error', () => {}); // a client vanishing (EPIPE, ECONNRESET) is its business
     sock.on('close', () => this.clients.delete(sock));
 
     let pending: Buffer[] = [];
@@ -284,6 +289,7 @@ export class ControlServer {
       queue.then(() => {
         reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; closing` });
         sock.end();
+        sock.setTimeout(1000, () => sock.destroy()); // a client that keeps sending is cut off
       });
     };
   }
@@ -315,8 +321,9 @@ export class ControlServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const c of this.clients) c.destroy();
+    for (const c of [...this.clients, ...this.refused]) c.destroy();
     this.clients.clear();
+    this.refused.clear();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     // net.Server.close() unlinks the path itself on Linux; nothing else to do unless it lingers.
     try {
