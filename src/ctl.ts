@@ -1,4 +1,309 @@
-// CONTRACT (issue 6 implements): `tallow status|list|ban|unban ...`, clients of the control socket.
-// cli.ts hands over the arguments after the subcommand name; the result is the exit status.
+// `tallow status|list|ban|unban ...`: clients of the daemon's control socket. One request, one
+// response, printed for people (or as JSON with `list --json`). Exit status (documented in
+// tallow(8)):
+//   0  done
+//   1  the daemon refused the request (its message is printed)
+//   2  bad usage: unknown option, missing or invalid address or time
+//   3  the daemon is not running (no socket, or nothing listening on it)
+//   4  permission denied on the socket (the socket is root-only)
+//   5  the daemon did not answer properly (timeout, connection lost, unreadable answer)
+//   78 tallow.conf could not be read (EX_CONFIG)
+import * as net from 'node:net';
+import * as configModule from './config';
+import * as fs from 'node:fs';
+import {
+  DEFAULT_SOCKET,
+  MAX_BAN_SECONDS,
+  validateRequest,
+  type BanResult,
+  type ControlRequest,
+  type ControlResponse,
+  type ListItem,
+  type StatusResult,
+  type UnbanResult,
+} from './control';
 
-export declare function ctlMain(subcommand: 'status' | 'list' | 'ban' | 'unban', args: string[]): Promise<number>;
+export const EXIT_OK = 0;
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_NOT_RUNNING = 3;
+export const EXIT_PERMISSION = 4;
+export const EXIT_PROTOCOL = 5;
+export const EXIT_CONFIG = 78;
+
+export type Subcommand = 'status' | 'list' | 'ban' | 'unban';
+
+export interface CtlIO {
+  out(text: string): void;
+  err(text: string): void;
+  /** ms to wait for the daemon's answer */
+  timeoutMs?: number;
+}
+
+const defaultIO: CtlIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+const USAGE: Record<Subcommand, string> = {
+  status: 'tallow status [--socket PATH] [--config FILE]',
+  list: 'tallow list [--json] [--socket PATH] [--config FILE]',
+  ban: 'tallow ban ADDRESS [--time SECONDS] [--socket PATH] [--config FILE]',
+  unban: 'tallow unban ADDRESS [--socket PATH] [--config FILE]',
+};
+
+class UsageError extends Error {}
+
+interface Parsed {
+  socket?: string;
+  config?: string;
+  json: boolean;
+  time?: number;
+  positional: string[];
+}
+
+function parseArgs(sub: Subcommand, args: string[]): Parsed {
+  const p: Parsed = { json: false, positional: [] };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      if (i + 1 >= args.length) throw new UsageError(`${name} needs a value`);
+      return args[++i];
+    };
+    if (name === '--socket') p.socket = value();
+    else if (name === '--config') p.config = value();
+    else if (name === '--json' && sub === 'list' && eq < 0) p.json = true;
+    else if (name === '--time' && sub === 'ban') {
+      const v = value();
+      const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+      if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BAN_SECONDS) {
+        throw new UsageError(`--time must be a whole number of seconds from 1 to ${MAX_BAN_SECONDS}, not ${JSON.stringify(v)}`);
+      }
+      p.time = n;
+    } else if (a === '--') p.positional.push(...args.slice(i + 1)), (i = args.length);
+    else if (a.startsWith('-') && a.length > 1) {
+      throw new UsageError(`unknown option ${a}`);
+    } else p.positional.push(a);
+  }
+  const want = sub === 'ban' || sub === 'unban' ? 1 : 0;
+  if (p.positional.length < want) throw new UsageError('an ADDRESS is needed');
+  if (p.positional.length > want) throw new UsageError(`unexpected argument ${JSON.stringify(p.positional[want])}`);
+  return p;
+}
+
+/** The socket path: --socket, else `socket=` from --config FILE or /etc/tallow.conf, else the default. */
+function socketPath(p: Parsed): string {
+  if (p.socket) return p.socket;
+  const load = (configModule as { loadConfig?: typeof configModule.loadConfig }).loadConfig;
+  const file = p.config ?? (configModule as { DEFAULT_CONFIG_FILE?: string }).DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf';
+  if (typeof load === 'function') return load(file, p.config !== undefined).socket || DEFAULT_SOCKET;
+  // config.ts not there yet: read just the socket key.
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && p.config === undefined) return DEFAULT_SOCKET;
+    throw new configModule.ConfigError(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  for (const line of text.split('\n')) {
+    const m = /^\s*socket\s*=\s*(.*?)\s*$/.exec(line);
+    if (m && m[1]) return m[1];
+  }
+  return DEFAULT_SOCKET;
+}
+
+class CtlFailure extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+/** Send one request, wait for one response line. */
+export function request(sock: string, req: ControlRequest, timeoutMs = 10_000): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const c = net.createConnection(sock);
+    let buf = '';
+    let settled = false;
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.destroy();
+      fn();
+    };
+    const timer = setTimeout(
+      () => finish(() => reject(new CtlFailure(`no answer from the daemon on ${sock} within ${timeoutMs / 1000} s`, EXIT_PROTOCOL))),
+      timeoutMs,
+    );
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(JSON.stringify(req) + '\n'));
+    c.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      const line = buf.slice(0, nl);
+      finish(() => {
+        try {
+          const res = JSON.parse(line) as ControlResponse;
+          if (typeof res !== 'object' || res === null || typeof res.ok !== 'boolean') throw new Error('no "ok"');
+          resolve(res);
+        } catch {
+          reject(new CtlFailure(`unreadable answer from the daemon on ${sock}`, EXIT_PROTOCOL));
+        }
+      });
+    });
+    c.on('end', () => finish(() => reject(new CtlFailure(`the daemon closed the connection on ${sock} without answering`, EXIT_PROTOCOL))));
+    c.on('error', (e: NodeJS.ErrnoException) =>
+      finish(() => {
+        switch (e.code) {
+          case 'ENOENT':
+          case 'ECONNREFUSED':
+          case 'ENOTDIR':
+            return reject(new CtlFailure(`the daemon is not running (no socket at ${sock})`, EXIT_NOT_RUNNING));
+          case 'EACCES':
+          case 'EPERM':
+            return reject(new CtlFailure(`permission denied on ${sock} (run as root)`, EXIT_PERMISSION));
+          default:
+            return reject(new CtlFailure(`cannot talk to the daemon on ${sock}: ${e.code ?? e.message}`, EXIT_PROTOCOL));
+        }
+      }),
+    );
+  });
+}
+
+/** 3725 -> "1h 2m 5s"; 90000 -> "1d 1h 0m"; whole seconds. */
+export function formatDuration(seconds: number): string {
+  let s = Math.max(0, Math.round(seconds));
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  if (d) return `${d}d ${h}h ${m}m`;
+  if (h) return `${h}h ${m}m ${s}s`;
+  if (m) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+function score(n: number): string {
+  return Number.isFinite(n) ? n.toFixed(2) : String(n);
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][], rightAligned: boolean[] = []): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows
+    .map((r) =>
+      r.map((c, i) => (i === r.length - 1 && !rightAligned[i] ? c : rightAligned[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  '),
+    )
+    .join('\n') + '\n';
+}
+
+export function formatStatus(s: StatusResult): string {
+  const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toISOString() : 'never');
+  const pairs: [string, string][] = [
+    ['version', String(s.version)],
+    ['pid', String(s.pid)],
+    ['uptime', formatDuration(s.uptime)],
+    ['backend', String(s.backend)],
+    ['entries read', String(s.entries)],
+    ['matches', String(s.matches)],
+    ['bans active', String(s.bansActive)],
+    ['records', String(s.records)],
+    ['journal cursor', s.cursor ?? '(none yet)'],
+  ];
+  if (s.config !== undefined) pairs.push(['config', s.config ?? '(built-in defaults)']);
+  if (s.stateFile !== undefined) pairs.push(['state file', s.stateFile]);
+  if (s.lastSave !== undefined) pairs.push(['last saved', when(s.lastSave)]);
+  const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
+  return pairs.map(([k, v]) => `${(k + ':').padEnd(w)} ${v}`).join('\n') + '\n';
+}
+
+/** Soonest to expire last: the longest bans first, then by address. */
+export function formatList(items: ListItem[]): string {
+  if (items.length === 0) return 'no addresses are banned\n';
+  const sorted = [...items].sort((a, b) => b.remaining - a.remaining || a.address.localeCompare(b.address));
+  const rows = [['ADDRESS', 'REMAINING', 'SCORE', 'COUNT', 'PATTERN']];
+  for (const i of sorted) rows.push([i.address, formatDuration(i.remaining), score(i.score), String(i.count), i.pattern ?? '-']);
+  return table(rows, [false, true, true, true, false]);
+}
+
+/** Testable core of ctlMain: all output through `io`. */
+export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaultIO): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(`usage: ${USAGE[sub]}\n`);
+    return EXIT_OK;
+  }
+  let p: Parsed;
+  try {
+    p = parseArgs(sub, args);
+  } catch (e) {
+    io.err(`tallow ${sub}: ${(e as Error).message}\nusage: ${USAGE[sub]}\n`);
+    return EXIT_USAGE;
+  }
+  let sock: string;
+  try {
+    sock = socketPath(p);
+  } catch (e) {
+    io.err(`tallow: ${(e as Error).message}\n`);
+    return EXIT_CONFIG;
+  }
+  let req: ControlRequest;
+  if (sub === 'ban') req = p.time === undefined ? { cmd: 'ban', address: p.positional[0] } : { cmd: 'ban', address: p.positional[0], seconds: p.time };
+  else if (sub === 'unban') req = { cmd: 'unban', address: p.positional[0] };
+  else req = { cmd: sub };
+  // Same checks as the daemon: a typo is reported without bothering it (and without root).
+  const checked = validateRequest(req);
+  if ('error' in checked) {
+    io.err(`tallow ${checked.error}\n`);
+    return EXIT_USAGE;
+  }
+
+  let res: ControlResponse;
+  try {
+    res = await request(sock, checked.req, io.timeoutMs);
+  } catch (e) {
+    io.err(`tallow: ${(e as Error).message}\n`);
+    return e instanceof CtlFailure ? e.code : EXIT_PROTOCOL;
+  }
+  if (!res.ok) {
+    io.err(`tallow ${sub}: ${res.error}\n`);
+    return EXIT_REFUSED;
+  }
+  try {
+    switch (sub) {
+      case 'status':
+        io.out(formatStatus(res.result as StatusResult));
+        break;
+      case 'list': {
+        const items = res.result as ListItem[];
+        if (!Array.isArray(items)) throw new Error('list result is not an array');
+        io.out(p.json ? JSON.stringify(items, null, 2) + '\n' : formatList(items));
+        break;
+      }
+      case 'ban': {
+        const b = res.result as BanResult;
+        io.out(`banned ${b.address} for ${b.seconds} s (${formatDuration(b.seconds)})\n`);
+        break;
+      }
+      case 'unban': {
+        const u = res.result as UnbanResult;
+        io.out(u.wasBanned ? `unbanned ${u.address}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
+        break;
+      }
+    }
+  } catch (e) {
+    io.err(`tallow: unexpected answer from the daemon: ${(e as Error).message}\n`);
+    return EXIT_PROTOCOL;
+  }
+  return EXIT_OK;
+}
+
+export function ctlMain(subcommand: Subcommand, args: string[]): Promise<number> {
+  return ctlRun(subcommand, args, defaultIO);
+}

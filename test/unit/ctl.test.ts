@@ -1,0 +1,214 @@
+// `tallow status|list|ban|unban`: output for people and scripts, and the exit status for each
+// way of failing (not running, permission denied, refused, bad usage).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ControlServer, type ControlRequest, type ControlResponse, type ListItem, type StatusResult } from '../../src/control';
+import { ctlRun, formatDuration, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
+
+function tmpdir(t: { after(fn: () => void): void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-ctl-${process.pid}-`));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+async function run(sub: Subcommand, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await ctlRun(sub, args, { out: (s) => (out += s), err: (s) => (err += s), timeoutMs: 2000 });
+  return { code, out, err };
+}
+
+const STATUS: StatusResult = {
+  version: '0.1.0', pid: 4242, uptime: 3725, backend: 'ipset', entries: 120345, matches: 77, bansActive: 3,
+  records: 41, cursor: 's=1;i=2', config: '/etc/tallow.conf', stateFile: '/var/lib/tallow/state.json', lastSave: 0,
+};
+const LIST: ListItem[] = [
+  { address: '203.0.113.9', family: 4, remaining: 125, score: 1.2, count: 6, pattern: 'sshd.json#1' },
+  { address: '2001:db8::77', family: 6, remaining: 3599, score: 0, count: 0, pattern: 'manual' },
+  { address: '198.51.100.4', family: 4, remaining: 9, score: 0.4, count: 2, pattern: null },
+];
+
+async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: string): Promise<{ sock: string; seen: ControlRequest[] }> {
+  const sock = path.join(dir, 'tallow.sock');
+  const seen: ControlRequest[] = [];
+  const server = await ControlServer.listen(sock, async (req): Promise<ControlResponse> => {
+    seen.push(req);
+    switch (req.cmd) {
+      case 'status': return { ok: true, result: STATUS };
+      case 'list': return { ok: true, result: LIST };
+      case 'ban': return req.address === '192.0.2.66' ? { ok: false, error: '192.0.2.66 is allowlisted' } : { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 3600 } };
+      case 'unban': return { ok: true, result: { address: req.address, family: 4, wasBanned: req.address === '203.0.113.9' } };
+    }
+  });
+  t.after(() => server.close());
+  return { sock, seen };
+}
+
+test('status prints aligned key: value lines', async (t) => {
+  const { sock } = await daemon(t, tmpdir(t));
+  const r = await run('status', ['--socket', sock]);
+  assert.equal(r.code, 0);
+  assert.equal(r.err, '');
+  assert.equal(
+    r.out,
+    [
+      'version:        0.1.0',
+      'pid:            4242',
+      'uptime:         1h 2m 5s',
+      'backend:        ipset',
+      'entries read:   120345',
+      'matches:        77',
+      'bans active:    3',
+      'records:        41',
+      'journal cursor: s=1;i=2',
+      'config:         /etc/tallow.conf',
+      'state file:     /var/lib/tallow/state.json',
+      'last saved:     never',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('list prints an aligned table, longest ban first; --json gives the items', async (t) => {
+  const { sock } = await daemon(t, tmpdir(t));
+  const r = await run('list', ['--socket', sock]);
+  assert.equal(r.code, 0);
+  assert.equal(
+    r.out,
+    [
+      'ADDRESS       REMAINING  SCORE  COUNT  PATTERN',
+      '2001:db8::77    59m 59s   0.00      0  manual',
+      '203.0.113.9       2m 5s   1.20      6  sshd.json#1',
+      '198.51.100.4         9s   0.40      2  -',
+      '',
+    ].join('\n'),
+  );
+  const j = await run('list', ['--json', `--socket=${sock}`]);
+  assert.equal(j.code, 0);
+  assert.deepEqual(JSON.parse(j.out), LIST);
+});
+
+test('ban and unban confirm; the daemon refusing gives exit 1 and its message', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  let r = await run('ban', ['203.0.113.9', '--time', '600', '--socket', sock]);
+  assert.deepEqual(r, { code: 0, out: 'banned 203.0.113.9 for 600 s (10m 0s)\n', err: '' });
+  r = await run('ban', ['--socket', sock, '2001:DB8::1']);
+  assert.deepEqual(r, { code: 0, out: 'banned 2001:db8::1 for 3600 s (1h 0m 0s)\n', err: '' });
+  r = await run('unban', ['203.0.113.9', '--socket', sock]);
+  assert.deepEqual(r, { code: 0, out: 'unbanned 203.0.113.9; its record is cleared\n', err: '' });
+  r = await run('unban', ['198.51.100.1', '--socket', sock]);
+  assert.deepEqual(r, { code: 0, out: '198.51.100.1 was not banned; its record (if any) is cleared\n', err: '' });
+  r = await run('ban', ['192.0.2.66', '--socket', sock]);
+  assert.deepEqual(r, { code: EXIT_REFUSED, out: '', err: 'tallow ban: 192.0.2.66 is allowlisted\n' });
+  assert.deepEqual(seen, [
+    { cmd: 'ban', address: '203.0.113.9', seconds: 600 },
+    { cmd: 'ban', address: '2001:db8::1' },
+    { cmd: 'unban', address: '203.0.113.9' },
+    { cmd: 'unban', address: '198.51.100.1' },
+    { cmd: 'ban', address: '192.0.2.66' },
+  ]);
+});
+
+test('bad usage is refused before anything is sent (exit 2)', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  const cases: [Subcommand, string[], RegExp][] = [
+    ['ban', [], /an ADDRESS is needed/],
+    ['ban', ['203.0.113.0/24'], /is a network \(CIDR\)/],
+    ['unban', ['host.example'], /is not an IPv4 or IPv6 address/],
+    ['ban', ['203.0.113.9', '--time', '-5'], /--time must be a whole number of seconds/],
+    ['ban', ['203.0.113.9', '--time', '0'], /--time must be a whole number/],
+    ['ban', ['203.0.113.9', '--time', '1.5'], /--time must be a whole number/],
+    ['ban', ['203.0.113.9', '--time'], /--time needs a value/],
+    ['ban', ['203.0.113.9', '198.51.100.1'], /unexpected argument "198.51.100.1"/],
+    ['status', ['--json'], /unknown option --json/],
+    ['list', ['--bogus'], /unknown option --bogus/],
+    ['unban', ['203.0.113.9', '--time', '5'], /unknown option --time/],
+  ];
+  for (const [sub, args, why] of cases) {
+    const r = await run(sub, ['--socket', sock, ...args]);
+    assert.equal(r.code, EXIT_USAGE, `${sub} ${args.join(' ')}`);
+    assert.match(r.err, why);
+    assert.equal(r.out, '');
+  }
+  assert.deepEqual(seen, []);
+});
+
+test('daemon not running: no socket, or a socket nobody listens on (exit 3)', async (t) => {
+  const dir = tmpdir(t);
+  const missing = path.join(dir, 'none.sock');
+  let r = await run('status', ['--socket', missing]);
+  assert.deepEqual(r, { code: EXIT_NOT_RUNNING, out: '', err: `tallow: the daemon is not running (no socket at ${missing})\n` });
+  // A socket file left behind by a dead daemon: connect is refused.
+  const stale = path.join(dir, 'stale.sock');
+  const s = net.createServer();
+  await new Promise<void>((res) => s.listen(stale, res));
+  fs.linkSync(stale, stale + '.keep');
+  await new Promise<void>((res) => s.close(() => res()));
+  fs.renameSync(stale + '.keep', stale);
+  r = await run('list', ['--socket', stale]);
+  assert.equal(r.code, EXIT_NOT_RUNNING);
+  assert.match(r.err, /the daemon is not running/);
+});
+
+test('the socket path comes from socket= in --config FILE; a missing --config file is exit 78', async (t) => {
+  const dir = tmpdir(t);
+  const { sock } = await daemon(t, dir);
+  const conf = path.join(dir, 'tallow.conf');
+  fs.writeFileSync(conf, `# test\nsocket = ${sock}\n`);
+  const r = await run('status', ['--config', conf]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^version: +0\.1\.0$/m);
+  const bad = await run('status', ['--config', path.join(dir, 'missing.conf')]);
+  assert.equal(bad.code, EXIT_CONFIG);
+  assert.match(bad.err, /missing\.conf/);
+  assert.doesNotMatch(bad.err, /\n\s+at /, 'no stack trace');
+});
+
+test('a daemon that hangs up or answers garbage gives exit 5', async (t) => {
+  const dir = tmpdir(t);
+  const sock = path.join(dir, 'odd.sock');
+  const s = net.createServer((c) => {
+    c.once('data', (d) => (String(d).includes('status') ? c.end('this is not json\n') : c.end()));
+  });
+  await new Promise<void>((res) => s.listen(sock, res));
+  t.after(() => new Promise<void>((res) => s.close(() => res())));
+  let r = await run('status', ['--socket', sock]);
+  assert.equal(r.code, EXIT_PROTOCOL);
+  assert.match(r.err, /unreadable answer/);
+  r = await run('list', ['--socket', sock]);
+  assert.equal(r.code, EXIT_PROTOCOL);
+  assert.match(r.err, /closed the connection .* without answering/);
+});
+
+test('permission denied for an ordinary user on the root-only socket (exit 4)', async (t) => {
+  assert.equal(process.getuid?.(), 0, 'this test needs root (it runs the client as nobody against a root-owned 0600 socket)');
+  const dir = tmpdir(t);
+  fs.chmodSync(dir, 0o755); // the directory is searchable: only the socket's own mode refuses
+  const { sock, seen } = await daemon(t, dir);
+  assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(sock).uid, 0);
+  const ctl = path.resolve(__dirname, '../../src/ctl.js');
+  const script = `require(${JSON.stringify(ctl)}).ctlMain('status', ['--socket', ${JSON.stringify(sock)}]).then((c) => process.exit(c))`;
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], (err, stdout, stderr) => {
+      resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout, stderr });
+    });
+  });
+  assert.equal(r.stderr, `tallow: permission denied on ${sock} (run as root)\n`);
+  assert.equal(r.code, EXIT_PERMISSION);
+  assert.equal(r.stdout, '');
+  assert.deepEqual(seen, []);
+});
+
+test('formatDuration', () => {
+  assert.equal(formatDuration(0), '0s');
+  assert.equal(formatDuration(59), '59s');
+  assert.equal(formatDuration(60), '1m 0s');
+  assert.equal(formatDuration(3725), '1h 2m 5s');
+  assert.equal(formatDuration(90061), '1d 1h 1m');
+});
