@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tracker } from '../../src/tracker';
+import type { TrackerOptions } from '../../src/tracker';
+import type { Match } from '../../src/matcher';
+import type { Family } from '../../src/address';
+
+const opts = (o: Partial<TrackerOptions> = {}): TrackerOptions => ({
+  threshold: 1.0, expires: 3600, maxRecords: 1000, isAllowed: () => false, ...o,
+});
+const match = (address: string, score: number, ban = 0, family: Family = 4): Match => ({
+  address, family, realtime: 0, pattern: { name: `t.json#${score}/${ban}`, score, ban, source: 'x' },
+});
+const T0 = 1_700_000_000_000;
+
+test('tracker: five matches of 0.2 ban on the fifth, for expires seconds, once', () => {
+  const t = new Tracker(opts());
+  for (let i = 0; i < 4; i++) assert.deepEqual(t.observe(match('203.0.113.9', 0.2), T0 + i), []);
+  const d = t.observe(match('203.0.113.9', 0.2), T0 + 4);
+  assert.equal(d.length, 1);
+  assert.deepEqual(d[0], { action: 'ban', address: '203.0.113.9', family: 4, seconds: 3600, score: d[0].action === 'ban' ? d[0].score : 0, count: 5, pattern: 't.json#0.2/0', reason: 'threshold' });
+  const r = t.get('203.0.113.9')!;
+  assert.equal(r.banned, true);
+  assert.equal(r.banExpiry, T0 + 4 + 3600_000);
+  // no repeated decisions while banned, but still counted
+  assert.deepEqual(t.observe(match('203.0.113.9', 0.2, 10), T0 + 5), []);
+  assert.equal(t.get('203.0.113.9')!.count, 6);
+});
+
+test('tracker: ten matches of 0.1 reach a threshold of 1.0 (float sums)', () => {
+  const t = new Tracker(opts());
+  let decisions = 0;
+  for (let i = 0; i < 10; i++) decisions += t.observe(match('203.0.113.9', 0.1), T0).length;
+  assert.equal(decisions, 1);
+});
+
+test('tracker: a ban:10 pattern bans for 10 s without marking the record banned', () => {
+  const t = new Tracker(opts());
+  const d = t.observe(match('198.51.100.7', 0.2, 10), T0);
+  assert.equal(d.length, 1);
+  assert.equal(d[0].action === 'ban' && d[0].seconds, 10);
+  assert.equal(d[0].action === 'ban' && d[0].reason, 'instant');
+  const r = t.get('198.51.100.7')!;
+  assert.equal(r.banned, false);
+  assert.equal(r.banExpiry, T0 + 10_000);
+  // the next throttle is decided again (tallow re-throttles on every such match)
+  assert.equal(t.observe(match('198.51.100.7', 0.2, 10), T0 + 20_000).length, 1);
+});
+
+test('tracker: allowlisted addresses are never scored', () => {
+  const t = new Tracker(opts({ isAllowed: (a) => a === '10.0.0.1' }));
+  for (let i = 0; i < 10; i++) assert.deepEqual(t.observe(match('10.0.0.1', 0.5, 30), T0), []);
+  assert.equal(t.size, 0);
+});
+
+test('tracker: prune drops records unseen for expires, banned ones after expires/2', () => {
+  const t = new Tracker(opts({ expires: 100 }));
+  t.observe(match('203.0.113.1', 0.2), T0);          // active
+  t.observe(match('203.0.113.2', 1.0), T0);          // banned
+  t.observe(match('203.0.113.3', 0.2), T0 + 80_000); // active, younger
+  assert.equal(t.prune(T0 + 50_000), 0);
+  assert.equal(t.prune(T0 + 50_001), 1);
+  assert.equal(t.get('203.0.113.2'), undefined);
+  assert.ok(t.get('203.0.113.1'));
+  assert.equal(t.prune(T0 + 100_001), 1);
+  assert.equal(t.get('203.0.113.1'), undefined);
+  assert.ok(t.get('203.0.113.3'));
+  assert.equal(t.prune(T0 + 180_001), 1);
+  assert.equal(t.size, 0);
+});
+
+test('tracker: a ban that ran out while the record lived on starts over', () => {
+  const t = new Tracker(opts({ expires: 100 }));
+  t.observe(match('203.0.113.1', 1.0), T0);
+  // seen again inside the ban: no decision; after the ban expired: scored afresh
+  assert.deepEqual(t.observe(match('203.0.113.1', 0.2), T0 + 40_000), []);
+  assert.deepEqual(t.observe(match('203.0.113.1', 0.2), T0 + 100_000), []);
+  assert.equal(t.get('203.0.113.1')!.banned, false);
+  assert.equal(t.observe(match('203.0.113.1', 1.0), T0 + 100_001).length, 1);
+});
+
+test('tracker: cap evicts the oldest unbanned records, never a banned one', () => {
+  const t = new Tracker(opts({ maxRecords: 3 }));
+  t.observe(match('203.0.113.1', 1.0), T0);     // banned, oldest
+  t.observe(match('203.0.113.2', 0.2), T0 + 1);
+  t.observe(match('203.0.113.3', 0.2), T0 + 2);
+  t.observe(match('203.0.113.2', 0.2), T0 + 3); // refreshed: .3 is now the oldest unbanned
+  t.observe(match('203.0.113.4', 0.2), T0 + 4);
+  assert.equal(t.size, 3);
+  assert.equal(t.evicted, 1);
+  assert.ok(t.get('203.0.113.1')?.banned);
+  assert.equal(t.get('203.0.113.3'), undefined);
+  assert.ok(t.get('203.0.113.2') && t.get('203.0.113.4'));
+});
+
+test('tracker: a flood of distinct addresses stays within the cap', () => {
+  const t = new Tracker(opts({ maxRecords: 1000 }));
+  for (let i = 0; i < 20_000; i++) t.observe(match(`2001:db8::${i.toString(16)}`, 0.2, 0, 6), T0 + i);
+  assert.equal(t.size, 1000);
+  assert.equal(t.evicted, 19_000);
+});
+
+test('tracker: manual ban and unban; unban forgets', () => {
+  const t = new Tracker(opts());
+  const d = t.ban('2001:db8::1', 6, 60, T0);
+  assert.deepEqual(d, [{ action: 'ban', address: '2001:db8::1', family: 6, seconds: 60, score: 0, count: 0, pattern: 'manual', reason: 'manual' }]);
+  assert.equal(t.get('2001:db8::1')!.banned, true);
+  assert.deepEqual(t.unban('2001:db8::1', 6), [{ action: 'unban', address: '2001:db8::1', family: 6, reason: 'manual' }]);
+  assert.equal(t.get('2001:db8::1'), undefined);
+});
+
+test('tracker: restore keeps records and prune still works on restored order', () => {
+  const t = new Tracker(opts({ expires: 100 }));
+  t.restore({ address: '203.0.113.5', family: 4, score: 0.4, count: 2, first: T0, last: T0 + 90_000, banned: false, banExpiry: 0, pattern: null });
+  t.restore({ address: '203.0.113.6', family: 4, score: 0.4, count: 2, first: T0, last: T0, banned: false, banExpiry: 0, pattern: null });
+  t.restore({ address: '203.0.113.7', family: 4, score: 1.2, count: 6, first: T0, last: T0, banned: true, banExpiry: T0 + 100_000, pattern: 'x' });
+  assert.equal(t.size, 3);
+  assert.equal(t.prune(T0 + 100_001), 2);
+  assert.deepEqual([...t.records()].map((r) => r.address), ['203.0.113.5']);
+  // restored score counts on
+  assert.equal(t.observe(match('203.0.113.5', 0.6), T0 + 100_002).length, 1);
+});
+
+test('tracker: configure changes threshold and cap, keeps records', () => {
+  const t = new Tracker(opts());
+  t.observe(match('203.0.113.1', 0.2), T0);
+  t.observe(match('203.0.113.2', 0.2), T0 + 1);
+  t.configure(opts({ threshold: 0.3, maxRecords: 1 }));
+  assert.equal(t.size, 1);
+  assert.equal(t.observe(match('203.0.113.2', 0.2), T0 + 2).length, 1);
+});
