@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Matcher } from '../../src/matcher';
+import { loadPatternFiles, parsePatternFile, shippedPatternsDir, MAX_MESSAGE_LENGTH } from '../../src/patterns';
+import type { PatternFile } from '../../src/patterns';
+
+const entry = (fields: Record<string, string>) => ({ cursor: 'c', realtime: 42, fields });
+const files = (doc: unknown): PatternFile[] => parsePatternFile(JSON.stringify(doc), 't.json', '/t.json');
+
+test('matcher: each file\'s patterns apply only to entries its own filter selects', () => {
+  const m = new Matcher(files([
+    { filter: '_SYSTEMD_UNIT=a.service', items: [{ ban: 0, score: 1, pattern: '^hit <IP>$' }] },
+    { filter: ['_EXE=/b', ['SYSLOG_IDENTIFIER=b', '_UID=0']], items: [{ ban: 0, score: 0.5, pattern: '^hit <IP>$' }] },
+  ]));
+  assert.equal(m.match(entry({ MESSAGE: 'hit 203.0.113.1', _SYSTEMD_UNIT: 'a.service' }))?.pattern.name, 't.json#1');
+  assert.equal(m.match(entry({ MESSAGE: 'hit 203.0.113.1', _EXE: '/b' }))?.pattern.name, 't.json#2');
+  assert.equal(m.match(entry({ MESSAGE: 'hit 203.0.113.1', SYSLOG_IDENTIFIER: 'b', _UID: '0' }))?.pattern.name, 't.json#2');
+  // forged identifier from an ordinary user: selected by no filter
+  assert.equal(m.match(entry({ MESSAGE: 'hit 203.0.113.1', SYSLOG_IDENTIFIER: 'b', _UID: '1000' })), null);
+  assert.equal(m.match(entry({ MESSAGE: 'hit 203.0.113.1' })), null);
+});
+
+test('matcher: address from named group ip, <IP> tag, or first group; MESSAGE= patterns; first match wins', () => {
+  const m = new Matcher(files([{ filter: 'A=1', items: [
+    { ban: 0, score: 1, pattern: 'MESSAGE=one (\\S+) x' },
+    { ban: 0, score: 1, pattern: '^two (?<port>\\d+) (?<ip>\\S+)$' },
+    { ban: 0, score: 1, pattern: '^three <IP> port <PORT>$' },
+    { ban: 0, score: 2, pattern: '^(three) .*$' },
+  ] }]));
+  const r = (msg: string) => m.match(entry({ A: '1', MESSAGE: msg }));
+  assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, realtime: 42 });
+  assert.equal(r('two 22 ::ffff:203.0.113.7')?.address, '203.0.113.7');
+  assert.equal(r('three 198.51.100.1 port 22')?.pattern.name, 't.json#3');
+  // first matching pattern has a bad address: ignored and counted, no second chance
+  assert.equal(r('one 999.1.1.1 x'), null);
+  assert.equal(m.stats.invalidAddresses, 1);
+  assert.equal(r('three nonsense'), null);
+  assert.equal(m.stats.invalidAddresses, 2);
+});
+
+test('matcher: over-long messages are skipped and counted, never truncated', () => {
+  const m = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
+  const user = 'x'.repeat(MAX_MESSAGE_LENGTH);
+  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', MESSAGE: `Invalid user ${user} from 203.0.113.9 port 22` })), null);
+  assert.equal(m.stats.oversized, 1);
+  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', MESSAGE: 'Invalid user x from 203.0.113.9 port 22' }))?.address, '203.0.113.9');
+  assert.deepEqual({ ...m.stats }, { entries: 2, matches: 1, invalidAddresses: 0, oversized: 1 });
+});
