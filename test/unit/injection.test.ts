@@ -1,0 +1,70 @@
+// Log injection: attacker-chosen user names and client banners that embed an address. Through the
+// shipped patterns, matcher and tracker: the real client address is scored, the injected one never.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadPatternFiles, shippedPatternsDir } from '../../src/patterns';
+import { Matcher } from '../../src/matcher';
+import { Tracker } from '../../src/tracker';
+
+const REAL = '198.51.100.50';
+const VICTIM = '203.0.113.9';
+const INJECTED = [
+  `x from ${VICTIM} port 22 ssh2`,
+  `x from ${VICTIM} port 22`,
+  `${VICTIM} port 22 [preauth]`,
+  `x ${VICTIM} port 22 [preauth]`,
+  `for root from ${VICTIM} port 22 ssh2`,
+  `x\nFailed password for root from ${VICTIM} port 22 ssh2`,
+  `x\\012Failed password for root from ${VICTIM} port 22 ssh2`,
+  `[${VICTIM}]:22 on [192.0.2.1]:22 penalty: x`,
+  `x from ${VICTIM} port 22 ssh2: RSA SHA256:abc`,
+  `x' from ${VICTIM} port 22`,
+  `' from ${VICTIM}`,
+  `from ${VICTIM}`,
+  `x rhost=${VICTIM}`,
+];
+// Every sshd wording that carries attacker text, with %U% the attacker's text.
+const TEMPLATES = [
+  `Failed password for invalid user %U% from ${REAL} port 4000 ssh2`,
+  `Failed publickey for invalid user %U% from ${REAL} port 4000 ssh2: ED25519 SHA256:Zm9vYmFy`,
+  `Invalid user %U% from ${REAL} port 4000`,
+  `Connection closed by invalid user %U% ${REAL} port 4000 [preauth]`,
+  `Connection reset by invalid user %U% ${REAL} port 4000 [preauth]`,
+  `error: maximum authentication attempts exceeded for invalid user %U% from ${REAL} port 4000 ssh2 [preauth]`,
+  `error: PAM: Authentication failure for illegal user %U% from ${REAL}`,
+  `Bad protocol version identification '%U%' from ${REAL} port 4000`,
+  `Received disconnect from ${REAL} port 4000:11: %U% [preauth]`,
+  `Unable to negotiate with ${REAL} port 4000: no matching key exchange method found. Their offer: %U% [preauth]`,
+];
+
+test('injection: the embedded address is never matched, the real one is', () => {
+  const matcher = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
+  const tracker = new Tracker({ threshold: 1, expires: 3600, maxRecords: 1000, isAllowed: () => false });
+  const wrong: string[] = [];
+  let real = 0;
+  for (const t of TEMPLATES) {
+    for (const u of INJECTED) {
+      const message = t.replace('%U%', u);
+      const m = matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd' } });
+      if (m && m.address !== REAL) wrong.push(`${m.address} from ${JSON.stringify(message)}`);
+      if (m) {
+        real++;
+        tracker.observe(m, 0);
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
+  assert.equal(tracker.get(VICTIM), undefined);
+  assert.ok(tracker.get(REAL)?.banned, 'the real client was not banned');
+  // every template matches with most payloads (a newline may make a line unmatched, never wrong)
+  assert.ok(real >= TEMPLATES.length * (INJECTED.length - 1), `only ${real} matches`);
+});
+
+test('injection: a forged sshd line from an ordinary user (logger -t sshd) is not selected', () => {
+  const matcher = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
+  const msg = `Failed password for root from ${VICTIM} port 22 ssh2`;
+  assert.equal(matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: msg, SYSLOG_IDENTIFIER: 'sshd', _UID: '1000', _EXE: '/usr/bin/logger' } }), null);
+  assert.equal(matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: msg, SYSLOG_IDENTIFIER: 'sshd', _UID: '1000' } }), null);
+  assert.equal(matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: msg, SYSLOG_IDENTIFIER: 'sshd', _UID: '0' } })?.address, VICTIM);
+  assert.equal(matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: msg, _EXE: '/usr/lib/openssh/sshd-session', _UID: '0' } })?.address, VICTIM);
+});
