@@ -1,0 +1,83 @@
+// Engine throughput and memory: matcher + tracker on 1,000,000 mixed sshd lines (90% not matching,
+// 10% failures from 50,000 addresses), then memory per tracked address at 100,000 and 1,000,000.
+// Run: npx tsc -p . && node --expose-gc dist/bench/engine.js
+import { loadPatternFiles, shippedPatternsDir } from '../src/patterns';
+import { Matcher } from '../src/matcher';
+import { Tracker } from '../src/tracker';
+import type { JournalEntry } from '../src/journal';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) {
+  console.error('run with node --expose-gc');
+  process.exit(1);
+}
+
+const NOISE = [
+  'pam_unix(sshd:session): session opened for user alice(uid=1000) by alice(uid=0)',
+  'Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4',
+  'Received disconnect from 192.0.2.10 port 50022:11: disconnected by user',
+  'Disconnected from user alice 192.0.2.10 port 50022',
+  'pam_unix(sshd:session): session closed for user alice',
+  'Server listening on 0.0.0.0 port 22.',
+];
+const v4 = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
+const FAIL = [
+  (a: string, i: number) => `Failed password for invalid user user${i} from ${a} port ${1024 + (i % 60000)} ssh2`,
+  (a: string, i: number) => `Invalid user user${i} from ${a} port ${1024 + (i % 60000)}`,
+  (a: string, i: number) => `Connection closed by authenticating user root ${a} port ${1024 + (i % 60000)} [preauth]`,
+  (a: string) => `Failed password for root from ${a} port 22 ssh2`,
+];
+
+function entries(n: number, addresses: number): JournalEntry[] {
+  const out: JournalEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = (i * 2654435761) >>> 0;
+    const message = i % 10 === 0
+      ? FAIL[k % FAIL.length](k % 7 === 0 ? `2001:db8::${(k % addresses).toString(16)}` : v4(k % addresses), i)
+      : NOISE[k % NOISE.length];
+    out.push({ cursor: '', realtime: i, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0', SYSLOG_IDENTIFIER: 'sshd' } });
+  }
+  return out;
+}
+
+function throughput(): void {
+  const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns');
+  const matcher = new Matcher(files);
+  const tracker = new Tracker({ threshold: 1, expires: 3600, maxRecords: 100_000, isAllowed: () => false });
+  const list = entries(1_000_000, 50_000);
+  const t0 = process.hrtime.bigint();
+  let decisions = 0;
+  const now = 1_700_000_000_000;
+  for (let i = 0; i < list.length; i++) {
+    const m = matcher.match(list[i]);
+    if (m) decisions += tracker.observe(m, now + i).length;
+    if (i % 1000 === 999) tracker.prune(now + i);
+  }
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`throughput: ${list.length} entries in ${s.toFixed(2)} s = ${Math.round(list.length / s).toLocaleString('en')} entries/s ` +
+    `(matches ${matcher.stats.matches}, records ${tracker.size}, decisions ${decisions})`);
+}
+
+function memory(n: number): void {
+  const tracker = new Tracker({ threshold: 1e9, expires: 3600, maxRecords: n, isAllowed: () => false });
+  const pattern = { name: 'sshd.json#2', ban: 0, score: 0.2, source: '' };
+  // Address strings are built from a message, as the matcher does (regex captures are slices).
+  const re = /from (\S+) port/;
+  gc!();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) {
+    const a = i % 5 === 0 ? `2001:db8::${i.toString(16)}` : `${10 + (i >>> 24)}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const msg = `Failed password for invalid user x${i} from ${a} port 22 ssh2`;
+    const ip = re.exec(msg)![1];
+    tracker.observe({ address: ip, family: i % 5 === 0 ? 6 : 4, pattern, realtime: 0 }, 1_700_000_000_000 + i);
+  }
+  gc!();
+  const after = process.memoryUsage().heapUsed;
+  console.log(`memory: ${n.toLocaleString('en')} records (80% IPv4, 20% IPv6): ${((after - before) / 1048576).toFixed(1)} MiB heap, ` +
+    `${Math.round((after - before) / n)} bytes per record`);
+  if (tracker.size !== n) throw new Error('records lost');
+}
+
+throughput();
+memory(100_000);
+memory(1_000_000);
