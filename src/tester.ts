@@ -1,4 +1,491 @@
-// CONTRACT (issue 6 implements): `tallow test ...`, the pattern tester.
-// cli.ts hands over the arguments after `test`; the result is the exit status.
+// `tallow test`: run the patterns over log lines (a file, stdin) or the journal, and show what the
+// daemon would have done: matches per pattern with their addresses, the lines nothing matched, and
+// the bans the tracker would have made with the configured threshold and expires. Nothing here
+// touches the firewall; files and stdin need no privileges.
+//
+// Exit status: 0 something matched; 1 nothing matched; 2 bad usage; 66 the input could not be
+// read (EX_NOINPUT); 78 tallow.conf or a patterns file is wrong (EX_CONFIG).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import type { Readable } from 'node:stream';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
+import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile, type Pattern } from './patterns';
+import { Matcher } from './matcher';
+import { Tracker, type Decision } from './tracker';
+import { Allowlist } from './allowlist';
+import type { Journal as JournalT, JournalEntry, MatchGroup } from './journal';
 
-export declare function testMain(args: string[]): Promise<number>;
+export const EXIT_MATCHED = 0;
+export const EXIT_NO_MATCH = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_NOINPUT = 66;
+export const EXIT_CONFIG = 78;
+
+export interface TesterIO {
+  out(text: string): void;
+  err(text: string): void;
+  stdin?: Readable;
+  /** ms since epoch, for lines that carry no time of their own */
+  now?: () => number;
+  /** ms between progress lines on stderr */
+  progressMs?: number;
+}
+
+const USAGE = `usage: tallow test [FILE|-] [--unmatched] [--config FILE] [--patterns DIR|FILE.json] [--field NAME=VALUE]...
+       tallow test --journal [--since WHEN] [--unit UNIT] [--journal-dir DIR] [--unmatched] [--config FILE] [--patterns DIR|FILE.json]
+Runs the patterns over log lines (one message per line, or journalctl -o short/short-iso lines) or
+the journal, and prints the matches per pattern, the bans the tracker would make, and with
+--unmatched the lines no pattern matched. --patterns DIR stands for patterns_dir (shipped files
+plus DIR's); --patterns FILE.json tests that file alone. Text lines count as sshd's
+(_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd); --field sets or adds a field.
+WHEN: 'YYYY-MM-DD [HH:MM[:SS]]', 'today', 'yesterday', '@EPOCH', '-2h', '30 min ago'.
+`;
+
+class UsageError extends Error {}
+
+interface Options {
+  input: string | null; // file, '-' or null (stdin unless --journal)
+  journal: boolean;
+  since?: number; // ms since epoch
+  unit?: string;
+  journalDir?: string;
+  unmatched: boolean;
+  config?: string;
+  patterns?: string;
+  fields: Record<string, string>;
+}
+
+const SSHD_IDENTS = new Set(['sshd', 'sshd-session', 'sshd-auth']);
+
+/** `--since` values: absolute dates (local time), @epoch, today/yesterday/now, relative. */
+export function parseWhen(text: string, now: number): number {
+  const t = text.trim();
+  const bad = (): never => {
+    throw new UsageError(`--since: cannot read ${JSON.stringify(text)} as a time (e.g. '2025-01-31 08:00', 'yesterday', '-2h', '30 min ago', '@1738300000')`);
+  };
+  if (t === 'now') return now;
+  if (t === 'today' || t === 'yesterday') {
+    const d = new Date(now);
+    d.setHours(0, 0, 0, 0);
+    if (t === 'yesterday') d.setDate(d.getDate() - 1);
+    return d.getTime();
+  }
+  let m = /^@(\d+(?:\.\d+)?)$/.exec(t);
+  if (m) return Math.round(Number(m[1]) * 1000);
+  m = /^(?:-\s*(\d+)\s*([a-z]+)|(\d+)\s*([a-z]+)\s+ago)$/.exec(t);
+  if (m) {
+    const n = Number(m[1] ?? m[3]);
+    const unit = m[2] ?? m[4];
+    const units: [RegExp, number][] = [
+      [/^(?:s|sec|secs|second|seconds)$/, 1e3],
+      [/^(?:m|min|mins|minute|minutes)$/, 60e3],
+      [/^(?:h|hr|hrs|hour|hours)$/, 3600e3],
+      [/^(?:d|day|days)$/, 86400e3],
+      [/^(?:w|week|weeks)$/, 7 * 86400e3],
+    ];
+    const u = units.find(([re]) => re.test(unit));
+    if (!u) bad();
+    return now - n * u![1];
+  }
+  m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(t);
+  if (m) {
+    const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0));
+    if (Number.isNaN(d.getTime()) || d.getDate() !== Number(m[3])) bad();
+    return d.getTime();
+  }
+  // Full ISO 8601 with a zone, e.g. 2025-01-31T08:00:00+01:00
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/.test(t)) {
+    const ms = Date.parse(t);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  return bad();
+}
+
+function parseArgs(args: string[], now: number): Options {
+  const o: Options = { input: null, journal: false, unmatched: false, fields: {} };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      if (i + 1 >= args.length) throw new UsageError(`${name} needs a value`);
+      return args[++i];
+    };
+    switch (name) {
+      case '--journal': o.journal = true; break;
+      case '--unmatched': o.unmatched = true; break;
+      case '--since': o.since = parseWhen(value(), now); o.journal = true; break;
+      case '--unit': {
+        const u = value();
+        if (!/^[A-Za-z0-9:_.@\\-]+$/.test(u)) throw new UsageError(`--unit: ${JSON.stringify(u)} is not a unit name`);
+        o.unit = u.includes('.') ? u : `${u}.service`;
+        o.journal = true;
+        break;
+      }
+      case '--journal-dir': o.journalDir = value(); o.journal = true; break;
+      case '--config': o.config = value(); break;
+      case '--patterns': o.patterns = value(); break;
+      case '--field': {
+        const v = value();
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/s.exec(v);
+        if (!m) throw new UsageError(`--field: expected NAME=VALUE with an upper-case journal field name, got ${JSON.stringify(v)}`);
+        o.fields[m[1]] = m[2];
+        break;
+      }
+      default:
+        if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+        if (o.input !== null) throw new UsageError(`only one input file, got ${JSON.stringify(o.input)} and ${JSON.stringify(a)}`);
+        o.input = a;
+    }
+  }
+  if (o.journal && o.input !== null) throw new UsageError('give either a FILE or --journal, not both');
+  if (!o.journal && Object.keys(o.fields).length === 0) {
+    /* text input with sshd's fields */
+  }
+  if (o.journal && Object.keys(o.fields).length > 0) throw new UsageError('--field applies to text input only (the journal has its own fields)');
+  return o;
+}
+
+function loadPatterns(o: Options, config: Config): PatternFile[] {
+  if (o.patterns === undefined) return loadPatternFiles(shippedPatternsDir(), config.patternsDir);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(o.patterns);
+  } catch (e) {
+    throw new PatternError(`${o.patterns}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (st.isDirectory()) return loadPatternFiles(shippedPatternsDir(), o.patterns);
+  let text: string;
+  try {
+    text = fs.readFileSync(o.patterns, 'utf8');
+  } catch (e) {
+    throw new PatternError(`${o.patterns}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parsePatternFile(text, path.basename(o.patterns), o.patterns);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+// journalctl -o short:     "Jan 31 08:00:01 host sshd[123]: message"
+// journalctl -o short-iso: "2025-01-31T08:00:01+0100 host sshd[123]: message"
+const SHORT = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) \S+ ([^\s[\]:]+)(?:\[(\d+)\])?: (.*)$/s;
+const SHORT_ISO = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})) \S+ ([^\s[\]:]+)(?:\[(\d+)\])?: (.*)$/s;
+
+/** One text line as the journal entry it stands for (and its time, when the line has one). */
+export function lineToEntry(line: string, now: number, extra: Record<string, string> = {}): { entry: JournalEntry; ident: string | null } {
+  let message = line;
+  let ident: string | null = null;
+  let pid: string | undefined;
+  let when = now;
+  let m = SHORT.exec(line);
+  if (m && MONTHS.includes(m[1])) {
+    const d = new Date(now);
+    const t = new Date(d.getFullYear(), MONTHS.indexOf(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
+    // No year in the line: the most recent such date not in the future.
+    if (t.getTime() > now + 86400e3) t.setFullYear(t.getFullYear() - 1);
+    when = t.getTime();
+    [ident, pid, message] = [m[6], m[7], m[8]];
+  } else if ((m = SHORT_ISO.exec(line))) {
+    const iso = m[1].replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
+    const ms = Date.parse(iso);
+    if (!Number.isNaN(ms)) when = ms;
+    [ident, pid, message] = [m[2], m[3], m[4]];
+  }
+  const fields: Record<string, string> = { MESSAGE: message, _UID: '0' };
+  if (ident === null || SSHD_IDENTS.has(ident)) {
+    fields._EXE = '/usr/sbin/sshd';
+    fields.SYSLOG_IDENTIFIER = ident ?? 'sshd';
+  } else {
+    fields.SYSLOG_IDENTIFIER = ident;
+  }
+  if (pid !== undefined) fields._PID = pid;
+  Object.assign(fields, extra);
+  return { entry: { cursor: '', realtime: when * 1000, fields }, ident };
+}
+
+interface PatternStats {
+  pattern: Pattern;
+  lines: number;
+  addresses: Map<string, number>;
+}
+
+interface BanRow {
+  address: string;
+  seconds: number;
+  reason: string;
+  pattern: string;
+  score: number;
+  count: number;
+  times: number;
+  first: string; // where: line number or time
+}
+
+class Run {
+  readonly matcher: Matcher;
+  readonly tracker: Tracker;
+  readonly allow: Allowlist;
+  readonly perPattern = new Map<string, PatternStats>();
+  readonly bans = new Map<string, BanRow>();
+  readonly unmatched: string[] = [];
+  total = 0;
+  matched = 0;
+  badAddress = 0;
+  allowlisted = new Set<string>();
+
+  constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean) {
+    this.matcher = new Matcher(files);
+    this.allow = new Allowlist(config.whitelist);
+    this.tracker = new Tracker({
+      threshold: config.threshold,
+      expires: config.expires,
+      maxRecords: config.maxRecords,
+      isAllowed: (a, f) => this.allow.has(a, f),
+    });
+    for (const f of files) for (const p of f.patterns) this.perPattern.set(p.name, { pattern: p, lines: 0, addresses: new Map() });
+  }
+
+  feed(entry: JournalEntry, where: string, shown: string): void {
+    this.total++;
+    const invalidBefore = this.matcher.stats.invalidAddresses;
+    const m = this.matcher.match(entry);
+    if (!m) {
+      if (this.matcher.stats.invalidAddresses !== invalidBefore) this.badAddress++;
+      if (this.keepUnmatched) this.unmatched.push(`${where}: ${shown}`);
+      return;
+    }
+    this.matched++;
+    const ps = this.perPattern.get(m.pattern.name)!;
+    ps.lines++;
+    ps.addresses.set(m.address, (ps.addresses.get(m.address) ?? 0) + 1);
+    if (this.allow.has(m.address, m.family)) this.allowlisted.add(m.address);
+    const now = Math.floor(entry.realtime / 1000);
+    this.tracker.prune(now);
+    for (const d of this.tracker.observe(m, now)) this.record(d, where);
+  }
+
+  private record(d: Decision, where: string): void {
+    if (d.action !== 'ban') return;
+    const key = `${d.address}\n${d.reason}\n${d.pattern}\n${d.seconds}`;
+    const row = this.bans.get(key);
+    if (row) row.times++;
+    else this.bans.set(key, { address: d.address, seconds: d.seconds, reason: d.reason, pattern: d.pattern, score: d.score, count: d.count, times: 1, first: where });
+  }
+}
+
+function pad(rows: string[][], right: boolean[]): string[] {
+  const w: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (w[i] = Math.max(w[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : right[i] ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd());
+}
+
+const MAX_ADDRESSES_SHOWN = 20;
+
+function report(run: Run, source: string, io: TesterIO): void {
+  const o: string[] = [];
+  const nfiles = new Set(run.files.map((f) => f.path)).size;
+  const npat = run.files.reduce((n, f) => n + f.patterns.length, 0);
+  o.push(`Patterns: ${npat} in ${nfiles} file${nfiles === 1 ? '' : 's'} (${[...new Set(run.files.map((f) => f.path))].join(', ')})`);
+  o.push(`Read ${run.total} ${source}: ${run.matched} matched, ${run.total - run.matched} not matched.`);
+  if (run.badAddress) o.push(`${run.badAddress} matched a pattern whose captured address was not a valid IP address (ignored).`);
+  o.push('');
+
+  const hits = [...run.perPattern.values()].filter((p) => p.lines > 0);
+  if (hits.length === 0) o.push('No pattern matched.');
+  else {
+    o.push('Matches per pattern:');
+    for (const p of hits) {
+      o.push(`  ${p.pattern.name}: ${p.lines} line${p.lines === 1 ? '' : 's'} (score ${p.pattern.score}, ban ${p.pattern.ban})  ${p.pattern.source}`);
+      const addrs = [...p.addresses].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      const rows = addrs.slice(0, MAX_ADDRESSES_SHOWN).map(([a, n]) => ['   ', a, `${n}`, run.allowlisted.has(a) ? 'allowlisted, never banned' : '']);
+      o.push(...pad(rows, [false, false, true, false]));
+      if (addrs.length > MAX_ADDRESSES_SHOWN) o.push(`    ... and ${addrs.length - MAX_ADDRESSES_SHOWN} more addresses`);
+    }
+  }
+  o.push('');
+
+  const c = run.config;
+  if (run.bans.size === 0) o.push(`Bans the tracker would make (threshold ${c.threshold}, expires ${c.expires} s): none.`);
+  else {
+    o.push(`Bans the tracker would make (threshold ${c.threshold}, expires ${c.expires} s):`);
+    const rows = [['  ADDRESS', 'SECONDS', 'REASON', 'SCORE', 'COUNT', 'TIMES', 'FIRST AT', 'PATTERN']];
+    for (const b of run.bans.values()) {
+      rows.push([`  ${b.address}`, String(b.seconds), b.reason, b.score.toFixed(2), String(b.count), String(b.times), b.first, b.pattern]);
+    }
+    o.push(...pad(rows, [false, true, false, true, true, true, false, false]));
+    const addresses = new Set([...run.bans.values()].map((b) => b.address));
+    const full = new Set([...run.bans.values()].filter((b) => b.reason === 'threshold').map((b) => b.address));
+    o.push(`  ${addresses.size} address${addresses.size === 1 ? '' : 'es'} banned, ${full.size} for the full ${c.expires} s.`);
+  }
+
+  if (run.keepUnmatched) {
+    o.push('');
+    if (run.unmatched.length === 0) o.push('Lines no pattern matched: none.');
+    else {
+      o.push(`Lines no pattern matched (${run.unmatched.length}):`);
+      for (const u of run.unmatched) o.push(`  ${u}`);
+    }
+  }
+  io.out(o.join('\n') + '\n');
+}
+
+/** Printable form of a line: control characters (attacker text) and tabs escaped, so they show. */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/\n/g, '\\n');
+}
+
+class Progress {
+  private last = Date.now();
+  private shown = false;
+  constructor(private readonly io: TesterIO, private readonly what: string, private readonly everyMs: number) {}
+  tick(n: number): void {
+    const t = Date.now();
+    if (t - this.last < this.everyMs) return;
+    this.last = t;
+    this.shown = true;
+    this.io.err(`tallow test: ${n} ${this.what} read...\n`);
+  }
+  done(n: number): void {
+    if (this.shown) this.io.err(`tallow test: ${n} ${this.what} read, done.\n`);
+  }
+}
+
+async function readText(run: Run, o: Options, io: TesterIO): Promise<string> {
+  const now = io.now ?? Date.now;
+  let stream: Readable;
+  let name: string;
+  if (o.input === null || o.input === '-') {
+    stream = io.stdin ?? process.stdin;
+    name = 'stdin';
+    if (stream === process.stdin && process.stdin.isTTY) io.err('tallow test: reading log lines from stdin (end with Ctrl-D)\n');
+  } else {
+    // Open first, so a missing file is one clear message and exit 66, not a stream error later.
+    let fd: number;
+    try {
+      fd = fs.openSync(o.input, 'r');
+      if (fs.fstatSync(fd).isDirectory()) {
+        fs.closeSync(fd);
+        throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      }
+    } catch (e) {
+      throw new InputError(`${o.input}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    stream = fs.createReadStream('', { fd });
+    name = o.input;
+  }
+  const progress = new Progress(io, 'lines', io.progressMs ?? 2000);
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const raw of rl) {
+      n++;
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (line.trim() === '') {
+        run.total++; // counted, never matched, not worth listing
+        continue;
+      }
+      const { entry } = lineToEntry(line, now(), o.fields);
+      run.feed(entry, `line ${n}`, printable(line));
+      progress.tick(n);
+    }
+  } catch (e) {
+    throw new InputError(`${name}: read error: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  progress.done(n);
+  return `line${n === 1 ? '' : 's'} from ${name}`;
+}
+
+class InputError extends Error {}
+
+async function readJournal(run: Run, o: Options, io: TesterIO): Promise<string> {
+  // Loaded here so file/stdin testing works even where the addon was not built.
+  let journalModule: typeof import('./journal');
+  try {
+    journalModule = await import('./journal');
+  } catch (e) {
+    throw new InputError(`journal: cannot load the journal reader: ${(e as Error).message}`);
+  }
+  const { Journal } = journalModule;
+  let matches: MatchGroup[] = journalMatches(run.files);
+  if (o.unit) matches = matches.length ? matches.map((g) => [...g, `_SYSTEMD_UNIT=${o.unit}`]) : [[`_SYSTEMD_UNIT=${o.unit}`]];
+  const fields = [...new Set([...neededFields(run.files), 'SYSLOG_IDENTIFIER', '_PID'])];
+  let j: JournalT;
+  try {
+    j = Journal.open({ directory: o.journalDir, fields, matches });
+    j.seek(o.since !== undefined ? { at: 'realtime', usec: o.since * 1000 } : { at: 'head' });
+  } catch (e) {
+    throw new InputError(`journal${o.journalDir ? ` in ${o.journalDir}` : ''}: ${(e as Error).message}`);
+  }
+  const progress = new Progress(io, 'journal entries', io.progressMs ?? 2000);
+  let n = 0;
+  try {
+    for (;;) {
+      const batch = j.readBatch(4096);
+      if (batch.length === 0) break;
+      for (const e of batch) {
+        n++;
+        const when = new Date(Math.floor(e.realtime / 1000)).toISOString();
+        const ident = e.fields.SYSLOG_IDENTIFIER ?? '?';
+        const pid = e.fields._PID ? `[${e.fields._PID}]` : '';
+        run.feed(e, when, `${ident}${pid}: ${printable(e.fields.MESSAGE ?? '')}`);
+      }
+      progress.tick(n);
+      // Let Ctrl-C and stderr writes through on very long reads.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  } catch (e) {
+    throw new InputError(`journal: ${(e as Error).message}`);
+  } finally {
+    j.close();
+  }
+  progress.done(n);
+  const where = o.journalDir ? `the journal in ${o.journalDir}` : 'the journal';
+  return `entr${n === 1 ? 'y' : 'ies'} from ${where}${o.unit ? ` (unit ${o.unit})` : ''}${o.since !== undefined ? ` since ${new Date(o.since).toISOString()}` : ''}`;
+}
+
+/** Testable core of testMain: all output through `io`. */
+export async function testRun(args: string[], io: TesterIO): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(USAGE);
+    return EXIT_MATCHED;
+  }
+  let o: Options;
+  try {
+    o = parseArgs(args, (io.now ?? Date.now)());
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`tallow test: ${e.message}\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  let run: Run;
+  try {
+    const config = o.config !== undefined ? loadConfig(o.config, true) : loadConfig(DEFAULT_CONFIG_FILE, false);
+    const files = loadPatterns(o, config);
+    if (files.every((f) => f.patterns.length === 0)) throw new PatternError(`${o.patterns ?? 'patterns'}: no patterns to test`);
+    run = new Run(files, config, o.unmatched);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof PatternError) {
+      io.err(`tallow test: ${e.message}\n`);
+      return EXIT_CONFIG;
+    }
+    io.err(`tallow test: ${(e as Error).message}\n`);
+    return EXIT_CONFIG;
+  }
+  let source: string;
+  try {
+    source = o.journal ? await readJournal(run, o, io) : await readText(run, o, io);
+  } catch (e) {
+    io.err(`tallow test: ${(e as Error).message}\n`);
+    return EXIT_NOINPUT;
+  }
+  report(run, source, io);
+  return run.matched > 0 ? EXIT_MATCHED : EXIT_NO_MATCH;
+}
+
+export function testMain(args: string[]): Promise<number> {
+  return testRun(args, {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+  });
+}
