@@ -25,5 +25,6 @@ if (files.length === 0) {
 }
 // One file at a time: the real-component tests create network and mount namespaces
 // and a 2-core machine gives nothing back for running them side by side.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+// A per-test timeout turns a hang (a stalled regex, a daemon that never answers) into a failure.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { stdio: 'inherit' });
 process.exit(r.status === null ? 1 : r.status);
