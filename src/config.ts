@@ -52,7 +52,8 @@ export function defaultConfig(): Config {
     threshold: 1.0,
     backend: 'auto',
     nftPath: '/usr/sbin',
-    maxelem: 65536,
+    // The kernel default (65536) is a wall a large flood reaches; hash:ip grows on demand.
+    maxelem: 1048576,
     maxRecords: 100000,
     patternsDir: '/etc/tallow',
     stateDir: '/var/lib/tallow',
