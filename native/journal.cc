@@ -4,6 +4,7 @@
 #include <time.h>
 #include <cstdint>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "errors.h"
@@ -35,6 +36,18 @@ static void OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
 static void OnTimer(uv_timer_t* handle) {
   Watch* w = static_cast<Watch*>(handle->data);
   if (w->owner != nullptr) w->owner->Wake();
+}
+
+static bool IsAscii(const char* s, size_t len) {
+  size_t i = 0;
+  uint64_t acc = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    acc |= w;
+  }
+  for (; i < len; i++) acc |= static_cast<unsigned char>(s[i]);
+  return (acc & 0x8080808080808080ULL) == 0;
 }
 
 static std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
@@ -279,21 +292,35 @@ Napi::Value JournalWrap::GetCursor(const Napi::CallbackInfo& info) {
   return s;
 }
 
-// readBatch(max, includeCurrent) -> flat array, per entry: cursor, realtime, then one value
-// per field given to setFields (undefined when the entry lacks it). A flat array costs far
-// fewer N-API calls than an object per entry; src/journal.ts builds the objects.
-// includeCurrent: the journal already stands on an unread entry (see seek to cursor).
+// readBatch(max, includeCurrent, sink) -> number of entries read. Per entry the values are
+// cursor, realtime, then one value per field given to setFields (undefined when absent);
+// they reach JS as the arguments of sink(...values), many entries per call: one call into JS
+// per chunk costs far less than an N-API object or array store per value. src/journal.ts
+// builds the entry objects. includeCurrent: the journal already stands on an unread entry
+// (see seek to cursor).
 Napi::Value JournalWrap::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireOpen(env);
+  if (info.Length() < 3 || !info[2].IsFunction()) throw Napi::TypeError::New(env, "readBatch(max, includeCurrent, sink)");
   uint32_t max = info[0].As<Napi::Number>().Uint32Value();
-  bool include_current = info.Length() > 1 && info[1].ToBoolean().Value();
+  bool include_current = info[1].ToBoolean().Value();
+  napi_value sink = info[2];
   napi_env e = env;
-  napi_value out, undef, v;
-  napi_create_array(e, &out);
+  napi_value undef, v;
   napi_get_undefined(e, &undef);
-  uint32_t idx = 0;
-  for (uint32_t n = 0; n < max; n++) {
+  const size_t stride = 2 + fields_.size();
+  // Arguments per call stay well below V8's limits on a call's argument count.
+  const size_t chunk_entries = std::max<size_t>(1, 1024 / stride);
+  std::vector<napi_value> args;
+  args.reserve(chunk_entries * stride);
+  auto flush = [&]() {
+    if (args.empty()) return;
+    napi_status st = napi_call_function(e, undef, sink, args.size(), args.data(), nullptr);
+    args.clear();
+    if (st != napi_ok) throw Napi::Error::New(env);  // the sink threw: rethrow it
+  };
+  uint32_t n = 0;
+  for (; n < max; n++) {
     int r;
     if (!(include_current && n == 0)) {
       r = sd_journal_next(j_);
@@ -306,22 +333,23 @@ Napi::Value JournalWrap::ReadBatch(const Napi::CallbackInfo& info) {
     char* cursor = nullptr;
     r = sd_journal_get_cursor(j_, &cursor);
     if (r < 0) ThrowErrno(env, "sd_journal_get_cursor", r);
-    napi_status st = napi_create_string_utf8(e, cursor, NAPI_AUTO_LENGTH, &v);
+    // Cursors are ASCII: latin1 skips UTF-8 decoding.
+    napi_status st = napi_create_string_latin1(e, cursor, NAPI_AUTO_LENGTH, &v);
     free(cursor);
-    if (st != napi_ok) throw Napi::Error::New(env, "napi_create_string_utf8 failed");
-    napi_set_element(e, out, idx++, v);
+    if (st != napi_ok) throw Napi::Error::New(env, "napi_create_string_latin1 failed");
+    args.push_back(v);
     uint64_t realtime = 0;
     r = sd_journal_get_realtime_usec(j_, &realtime);
     if (r < 0) ThrowErrno(env, "sd_journal_get_realtime_usec", r);
     napi_create_double(e, static_cast<double>(realtime), &v);
-    napi_set_element(e, out, idx++, v);
+    args.push_back(v);
     for (const std::string& f : fields_) {
       const void* data;
       size_t len;
       r = sd_journal_get_data(j_, f.c_str(), &data, &len);
       // ENOENT: field absent; EBADMSG & co: a damaged field, read as absent.
       if (r < 0 || len < f.size() + 1) {
-        napi_set_element(e, out, idx++, undef);
+        args.push_back(undef);
         continue;
       }
       const char* s = static_cast<const char*>(data) + f.size() + 1;
@@ -331,12 +359,16 @@ Napi::Value JournalWrap::ReadBatch(const Napi::CallbackInfo& info) {
         // Do not cut a UTF-8 sequence in two (at most 3 continuation bytes to step over).
         for (int k = 0; k < 3 && len > 0 && (static_cast<unsigned char>(s[len]) & 0xC0) == 0x80; k++) len--;
       }
-      // Invalid UTF-8 becomes U+FFFD; NUL bytes are kept (explicit length).
-      napi_create_string_utf8(e, s, len, &v);
-      napi_set_element(e, out, idx++, v);
+      // ASCII (the common case) is made as latin1, cheaper than UTF-8 decoding. Otherwise
+      // invalid UTF-8 becomes U+FFFD; NUL bytes are kept (explicit length).
+      if (IsAscii(s, len)) napi_create_string_latin1(e, s, len, &v);
+      else napi_create_string_utf8(e, s, len, &v);
+      args.push_back(v);
     }
+    if (args.size() >= chunk_entries * stride) flush();
   }
-  return Napi::Value(env, out);
+  flush();
+  return Napi::Number::New(env, n);
 }
 
 Napi::Value JournalWrap::Process(const Napi::CallbackInfo& info) {

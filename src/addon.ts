@@ -21,8 +21,10 @@ export interface NativeJournal {
   previous(): number;
   testCursor(cursor: string): boolean;
   getCursor(): string | null;
-  /** Flat: per entry cursor, realtime, then one value (or undefined) per field given to setFields. */
-  readBatch(max: number, includeCurrent?: boolean): Array<string | number | undefined>;
+  /** Reads up to `max` entries, handing them to `sink` as its arguments, many entries per call:
+   *  per entry cursor, realtime, then one value (or undefined) per field given to setFields.
+   *  Returns the number of entries read. */
+  readBatch(max: number, includeCurrent: boolean, sink: (...values: Array<string | number | undefined>) => void): number;
   process(): number;
   watch(callback: (processResult: number) => void): void;
   unwatch(): void;

@@ -189,19 +189,21 @@ export class Journal {
   /** Up to `max` entries available now (may be empty). */
   readBatch(max: number = this.batchSize): JournalEntry[] {
     this.requireOpen();
-    const flat = native(() => this.handle.readBatch(max, this.includeCurrent));
-    this.includeCurrent = false;
     const names = this.fieldNames;
     const stride = 2 + names.length;
-    const out: JournalEntry[] = new Array(flat.length / stride);
-    for (let i = 0, n = 0; i < flat.length; i += stride, n++) {
-      const fields: Record<string, string> = {};
-      for (let k = 0; k < names.length; k++) {
-        const v = flat[i + 2 + k];
-        if (v !== undefined) fields[names[k]] = v as string;
+    const out: JournalEntry[] = [];
+    const sink = (...values: Array<string | number | undefined>): void => {
+      for (let i = 0; i < values.length; i += stride) {
+        const fields: Record<string, string> = {};
+        for (let k = 0; k < names.length; k++) {
+          const v = values[i + 2 + k];
+          if (v !== undefined) fields[names[k]] = v as string;
+        }
+        out.push({ cursor: values[i] as string, realtime: values[i + 1] as number, fields });
       }
-      out[n] = { cursor: flat[i] as string, realtime: flat[i + 1] as number, fields };
-    }
+    };
+    native(() => this.handle.readBatch(max, this.includeCurrent, sink));
+    this.includeCurrent = false;
     if (out.length > 0) this.lastCursor = out[out.length - 1].cursor;
     return out;
   }
