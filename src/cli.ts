@@ -126,7 +126,8 @@ export function exitStatusFor(e: unknown): number {
 
 function oneLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.replace(/\s*\n\s*/g, ' ').trim() || 'unknown error';
+  // Some messages already carry the program name; do not print `tallow: tallow: ...`.
+  return msg.replace(/\s*\n\s*/g, ' ').trim().replace(/^tallow: /, '') || 'unknown error';
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -164,7 +164,6 @@ export class Daemon {
     const backend = await chooseBackend(config, log, this.opts.dryRun);
     this.firewall = new Firewall(backend, log);
     await this.firewall.start();
-    log.info(`firewall backend ${backend.name}: ${backend.describe()}`);
 
     if (state) this.restore(state);
     if (this.store) {
@@ -181,9 +180,8 @@ export class Daemon {
       }
     }
 
-    log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.position}`, {
-      matches: this.engine.matches.map((g) => g.join('+')).join(' | '),
-    });
+    log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.position}`);
+    log.debug('journal matches', { matches: this.engine.matches.map((g) => g.join('+')).join(' | '), fields: this.engine.fields.join(',') });
     this.startTimers();
     notify(`READY=1\nSTATUS=${this.statusLine()}`);
     this.loop = this.run();
