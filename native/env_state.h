@@ -14,7 +14,6 @@ struct EnvState {
   napi_async_cleanup_hook_handle hook = nullptr;
   size_t closing_handles = 0;
   bool tearing_down = false;
-  Napi::FunctionReference journal_ctor;
 
   void HandleClosed() {
     if (--closing_handles == 0) MaybeFinishTeardown();
