@@ -1,0 +1,126 @@
+// bench/firewall: seconds to ban 1,000 / 10,000 / 100,000 addresses per backend, batched through
+// the Firewall queue (one `ipset restore` / `nft -f` per batch), against tallow-C's way: one
+// `/bin/sh -c "ipset -! add tallow ADDR timeout N"` per address (for nftables the same with
+// `nft add element`). Runs in a throw-away network namespace (firewalld: a real one on a private
+// dbus), never on the host's firewall.
+//   node dist/bench/firewall.js [--runs N] [--backends ipset,nftables,firewalld] [--per-process-10k]
+import { spawnSync } from 'node:child_process';
+import type { Config } from '../src/config';
+import type { Family } from '../src/address';
+import type { Logger } from '../src/firewall/backend';
+import { chooseBackend, Firewall } from '../src/firewall/index';
+import { manyAddresses } from '../test/real/firewall-addresses';
+import { baseConfig } from '../test/real/firewall-child';
+
+type Kind = 'ipset' | 'nftables' | 'firewalld';
+const quiet: Logger = { info() {}, warn() {}, error() {}, debug() {} };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function emptySets(kind: Kind): void {
+  const cmds = kind === 'nftables'
+    ? [['nft', 'flush', 'set', 'inet', 'tallow', 'tallow'], ['nft', 'flush', 'set', 'inet', 'tallow', 'tallow6']]
+    : [['ipset', 'flush', 'tallow'], ['ipset', 'flush', 'tallow6']];
+  for (const c of cmds) {
+    const r = spawnSync(c[0], c.slice(1));
+    if (r.status !== 0) throw new Error(`${c.join(' ')}: ${r.stderr}`);
+  }
+}
+
+function addresses(n: number): { address: string; family: Family }[] {
+  const v4 = Math.min(n, 762);
+  return manyAddresses(v4, n - v4);
+}
+
+/** tallow-C's way: a shell and a tool per address, one after the other (system(3)). */
+function perProcess(kind: Kind, n: number): number {
+  const list = addresses(n);
+  const t0 = process.hrtime.bigint();
+  for (const a of list) {
+    const set = a.family === 4 ? 'tallow' : 'tallow6';
+    const cmd = kind === 'nftables' ? `/usr/sbin/nft add element inet tallow ${set} { ${a.address} timeout 3600s }` : `/usr/sbin/ipset -! add ${set} ${a.address} timeout 3600`;
+    const r = spawnSync('/bin/sh', ['-c', cmd]);
+    if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function inside(kind: Kind, runs: number, perProcess10k: boolean): Promise<void> {
+  const config: Config = baseConfig({ backend: kind, maxelem: 1_000_000 });
+  const fw = new Firewall(await chooseBackend(config, quiet, false), quiet, { checkIntervalMs: 3_600_000 });
+  const t0 = process.hrtime.bigint();
+  await fw.start();
+  const setup = Number(process.hrtime.bigint() - t0) / 1e9;
+  const result: Record<string, unknown> = { kind, setup };
+  for (const n of [1000, 10_000, 100_000]) {
+    const times: number[] = [];
+    const list = addresses(n).map((a) => ({ ...a, seconds: 3600 }));
+    for (let i = 0; i < (n === 100_000 ? Math.min(runs, 3) : runs); i++) {
+      emptySets(kind);
+      const t = process.hrtime.bigint();
+      fw.ban(list);
+      await fw.flush();
+      times.push(Number(process.hrtime.bigint() - t) / 1e9);
+    }
+    const kernel = (await fw.list()).length;
+    if (kernel < n) throw new Error(`${kind}: only ${kernel} of ${n} bans in the kernel`);
+    result[`batched_${n}`] = median(times);
+  }
+  const pp: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    emptySets(kind);
+    pp.push(perProcess(kind, 1000));
+  }
+  result.per_process_1000 = median(pp);
+  if (perProcess10k) {
+    emptySets(kind);
+    result.per_process_10000 = perProcess(kind, 10_000);
+  }
+  await fw.close();
+  emptySets(kind);
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const opt = (name: string, def: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : def;
+  };
+  const runs = Number(opt('--runs', '5'));
+  const pp10k = args.includes('--per-process-10k');
+  if (args[0] === '--inside') return inside(args[1] as Kind, runs, pp10k);
+  const { createSandbox } = await import('../test/env/sandbox');
+  const kinds = opt('--backends', 'ipset,nftables,firewalld').split(',') as Kind[];
+  const rows: Record<string, any>[] = [];
+  for (const kind of kinds) {
+    const sb = await createSandbox({ network: true, firewalld: kind === 'firewalld' });
+    try {
+      const argv = [process.execPath, __filename, '--inside', kind, '--runs', String(runs), ...(pp10k ? ['--per-process-10k'] : [])];
+      const r = await sb.run(argv, { net: 'server', timeoutMs: 1_800_000 });
+      if (r.code !== 0) throw new Error(`${kind}: ${r.stderr.slice(-2000)}`);
+      rows.push(JSON.parse(r.stdout.trim().split('\n').pop()!));
+    } finally {
+      await sb.destroy();
+    }
+  }
+  const f = (x: number) => x.toFixed(3);
+  console.log(`runs=${runs} (100,000: min(runs,3)); medians in seconds; per-process 10k/100k extrapolated from 1,000 unless measured`);
+  console.log('backend    setup   batched 1k  10k     100k    | per-process 1k  10k(extrap)  100k(extrap) | ratio 1k  ratio 10k');
+  for (const r of rows) {
+    const pp1 = r.per_process_1000 as number;
+    const pp10 = (r.per_process_10000 as number | undefined) ?? pp1 * 10;
+    console.log(
+      `${r.kind.padEnd(10)} ${f(r.setup)}   ${f(r.batched_1000)}      ${f(r.batched_10000)}   ${f(r.batched_100000)}   | ${f(pp1).padStart(8)}      ${f(pp10).padStart(8)}${r.per_process_10000 ? '(m)' : '   '}    ${f(pp1 * 100).padStart(8)}   | ${(pp1 / r.batched_1000).toFixed(0).padStart(6)}x  ${(pp10 / r.batched_10000).toFixed(0).padStart(6)}x`,
+    );
+  }
+  console.log(JSON.stringify(rows));
+}
+
+main().catch((e) => {
+  console.error(`bench/firewall: ${(e as Error).message}`);
+  process.exit(1);
+});
