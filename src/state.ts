@@ -34,36 +34,26 @@ export interface StateLoad {
 export const STATE_VERSION = 1;
 export const STATE_FILE = 'state.json';
 
-// On disk, records and bans are arrays (tuples) one per line: half the bytes of objects and
-// about twice as fast to write and read at 100,000 records, and still readable with `less`.
+// On disk, records and bans are arrays (tuples): half the bytes of objects and about twice as
+// fast to write and read at 100,000 records.
 //   record: [address, score, count, first, last, banned(0|1), banExpiry, pattern|null]
 //   ban:    [address, expiry, pattern|null]
 // The family is not stored: it follows from the address (a colon means IPv6).
-type RecordTuple = [string, number, number, number, number, 0 | 1, number, string | null];
-type BanTuple = [string, number, string | null];
 
 function familyOf(address: string): Family {
   return address.includes(':') ? 6 : 4;
 }
 
+type RecordTuple = [string, number, number, number, number, 0 | 1, number, string | null];
+type BanTuple = [string, number, string | null];
+
+// One JSON.stringify over the whole tuple arrays: measured fastest (about 2x a stringify per
+// record, 3x hand-built strings), which matters because encoding is the part of a save that holds
+// the event loop (bench/state).
 function encode(state: State): string {
-  const parts: string[] = [];
-  parts.push(`{"version":${STATE_VERSION},"saved":${JSON.stringify(state.saved)},"cursor":${JSON.stringify(state.cursor)},\n"records":[`);
-  const recs = state.records;
-  for (let i = 0; i < recs.length; i++) {
-    const r = recs[i];
-    const t: RecordTuple = [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.banExpiry, r.pattern];
-    parts.push((i ? ',\n' : '\n') + JSON.stringify(t));
-  }
-  parts.push('],\n"bans":[');
-  const bans = state.bans;
-  for (let i = 0; i < bans.length; i++) {
-    const b = bans[i];
-    const t: BanTuple = [b.address, b.expiry, b.pattern];
-    parts.push((i ? ',\n' : '\n') + JSON.stringify(t));
-  }
-  parts.push(']}\n');
-  return parts.join('');
+  const records: RecordTuple[] = state.records.map((r) => [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.banExpiry, r.pattern]);
+  const bans: BanTuple[] = state.bans.map((b) => [b.address, b.expiry, b.pattern]);
+  return JSON.stringify({ version: STATE_VERSION, saved: state.saved, cursor: state.cursor, records, bans }) + '\n';
 }
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);

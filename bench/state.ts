@@ -1,0 +1,132 @@
+// State file cost (issue 6): save at 100,000 records + 10,000 bans (ms per save, bytes on disk),
+// load + restore into a Tracker, and (as root) putting 10,000 bans back into a kernel ipset with
+// their remaining time in one `ipset restore`, inside a throw-away network namespace.
+// Run: npx tsc -p . && node --expose-gc dist/bench/state.js [--records N] [--bans N] [--runs R]
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { StateStore, activeBans, liveRecords, type State } from '../src/state';
+import { Tracker, type TrackerRecord } from '../src/tracker';
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+const RECORDS = arg('--records', 100_000);
+const BANS = arg('--bans', 10_000);
+const RUNS = arg('--runs', 10);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function v4(i: number): string {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+}
+function v6(i: number): string {
+  return `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`;
+}
+
+function makeState(now: number): State {
+  const records: TrackerRecord[] = [];
+  for (let i = 0; i < RECORDS; i++) {
+    const banned = i < BANS;
+    // 80% IPv4, 20% IPv6, as in bench/engine
+    const address = i % 5 === 4 ? v6(i) : v4(i);
+    records.push({
+      address, family: address.includes(':') ? 6 : 4, score: banned ? 1.2 : 0.2 * (1 + (i % 4)), count: banned ? 6 : 1 + (i % 4),
+      first: now - 600_000 - i, last: now - (i % 600) * 1000, banned, banExpiry: banned ? now + 3_000_000 - i : 0,
+      pattern: banned ? 'sshd.json#2' : null,
+    });
+  }
+  const bans = records.slice(0, BANS).map((r) => ({ address: r.address, family: r.family, expiry: r.banExpiry, pattern: r.pattern }));
+  return { version: 1, saved: now, cursor: 's=0123456789abcdef0123456789abcdef;i=1f2e3d;b=fedcba9876543210fedcba9876543210;m=123456789;t=5f0e1d2c3b4a5;x=9988776655443322', records, bans };
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-bench-state-${process.pid}-`));
+  try {
+    const now = Date.now();
+    const state = makeState(now);
+    const store = new StateStore(dir);
+    const gc = (globalThis as { gc?: () => void }).gc;
+
+    const saves: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      gc?.();
+      const t0 = process.hrtime.bigint();
+      await store.save(state);
+      saves.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const bytes = fs.statSync(store.file).size;
+
+    // Event-loop block inside a save: the synchronous part (snapshot encoding), measured alone.
+    const blocks: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      let t0 = 0n;
+      const p = new Promise<void>((res) => setImmediate(() => res()));
+      t0 = process.hrtime.bigint();
+      const s = store.save(state); // encodes synchronously, then awaits I/O
+      blocks.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      await Promise.all([s, p]);
+    }
+
+    const loads: number[] = [];
+    const restores: number[] = [];
+    let restored = 0;
+    let again = 0;
+    for (let r = 0; r < RUNS; r++) {
+      gc?.();
+      const t0 = process.hrtime.bigint();
+      const loaded = store.load();
+      const t1 = process.hrtime.bigint();
+      const tr = new Tracker({ threshold: 1, expires: 3600, maxRecords: RECORDS * 2, isAllowed: () => false });
+      for (const rec of liveRecords(loaded.state!, Date.now(), 3600)) tr.restore(rec);
+      const bans = activeBans(loaded.state!, Date.now());
+      tr.prune(Date.now()); // the first prune reorders restored records
+      const t2 = process.hrtime.bigint();
+      loads.push(Number(t1 - t0) / 1e6);
+      restores.push(Number(t2 - t1) / 1e6);
+      restored = tr.size;
+      again = bans.length;
+    }
+
+    console.log(`state file: ${RECORDS} records, ${BANS} bans (${RUNS} runs, median)`);
+    console.log(`  save (encode + write + fsync + rename + fsync dir): ${median(saves).toFixed(1)} ms (min ${Math.min(...saves).toFixed(1)}, max ${Math.max(...saves).toFixed(1)})`);
+    console.log(`  of which blocks the event loop (encode):            ${median(blocks).toFixed(1)} ms`);
+    console.log(`  bytes on disk: ${bytes} (${(bytes / 1048576).toFixed(1)} MiB, ${(bytes / (RECORDS + BANS)).toFixed(0)} B per record/ban)`);
+    console.log(`  load (read + JSON.parse + check): ${median(loads).toFixed(1)} ms`);
+    console.log(`  restore into Tracker + active bans: ${median(restores).toFixed(1)} ms (${restored} records, ${again} bans)`);
+
+    if (process.getuid?.() === 0 && fs.existsSync('/usr/sbin/ipset')) {
+      const ns = `tallow-bench-state-${process.pid}`;
+      execFileSync('ip', ['netns', 'add', ns]);
+      try {
+        const inNs = (argv: string[], input?: string) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { input, stdio: ['pipe', 'pipe', 'pipe'] });
+        inNs(['ipset', 'create', 'tallow', 'hash:ip', 'family', 'inet', 'timeout', '3600', 'maxelem', '65536']);
+        inNs(['ipset', 'create', 'tallow6', 'hash:ip', 'family', 'inet6', 'timeout', '3600', 'maxelem', '65536']);
+        const bans = activeBans(store.load().state!, Date.now());
+        const script = bans.map((b) => `add ${b.family === 4 ? 'tallow' : 'tallow6'} ${b.address} timeout ${b.seconds} -exist`).join('\n') + '\n';
+        const t0 = process.hrtime.bigint();
+        inNs(['ipset', 'restore'], script);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const listed = inNs(['ipset', 'list', '-t']).toString();
+        const entries = [...listed.matchAll(/Number of entries: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+        console.log(`  ${bans.length} bans back into the kernel (one ipset restore, in a netns): ${ms.toFixed(1)} ms (${entries} entries in the sets)`);
+      } finally {
+        execFileSync('ip', ['netns', 'delete', ns]);
+      }
+    } else {
+      console.log('  (kernel restore not measured: needs root and ipset)');
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
