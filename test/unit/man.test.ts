@@ -1,0 +1,109 @@
+// The man pages: lint-clean, and in step with the code they describe (every tallow.conf key the
+// parser accepts, every option of --help, pattern examples that load and match what they say).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseConfig, ConfigError } from '../../src/config';
+import { parsePatternFile } from '../../src/patterns';
+import { Matcher } from '../../src/matcher';
+import { USAGE } from '../../src/cli';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const PAGES = ['tallow.8', 'tallow.conf.5', 'tallow.patterns.5'];
+
+function mandoc(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('mandoc', args, { encoding: 'utf8' });
+  if (r.error) throw new Error(`mandoc is missing (install it: scripts/deps.sh): ${r.error.message}`);
+  return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
+
+/** The page as a reader sees it (plain text, no overstrike). */
+function rendered(page: string): string {
+  const r = mandoc(['-T', 'utf8', '-O', 'width=200', path.join(ROOT, 'man', page)]);
+  assert.equal(r.status, 0, r.out);
+  return r.out.replace(/.\x08/g, '');
+}
+
+test('man pages are clean under mandoc -T lint', () => {
+  for (const p of PAGES) {
+    const r = mandoc(['-T', 'lint', '-W', 'warning', path.join(ROOT, 'man', p)]);
+    assert.equal(r.out.trim(), '', `${p}: ${r.out}`);
+    assert.equal(r.status, 0, `${p}: mandoc exit ${r.status}`);
+  }
+  // The check can fail: a broken page is reported.
+  const bad = path.join(ROOT, 'dist', `bad-${process.pid}.8`);
+  fs.writeFileSync(bad, '.TH X 8\n.SH NAME\n.BR\n.Xx\n');
+  try {
+    assert.notEqual(mandoc(['-T', 'lint', '-W', 'warning', bad]).out.trim(), '');
+  } finally {
+    fs.unlinkSync(bad);
+  }
+});
+
+test('tallow.conf(5) documents every key the parser accepts, and no other', () => {
+  let known: string[] = [];
+  try {
+    parseConfig('no_such_key_for_the_test=1\n', 'x.conf');
+    assert.fail('an unknown key must be refused');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    const m = /\(known: ([^)]*)\)/.exec((e as Error).message);
+    assert.ok(m, (e as Error).message);
+    known = m![1].split(/,\s*/);
+  }
+  assert.ok(known.length >= 10 && known.includes('expires') && known.includes('whitelist'), known.join(' '));
+  const text = rendered('tallow.conf.5');
+  const keysSection = text.slice(text.indexOf('\nKEYS'), text.indexOf('\nEXAMPLES'));
+  const documented = [...keysSection.matchAll(/^ {7}([a-z0-9_]+)=/gm)].map((m) => m[1]);
+  assert.deepEqual([...documented].sort(), [...known].sort(), 'KEYS section vs the parser');
+  // Each example in the page is a valid configuration.
+  const examples = text.slice(text.indexOf('\nEXAMPLES'), text.indexOf('\nFILES'));
+  const lines = [...examples.matchAll(/^\s+([a-z0-9_]+=\S+)$/gm)].map((m) => m[1]);
+  assert.ok(lines.length >= 5);
+  parseConfig(lines.join('\n') + '\n', 'example.conf');
+});
+
+test('tallow(8) and --help list the same options', () => {
+  const page = rendered('tallow.8');
+  const optsOf = (t: string) => new Set([...t.matchAll(/--[a-z][a-z-]+/g)].map((m) => m[0]));
+  const inHelp = optsOf(USAGE);
+  const inPage = optsOf(page.slice(page.indexOf('SYNOPSIS'), page.indexOf('\nSIGNALS')));
+  for (const o of inHelp) assert.ok(inPage.has(o), `${o} is in --help but not in tallow(8)`);
+  for (const o of inPage) assert.ok(inHelp.has(o), `${o} is in tallow(8) but not in --help`);
+  for (const sub of ['status', 'list', 'ban', 'unban', 'test']) assert.match(page, new RegExp(`^ {7}${sub}\\b`, 'm'), `command ${sub}`);
+  for (const code of ['0', '1', '64', '69', '78']) assert.match(page.slice(page.indexOf('EXIT STATUS')), new RegExp(`^ {7}${code}\\s`, "m"), `exit status ${code}`);
+});
+
+test('tallow.patterns(5): every JSON example loads, and matches what the page says', () => {
+  const text = rendered('tallow.patterns.5');
+  // JSON arrays in the page start with a line "[" and end with a line "]" at the same indent.
+  const blocks = [...text.matchAll(/^( +)\[\n([\s\S]*?)^\1\]$/gm)].map((m) => `[\n${m[2]}]`);
+  assert.ok(blocks.length >= 3, `found ${blocks.length} JSON examples`);
+  const files = blocks.map((b, i) => {
+    try {
+      return parsePatternFile(b, `example${i}.json`, `man:example${i}`);
+    } catch (e) {
+      throw new Error(`example ${i} does not load: ${(e as Error).message}\n${b}`);
+    }
+  });
+  const entry = (fields: Record<string, string>) => ({ cursor: 'c', realtime: Date.now() * 1000, fields });
+  const matcher = new Matcher(files.flat());
+  const m = (fields: Record<string, string>) => matcher.match(entry(fields))?.address ?? null;
+  // The format example.
+  assert.equal(m({ _EXE: '/usr/sbin/sshd', MESSAGE: 'Failed password for root from 203.0.113.9 port 4242 ssh2' }), '203.0.113.9');
+  // dovecot: the real rip, never one injected in the user name.
+  const dove = (user: string, rip: string) =>
+    `imap-login: Disconnected: Connection closed (auth failed, 3 attempts in 12 secs): user=<${user}>, method=PLAIN, rip=${rip}, lip=192.0.2.1, TLS, session=<abcDEF12>`;
+  assert.equal(m({ _SYSTEMD_UNIT: 'dovecot.service', MESSAGE: dove('alice', '198.51.100.7') }), '198.51.100.7');
+  // An injected rip= never scores (the line then matches nothing: the user name closed early).
+  assert.equal(m({ _SYSTEMD_UNIT: 'dovecot.service', MESSAGE: dove('x>, method=PLAIN, rip=203.0.113.9, lip=192.0.2.1, TLS, session=<a', '198.51.100.7') }), null);
+  assert.equal(m({ _SYSTEMD_UNIT: 'dovecot.service', MESSAGE: dove('x rip=203.0.113.9, lip=192.0.2.1', '198.51.100.7') }), '198.51.100.7');
+  assert.equal(m({ _SYSTEMD_UNIT: 'dovecot.service', MESSAGE: dove('alice', '2001:db8::7') }), '2001:db8::7');
+  // nginx limit_req.
+  const ngx = '2025/06/01 12:00:00 [error] 812#812: *1 limiting requests, excess: 10.520 by zone "login", client: 203.0.113.20, server: example.org, request: "POST /login HTTP/1.1", host: "example.org"';
+  assert.equal(m({ _SYSTEMD_UNIT: 'nginx.service', MESSAGE: ngx }), '203.0.113.20');
+  // A file's patterns apply only to entries its filter selects.
+  assert.equal(m({ _SYSTEMD_UNIT: 'sshd.service', MESSAGE: ngx }), null);
+});
