@@ -23,14 +23,21 @@ export function families(config: Config): Family[] {
   return config.ipv6 ? [4, 6] : [4];
 }
 
-/** `add` is idempotent for table, chain and set, so this script is safe to run at every start. */
-export function setupScript(config: Config): string {
-  const lines = [`add table inet ${TABLE}`];
+/**
+ * The set-up script: only what `st` (the table as it is now, null when absent) lacks, so an
+ * administrator's changes to an existing set or chain (size, priority) are left alone and one
+ * `nft -f` does the whole set-up. With st null: the complete script.
+ */
+export function setupScript(config: Config, st: TableState | null = null): string {
+  const lines: string[] = [];
+  if (!st) lines.push(`add table inet ${TABLE}`);
   for (const f of families(config)) {
+    if (st?.sets.has(SET[f])) continue;
     lines.push(`add set inet ${TABLE} ${SET[f]} { type ${ADDR_TYPE[f]}; flags timeout; size ${config.maxelem}; timeout ${config.expires}s; }`);
   }
-  lines.push(`add chain inet ${TABLE} ${CHAIN} { type filter hook input priority -10; policy accept; }`);
-  return lines.join('\n') + '\n';
+  if (!st?.chain) lines.push(`add chain inet ${TABLE} ${CHAIN} { type filter hook input priority -10; policy accept; }`);
+  for (const f of families(config)) if (!st?.rules.has(f)) lines.push(ruleText(f));
+  return lines.length ? lines.join('\n') + '\n' : '';
 }
 
 export function ruleText(f: Family): string {
@@ -162,13 +169,10 @@ class NftablesBackend implements FirewallBackend {
       }
       return;
     }
-    await runOk([this.nft, '-f', '-'], { input: setupScript(this.config), timeoutMs: TIMEOUT_MS });
-    const st = await this.state();
-    const missing = this.fams.filter((f) => !st || !st.rules.has(f));
-    if (missing.length) {
-      await runOk([this.nft, '-f', '-'], { input: missing.map(ruleText).join('\n') + '\n', timeoutMs: TIMEOUT_MS });
-      this.log.info('added nftables drop rules', { chain: `inet ${TABLE} ${CHAIN}`, sets: missing.map((f) => SET[f]).join(',') });
-    }
+    const script = setupScript(this.config, await this.state());
+    if (!script) return;
+    await runOk([this.nft, '-f', '-'], { input: script, timeoutMs: TIMEOUT_MS });
+    this.log.info('nftables set-up done', { table: `inet ${TABLE}`, added: String(script.trim().split('\n').length) });
   }
 
   async check(): Promise<boolean> {
