@@ -109,6 +109,13 @@ test('tracker: manual ban and unban; unban forgets', () => {
   assert.equal(t.get('2001:db8::1'), undefined);
 });
 
+test('tracker: a manual ban of an allowlisted address is refused and leaves no record', () => {
+  const t = new Tracker(opts({ isAllowed: (a) => a === '192.0.2.7' }));
+  assert.deepEqual(t.ban('192.0.2.7', 4, 60, T0), []);
+  assert.equal(t.get('192.0.2.7'), undefined);
+  assert.equal(t.ban('192.0.2.8', 4, 60, T0).length, 1);
+});
+
 test('tracker: restore keeps records and prune still works on restored order', () => {
   const t = new Tracker(opts({ expires: 100 }));
   t.restore({ address: '203.0.113.5', family: 4, score: 0.4, count: 2, first: T0, last: T0 + 90_000, banned: false, banExpiry: 0, pattern: null });
