@@ -193,6 +193,35 @@ describe('tallow end to end', { timeout: 240_000 }, () => {
     });
   });
 
+  describe('under journald', () => {
+    it('logs bans as structured entries: journalctl -t tallow TALLOW_ACTION=ban lists them', async () => {
+      const conf = writeConfig(sb, 'j', ['expires=60', 'whitelist=127.0.0.1']);
+      fs.writeFileSync(path.join(sb.dir, 'j', 'patterns', 'sshd.json'), JSON.stringify(TEST_PATTERNS));
+      // As systemd runs it: stdout is a journal stream and JOURNAL_STREAM names it.
+      const script = `JOURNAL_STREAM=$(stat -L -c %d:%i /proc/$$/fd/1) exec ${process.execPath} ${CLI} --config ${conf}`;
+      const child = sb.spawn(['systemd-cat', '-t', 'tallow-stream', 'sh', '-c', script], { net: 'server' });
+      try {
+        await waitFor('the start-up summary in the journal', async () => (await sb.journal(['-t', 'tallow'])).some((e) => /starting at/.test(String(e.MESSAGE))), 20000, 100);
+        const v4 = '198.51.100.3';
+        await fail(v4, 2);
+        await waitFor('a TALLOW_ACTION=ban entry', async () => (await sb.journal(['-t', 'tallow', 'TALLOW_ACTION=ban'])).some((e) => e.TALLOW_ADDRESS === v4), 15000, 100);
+        const bans = await sb.journal(['-t', 'tallow', 'TALLOW_ACTION=ban']);
+        const e = bans.find((x) => x.TALLOW_ADDRESS === v4)!;
+        assert.equal(e.TALLOW_SECONDS, '60');
+        assert.equal(e.TALLOW_SCORE, '1');
+        assert.match(String(e.TALLOW_PATTERN), /^sshd\.json#\d+$/);
+        assert.equal(e.PRIORITY, '6');
+        assert.equal(e.SYSLOG_IDENTIFIER, 'tallow');
+        assert.match(String(e.MESSAGE), /^ban address=198\.51\.100\.3 seconds=60 /);
+        // Nothing of it went to the plain stream.
+        assert.equal((await sb.journal(['-t', 'tallow-stream'])).length, 0);
+      } finally {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    });
+  });
+
   describe('--dry-run', () => {
     it('logs what it would ban and touches no firewall', async () => {
       const conf = writeConfig(sb, 'c', ['expires=60', 'whitelist=127.0.0.1']);
