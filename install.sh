@@ -168,7 +168,9 @@ else
   log=/var/log/tallow.log
   echo "== systemd is not running here: starting tallow in the background with /etc/tallow.conf"
   mkdir -p /var/lib/tallow /run/tallow && chmod 700 /var/lib/tallow /run/tallow
-  from=$(( $(cat "$log" 2>/dev/null | wc -l) + 1 ))
+  # First line of this start's output (the log is appended to; absent on a fresh machine).
+  from=1
+  if [ -f "$log" ]; then from=$(( $(wc -l < "$log") + 1 )); fi
   nohup "$prefix/bin/tallow" >>"$log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" > "$pidfile"
