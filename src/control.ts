@@ -31,7 +31,7 @@ export interface StatusResult {
   pid: number;
   /** seconds since the daemon started */
   uptime: number;
-  /** firewall backend name, e.g. 'ipset', 'nftables', 'firewalld', 'dry-run' */
+  /** firewall backend name, e.g. 'ipset', 'nftables', 'firewalld', 'dryrun' */
   backend: string;
   /** journal entries read since start */
   entries: number;
