@@ -166,6 +166,7 @@ export class Daemon {
     await this.firewall.start();
 
     if (state) this.restore(state);
+    await this.adoptKernelBans();
     if (this.store) {
       this.saver = new StateSaver(this.store, () => this.snapshot(), SAVE_EVERY_MS, (msg) => this.log.error(`saving state failed: ${msg}`));
     }
@@ -227,6 +228,35 @@ export class Daemon {
       file: this.store?.file ?? '',
       saved: new Date(state.saved).toISOString(),
     });
+  }
+
+  /**
+   * Bans in our kernel sets that the state file does not know: made after the last save before a
+   * crash, or added by hand. They are adopted with the time the kernel has left on them, so `list`
+   * shows them and a set lost later is re-filled with them too.
+   */
+  private async adoptKernelBans(): Promise<void> {
+    let kernel;
+    try {
+      kernel = await this.firewall.list();
+    } catch (e) {
+      this.log.warn(`could not read the bans already in the kernel: ${errText(e)}`);
+      return;
+    }
+    const now = Date.now();
+    const adopted = [];
+    for (const k of kernel) {
+      // An entry without a timeout (remaining Infinity) was put there by someone else, for good.
+      if (this.bans.has(k.address) || !Number.isFinite(k.remaining) || k.remaining <= 0) continue;
+      const rec = this.tracker.get(k.address);
+      this.bans.set(k.address, { family: k.family, expiry: now + k.remaining * 1000, pattern: rec?.pattern ?? null, score: rec?.score ?? 0, count: rec?.count ?? 0 });
+      adopted.push({ address: k.address, family: k.family, seconds: k.remaining });
+    }
+    if (adopted.length === 0) return;
+    // Re-adding with the same remaining time changes nothing in the kernel but puts them in the
+    // firewall queue's own list of active bans (the one it re-fills from).
+    this.firewall.ban(adopted);
+    this.log.info(`firewall: ${adopted.length} bans found in the kernel adopted with their remaining time`);
   }
 
   /** The pipeline. Ends when stop() closes the journal; reopens it after a reload changed matches. */

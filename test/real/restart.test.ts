@@ -135,6 +135,26 @@ describe('restart keeps bans, records and the journal position', { timeout: 300_
     await d.wait();
   });
 
+  it('bans already in the kernel that the state file does not know are adopted with their remaining time', async () => {
+    const conf = writeConfig(sb, 'adopt', ['expires=600', 'ipv6=1', 'whitelist=127.0.0.1']);
+    let d = start(conf);
+    await d.ready(); // the sets exist now
+    d.kill('SIGTERM');
+    assert.equal((await d.wait()).code, 0, d.output);
+    // As after a crash between a ban and the next save (or an administrator's own ipset add).
+    await sb.check(['ipset', 'add', 'tallow', '198.51.100.77', 'timeout', '200', '-exist'], { net: 'server' });
+    d = start(conf);
+    await d.ready();
+    await d.waitLine('adoption line', /firewall: 1 bans found in the kernel adopted with their remaining time/);
+    const item = (await list(conf)).find((i) => i.address === '198.51.100.77');
+    assert.ok(item, 'tallow list shows the kernel ban');
+    assert.ok(item!.remaining > 150 && item!.remaining <= 200, `remaining ${item!.remaining}`);
+    const t = await ipsetTimeout(sb, '198.51.100.77');
+    assert.ok(t !== null && t <= 200, `kernel timeout not renewed: ${t}`);
+    d.kill('SIGTERM');
+    await d.wait();
+  });
+
   for (const [kind, content] of [
     ['truncated', '{"version":1,"saved":1,"cursor":null,\n"records":[\n["192.0.2.9",0.5,1,1,1,0,0,nu'],
     ['garbage', '\u0000\u0001 not json at all \u00ff'],
