@@ -11,6 +11,7 @@
 import * as net from 'node:net';
 import * as configModule from './config';
 import * as fs from 'node:fs';
+import { readOptions, UsageError } from './options';
 import {
   DEFAULT_SOCKET,
   MAX_BAN_SECONDS,
@@ -52,7 +53,6 @@ const USAGE: Record<Subcommand, string> = {
   unban: 'tallow unban ADDRESS [--socket PATH] [--config FILE]',
 };
 
-class UsageError extends Error {}
 
 interface Parsed {
   socket?: string;
@@ -64,29 +64,24 @@ interface Parsed {
 
 function parseArgs(sub: Subcommand, args: string[]): Parsed {
   const p: Parsed = { json: false, positional: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      if (i + 1 >= args.length) throw new UsageError(`${name} needs a value`);
-      return args[++i];
-    };
-    if (name === '--socket') p.socket = value();
-    else if (name === '--config') p.config = value();
-    else if (name === '--json' && sub === 'list' && eq < 0) p.json = true;
+  let rest = false;
+  for (const o of readOptions(args)) {
+    const name = o.name;
+    if (rest) p.positional.push(o.arg);
+    else if (name === '--socket') p.socket = o.value();
+    else if (name === '--config') p.config = o.value();
+    else if (name === '--json' && sub === 'list' && !o.inline) p.json = true;
     else if (name === '--time' && sub === 'ban') {
-      const v = value();
+      const v = o.value();
       const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
       if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BAN_SECONDS) {
         throw new UsageError(`--time must be a whole number of seconds from 1 to ${MAX_BAN_SECONDS}, not ${JSON.stringify(v)}`);
       }
       p.time = n;
-    } else if (a === '--') p.positional.push(...args.slice(i + 1)), (i = args.length);
-    else if (a.startsWith('-') && a.length > 1) {
-      throw new UsageError(`unknown option ${a}`);
-    } else p.positional.push(a);
+    } else if (o.arg === '--') rest = true;
+    else if (o.arg.startsWith('-') && o.arg.length > 1) {
+      throw new UsageError(`unknown option ${o.arg}`);
+    } else p.positional.push(o.arg);
   }
   const want = sub === 'ban' || sub === 'unban' ? 1 : 0;
   if (p.positional.length < want) throw new UsageError('an ADDRESS is needed');

@@ -11,6 +11,7 @@ import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
 import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile, type Pattern } from './patterns';
+import { readOptions, UsageError } from './options';
 import { Matcher } from './matcher';
 import { Tracker, type Decision } from './tracker';
 import { Allowlist } from './allowlist';
@@ -42,7 +43,6 @@ plus DIR's); --patterns FILE.json tests that file alone. Text lines count as ssh
 WHEN: 'YYYY-MM-DD [HH:MM[:SS]]', 'today', 'yesterday', '@EPOCH', '-2h', '30 min ago'.
 `;
 
-class UsageError extends Error {}
 
 interface Options {
   input: string | null; // file, '-' or null (stdin unless --journal)
@@ -104,16 +104,10 @@ export function parseWhen(text: string, now: number): number {
 
 function parseArgs(args: string[], now: number): Options {
   const o: Options = { input: null, journal: false, unmatched: false, fields: {} };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      if (i + 1 >= args.length) throw new UsageError(`${name} needs a value`);
-      return args[++i];
-    };
-    switch (name) {
+  for (const opt of readOptions(args)) {
+    const a = opt.arg;
+    const value = opt.value;
+    switch (opt.name) {
       case '--journal': o.journal = true; break;
       case '--unmatched': o.unmatched = true; break;
       case '--since': o.since = parseWhen(value(), now); o.journal = true; break;

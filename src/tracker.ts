@@ -48,6 +48,10 @@ function own(s: string): string {
   return s.length >= 13 ? Buffer.from(s, 'latin1').toString('latin1') : s;
 }
 
+function freshRecord(address: string, family: Family, now: number): TrackerRecord {
+  return { address: own(address), family, score: 0, count: 0, first: now, last: now, banned: false, banExpiry: 0, pattern: null };
+}
+
 export class Tracker {
   // Two insertion-ordered maps, re-inserted on every update, so each is ordered by last-seen:
   // eviction takes the first unbanned record in O(1), and pruning stops at the first young record.
@@ -93,19 +97,7 @@ export class Tracker {
       rec = this.active.get(address);
       if (rec !== undefined) this.active.delete(address);
     }
-    if (rec === undefined) {
-      rec = {
-        address: own(address),
-        family,
-        score: 0,
-        count: 0,
-        first: now,
-        last: now,
-        banned: false,
-        banExpiry: 0,
-        pattern: null,
-      };
-    }
+    rec ??= freshRecord(address, family, now);
     rec.score += pattern.score;
     rec.count++;
     rec.last = now;
@@ -160,17 +152,7 @@ export class Tracker {
     let rec = this.active.get(address) ?? this.banned.get(address);
     this.active.delete(address);
     this.banned.delete(address);
-    rec ??= {
-      address: own(address),
-      family,
-      score: 0,
-      count: 0,
-      first: now,
-      last: now,
-      banned: false,
-      banExpiry: 0,
-      pattern: null,
-    };
+    rec ??= freshRecord(address, family, now);
     rec.banned = true;
     rec.banExpiry = now + seconds * 1000;
     rec.last = now;
