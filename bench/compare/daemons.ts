@@ -49,8 +49,14 @@ export function tallowDef(repo: string): DaemonDef {
     async prepare(_sb, dir) {
       fs.mkdirSync(path.join(dir, 'tallow-state'), { recursive: true });
       fs.mkdirSync(path.join(dir, 'tallow-patterns'), { recursive: true });
-      // Shipped sshd patterns (score 0.2, threshold 1.0: the 5th failure bans) and the default
-      // source match; only paths are moved into the sandbox.
+      // The shipped sshd patterns and source match (filter), with the weights made equal to the
+      // peers' job: every failure line scores 0.2 (threshold 1.0: the 5th bans) and none bans at
+      // once. Shipped tallow weights score "Failed password for root" 0.5 with an instant 30 s
+      // throttle ban, which would ban the 4-failure addresses and is not what fail2ban and
+      // sshguard are configured to do here. Same name as the shipped file: it overrides it.
+      const shipped = JSON.parse(fs.readFileSync(path.join(repo, 'patterns/sshd.json'), 'utf8')) as { items: { ban: number; score: number }[] }[];
+      for (const group of shipped) for (const item of group.items) Object.assign(item, { ban: 0, score: 0.2 });
+      fs.writeFileSync(path.join(dir, 'tallow-patterns/sshd.json'), JSON.stringify(shipped, null, 2));
       fs.writeFileSync(
         path.join(dir, 'tallow.conf'),
         [

@@ -1,7 +1,8 @@
 /*
  * journald's own notification delay, for bench/compare: a minimal sd-journal follower with the
  * same source match as the daemons under test. Starts at the tail; for every new entry prints
- * "<CLOCK_REALTIME us when seen> <MESSAGE>" on stdout. "ready" is printed once waiting.
+ * "<CLOCK_REALTIME us when seen> <MESSAGE>" on stdout; with an argument, only for the entry whose
+ * MESSAGE is exactly that (then exits). "ready" is printed once waiting.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -15,7 +16,8 @@ static long long now_us(void) {
 	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+	const char *only = argc > 1 ? argv[1] : NULL;
 	sd_journal *j;
 	int r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY);
 	if (r < 0) { fprintf(stderr, "jfloor: sd_journal_open: %s\n", strerror(-r)); return 1; }
@@ -38,8 +40,10 @@ int main(void) {
 		const void *d;
 		size_t l;
 		if (sd_journal_get_data(j, "MESSAGE", &d, &l) >= 0 && l > 8) {
+			if (only && (l - 8 != strlen(only) || memcmp((const char *)d + 8, only, l - 8) != 0)) continue;
 			printf("%lld %.*s\n", now_us(), (int)(l - 8), (const char *)d + 8);
 			fflush(stdout);
+			if (only) return 0;
 		}
 	}
 }

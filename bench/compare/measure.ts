@@ -19,11 +19,24 @@ export function cgroupRoot(): string {
   throw new Error('bench: no cgroup v2 hierarchy found (/sys/fs/cgroup/unified or /sys/fs/cgroup); CPU of spawned processes cannot be counted');
 }
 
+const liveCgroups = new Set<string>();
+// After the sandbox's own exit handler (registered first) has ended the processes.
+process.on('exit', () => {
+  for (const d of liveCgroups) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      /* still busy or gone */
+    }
+  }
+});
+
 export class Cgroup {
   readonly dir: string;
   constructor(name: string) {
     this.dir = path.join(cgroupRoot(), name);
     fs.mkdirSync(this.dir);
+    liveCgroups.add(this.dir);
     if (!fs.existsSync(path.join(this.dir, 'cpu.stat'))) throw new Error(`bench: ${this.dir}/cpu.stat is missing (kernel too old for cgroup v2 cpu.stat)`);
   }
 
@@ -71,9 +84,10 @@ export class Cgroup {
     for (;;) {
       try {
         fs.rmdirSync(this.dir);
+        liveCgroups.delete(this.dir);
         return;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return void liveCgroups.delete(this.dir);
         if (Date.now() > end) {
           process.stderr.write(`bench: could not remove ${this.dir}: ${(e as Error).message}\n`);
           return;

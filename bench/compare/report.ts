@@ -10,6 +10,8 @@ export interface FloodResult {
   writerSeconds: number;
   /** From the last line written until every attacker was in the kernel set; null: not reached. */
   secondsBehind: number | null;
+  /** From the last line written until a minimal sd-journal follower saw it (journald's floor). */
+  journaldFloorSeconds: number | null;
   banned: number;
   falseBans: number;
   /** Daemon and everything it spawned, from the writer's start to 1 s after the last ban. */
@@ -70,6 +72,7 @@ export function markdown(r: Results): string {
       if (!x) return 'error';
       return x.complete ? f(x.secondsBehind, 2) : `not done: ${x.banned.toLocaleString('en-US')}/${m.toLocaleString('en-US')} after ${r.options.timeoutSeconds} s`;
     })]);
+    row(['… journald floor: s until an sd-journal follower sees the last line', ...names.map((n) => f(fl(n)?.journaldFloorSeconds, 2))]);
     row(['… false bans', ...names.map((n) => (fl(n) ? String(fl(n)!.falseBans) : '–'))]);
     row(['… CPU s (daemon + children)', ...names.map((n) => f(fl(n)?.cpuSeconds, 2))]);
     row(['… peak RSS MiB', ...names.map((n) => f(fl(n)?.peakRssMiB))]);

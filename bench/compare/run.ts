@@ -245,12 +245,13 @@ async function flood(ctx: Ctx, def: DaemonDef, m: number): Promise<FloodResult> 
   const { sb, d, dir } = await setUp(ctx, def, tag);
   const res: FloodResult = {
     attackers: m, below: below.length, lines: lines.length, writerSeconds: NaN, secondsBehind: null, banned: 0,
-    falseBans: 0, cpuSeconds: NaN, peakRssMiB: NaN, complete: false,
+    journaldFloorSeconds: null, falseBans: 0, cpuSeconds: NaN, peakRssMiB: NaN, complete: false,
   };
   try {
     await sleep(2000);
     const list = new IpsetSession(sb, 'list');
     const rss = new RssSampler(d.cg);
+    const floor = await startFloor(sb, ctx, lines[lines.length - 1]);
     const cpu0 = d.cg.cpuSeconds();
     const w = write(sb, lines, ctx.opts.rate, 500);
     let last: number | null = null;
@@ -286,13 +287,43 @@ async function flood(ctx: Ctx, def: DaemonDef, m: number): Promise<FloodResult> 
     res.falseBans = [...members].filter((a) => !attSet.has(a)).length;
     res.complete = doneAt !== null;
     res.secondsBehind = doneAt !== null ? (doneAt - wt.last) / 1000 : null;
+    const fl = floor.seen.get(lines[lines.length - 1]);
+    res.journaldFloorSeconds = fl !== undefined ? (fl - wt.last) / 1000 : null;
+    floor.stop();
     list.close();
     log(`${def.name} flood ${m}: ${res.complete ? `all banned ${res.secondsBehind!.toFixed(2)} s after the last line` : `${res.banned}/${m} banned at timeout`}, ` +
-      `false ${res.falseBans}, CPU ${res.cpuSeconds.toFixed(2)} s, peak RSS ${res.peakRssMiB.toFixed(1)} MiB, writer ${res.writerSeconds.toFixed(1)} s`);
+      `journald floor ${res.journaldFloorSeconds?.toFixed(2) ?? '?'} s, false ${res.falseBans}, CPU ${res.cpuSeconds.toFixed(2)} s, peak RSS ${res.peakRssMiB.toFixed(1)} MiB, writer ${res.writerSeconds.toFixed(1)} s`);
   } finally {
     await tearDown(sb, d, def, dir, ctx, tag);
   }
   return res;
+}
+
+/**
+ * A minimal sd-journal follower (jfloor.c) in the sandbox: when it saw each new sshd entry
+ * (ms, by message). With `only`, it watches for that one message and exits.
+ */
+async function startFloor(sb: Sandbox, ctx: Ctx, only?: string): Promise<{ seen: Map<string, number>; stop(): void }> {
+  const jf = sb.spawn(only === undefined ? [ctx.tools.jfloor] : [ctx.tools.jfloor, only]);
+  const seen = new Map<string, number>();
+  let jbuf = '';
+  await new Promise<void>((resolve, reject) => {
+    jf.on('exit', (c) => reject(new Error(`jfloor exited (${c})`)));
+    jf.stdout!.setEncoding('utf8');
+    jf.stdout!.on('data', (s: string) => {
+      jbuf += s;
+      let i;
+      while ((i = jbuf.indexOf('\n')) >= 0) {
+        const l = jbuf.slice(0, i);
+        jbuf = jbuf.slice(i + 1);
+        if (l === 'ready') resolve();
+        const m = /^(\d+) (.*)$/.exec(l);
+        if (m) seen.set(m[2], Number(m[1]) / 1000);
+      }
+    });
+    jf.stderr!.resume();
+  });
+  return { seen, stop: () => void jf.kill('SIGKILL') };
 }
 
 /** Rounds of one fresh address failing 5 times: ms from the 5th line to the kernel set. */
@@ -303,25 +334,8 @@ async function latency(ctx: Ctx, def: DaemonDef): Promise<LatencyResult> {
   try {
     const probe = new IpsetSession(sb, 'test');
     // journald's own notification delay, seen by a minimal sd-journal follower beside the daemon.
-    const jf = sb.spawn([ctx.tools.jfloor]);
-    const seen = new Map<string, number>();
-    let jbuf = '';
-    await new Promise<void>((resolve, reject) => {
-      jf.on('exit', (c) => reject(new Error(`jfloor exited (${c})`)));
-      jf.stdout!.setEncoding('utf8');
-      jf.stdout!.on('data', (s: string) => {
-        jbuf += s;
-        let i;
-        while ((i = jbuf.indexOf('\n')) >= 0) {
-          const l = jbuf.slice(0, i);
-          jbuf = jbuf.slice(i + 1);
-          if (l === 'ready') resolve();
-          const m = /^(\d+) (.*)$/.exec(l);
-          if (m) seen.set(m[2], Number(m[1]) / 1000);
-        }
-      });
-      jf.stderr!.resume();
-    });
+    const jf = await startFloor(sb, ctx);
+    const seen = jf.seen;
 
     const round = async (n: number): Promise<{ ms: number | null; floorMs: number | null }> => {
       const addr = latencyAddress(n);
@@ -357,7 +371,7 @@ async function latency(ctx: Ctx, def: DaemonDef): Promise<LatencyResult> {
       await sleep(300);
     }
     probe.close();
-    jf.kill('SIGKILL');
+    jf.stop();
     const ok = res.rounds.filter((x): x is number => x !== null);
     const fl = res.floor.filter((x): x is number => x !== null);
     log(`${def.name} latency: startup attack ${res.startup.banned ? `banned in ${res.startup.ms!.toFixed(1)} ms` : 'MISSED'}; ` +

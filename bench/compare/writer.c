@@ -3,6 +3,12 @@
  * the sandbox's private mount namespace, so journald records _EXE=/usr/sbin/sshd, and runs it as
  * root (_UID=0), exactly like sshd's own failure lines.
  *
+ * Every line is one connection, and a real sshd logs each connection from its own process: the
+ * syslog header carries a different pid per line ("sshd[PID]: ", journald's SYSLOG_PID), as
+ * fail2ban ties lines of one connection together by that pid. One process writes them all (a
+ * fork per line would cost more than the daemons under test), giving openlog(3) the ident
+ * "sshd[PID]" without LOG_PID.
+ *
  *   writer [-r LINES_PER_SEC] [-l LINGER_MS] PLANFILE
  *
  * PLANFILE holds one message per line (OpenSSH's wording, made by the bench). Each is sent with
@@ -58,7 +64,8 @@ int main(int argc, char **argv) {
 	}
 	fclose(f);
 
-	openlog("sshd", LOG_PID | LOG_NDELAY, LOG_AUTH);
+	char ident[32];
+	int pid0 = 100000 + (int)(getpid() % 1000) * 1000;
 	long long start = now_us(CLOCK_MONOTONIC);
 	long long first = now_us(CLOCK_REALTIME), last = first;
 	for (size_t i = 0; i < n; i++) {
@@ -67,6 +74,8 @@ int main(int argc, char **argv) {
 			long long t = now_us(CLOCK_MONOTONIC);
 			if (due > t) sleep_us(due - t);
 		}
+		snprintf(ident, sizeof ident, "sshd[%d]", pid0 + (int)(i % 3000000));
+		openlog(ident, LOG_NDELAY, LOG_AUTH);
 		syslog(LOG_INFO, "%s", lines[i]);
 		if (i == 0) first = now_us(CLOCK_REALTIME);
 	}
