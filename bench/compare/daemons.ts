@@ -42,7 +42,8 @@ function firstLine(file: string, re: RegExp): string {
 const JOURNAL_MATCH = '_EXE=/usr/sbin/sshd + SYSLOG_IDENTIFIER=sshd _UID=0';
 const BAN_SECONDS = 86400;
 
-export function tallowDef(repo: string): DaemonDef {
+/** profileDir: run node with --cpu-prof, profiles written there when the daemon stops. */
+export function tallowDef(repo: string, profileDir?: string): DaemonDef {
   return {
     name: 'tallow',
     sets: ['tallow', 'tallow6'],
@@ -74,7 +75,13 @@ export function tallowDef(repo: string): DaemonDef {
         ].join('\n'),
       );
     },
-    argv: (dir) => [process.execPath, path.join(repo, 'dist/src/cli.js'), '--config', path.join(dir, 'tallow.conf')],
+    argv: (dir) => [
+      process.execPath,
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      path.join(repo, 'dist/src/cli.js'),
+      '--config',
+      path.join(dir, 'tallow.conf'),
+    ],
     async ready(_sb, d) {
       return /journal: .*starting at/.test(d.output());
     },

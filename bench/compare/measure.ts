@@ -65,6 +65,23 @@ export class Cgroup {
     return sum;
   }
 
+  /** CPU seconds of each living process (its own utime+stime), summed by name: where the time went. */
+  cpuByName(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const pid of this.pids()) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        // After the name: state is field 3, utime 14, stime 15 (clock ticks, 100 per second on Linux).
+        out[comm] = (out[comm] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+      } catch {
+        /* exited */
+      }
+    }
+    return out;
+  }
+
   /** Names of the processes in the cgroup (for readiness checks, e.g. sshguard's journalctl). */
   comms(): string[] {
     const out: string[] = [];

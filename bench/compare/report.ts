@@ -16,6 +16,8 @@ export interface FloodResult {
   falseBans: number;
   /** Daemon and everything it spawned, from the writer's start to 1 s after the last ban. */
   cpuSeconds: number;
+  /** Living processes at the end, own CPU seconds since they started, by name (sshguard is a pipeline). */
+  cpuByProcess?: Record<string, number>;
   peakRssMiB: number;
   complete: boolean;
 }
