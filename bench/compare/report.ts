@@ -76,7 +76,8 @@ export function markdown(r: Results): string {
     })]);
     row(['… journald floor: s until an sd-journal follower sees the last line', ...names.map((n) => f(fl(n)?.journaldFloorSeconds, 2))]);
     row(['… false bans', ...names.map((n) => (fl(n) ? String(fl(n)!.falseBans) : '–'))]);
-    row(['… CPU s (daemon + children)', ...names.map((n) => f(fl(n)?.cpuSeconds, 2))]);
+    // A flood that timed out was still being worked on: its CPU is a lower bound.
+    row(['… CPU s (daemon + children)', ...names.map((n) => (fl(n) && !fl(n)!.complete ? '≥ ' : '') + f(fl(n)?.cpuSeconds, 2))]);
     row(['… peak RSS MiB', ...names.map((n) => f(fl(n)?.peakRssMiB))]);
   }
   if (names.some((n) => r.daemons[n].latency)) {
