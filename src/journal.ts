@@ -44,6 +44,9 @@ export class JournalError extends Error {
 
 export const DEFAULT_MAX_FIELD_SIZE = 65536;
 export const DEFAULT_BATCH_SIZE = 2000;
+/** After entries arrived, batches() looks for more every FOLLOW_POLL_MS for FOLLOW_WINDOW_MS. */
+export const FOLLOW_POLL_MS = 5;
+export const FOLLOW_WINDOW_MS = 2000;
 
 /** Journal field names: upper-case letters, digits and underscores, not starting with a digit. */
 const FIELD_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -94,6 +97,10 @@ export class Journal {
   private closed = false;
   private iterating = false;
   private wake: (() => void) | null = null;
+  /** Date.now() of the last batch that had entries (the follow window, below). */
+  private lastData = 0;
+  /** How often batches() looked again on its own in a follow window, and was woken by the journal. */
+  readonly stats = { polls: 0, wakeups: 0 };
 
   private constructor(private readonly handle: NativeJournal, fields: string[], batchSize: number) {
     this.fieldNames = fields;
@@ -218,6 +225,7 @@ export class Journal {
     // means "read again", so a wake-up while the consumer is busy needs no record.
     native(() =>
       this.handle.watch(() => {
+        this.stats.wakeups++;
         const wake = this.wake;
         this.wake = null;
         wake?.();
@@ -227,13 +235,31 @@ export class Journal {
       while (!this.closed) {
         const batch = this.readBatch();
         if (batch.length > 0) {
+          this.lastData = Date.now();
           yield batch;
           // Catching up: let timers and I/O run between full batches.
           if (batch.length >= this.batchSize) await new Promise<void>((resolve) => setImmediate(resolve));
           continue;
         }
+        // journald tells readers about new entries 250-500 ms after writing them (a timer of
+        // its own), but the entries are in the file at once. While entries keep coming (an
+        // attack), look again every few ms for a short while instead of waiting for that
+        // notification; a quiet journal costs nothing, as the window closes by itself.
+        const follow = Date.now() - this.lastData < FOLLOW_WINDOW_MS;
         await new Promise<void>((resolve) => {
-          this.wake = resolve;
+          let timer: NodeJS.Timeout | undefined;
+          const done = (): void => {
+            if (timer) clearTimeout(timer);
+            this.wake = null;
+            resolve();
+          };
+          this.wake = done;
+          if (follow) {
+            timer = setTimeout(() => {
+              this.stats.polls++;
+              done();
+            }, FOLLOW_POLL_MS);
+          }
         });
       }
     } finally {

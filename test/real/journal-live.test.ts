@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Journal, JournalEntry } from '../../src/journal';
+import { Journal, JournalEntry, FOLLOW_WINDOW_MS } from '../../src/journal';
 import { writeJournal, writeJournalAsync, numbered, openFds } from '../fixtures/journal-export';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-journal-live-${process.pid}-`));
@@ -154,3 +154,35 @@ test('worker threads that open, watch and exit (or are terminated) do not crash 
 });
 
 export type { JournalEntry };
+
+test('follow window: after entries arrive the reader looks again on its own for a while, then only waits', async () => {
+  const d = freshDir();
+  const file = path.join(d, 'a.journal');
+  writeJournal(file, numbered(0, 1));
+  const j = Journal.open({ directory: d, fields: ['MESSAGE'] });
+  try {
+    j.seek({ at: 'head' });
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const batch of j.batches()) for (const e of batch) got.push(e.fields.MESSAGE);
+    })();
+    await sleep(300);
+    assert.deepEqual(got, ['entry 0']);
+    // Inside the window (entries came < FOLLOW_WINDOW_MS ago) it has been looking again by itself.
+    const inWindow = j.stats.polls;
+    assert.ok(inWindow > 0, 'no follow polls inside the window');
+    // Entries written now are still found (by a poll or by the notification), once each.
+    await writeJournalAsync(file, numbered(1, 3));
+    await sleep(300);
+    assert.deepEqual(got, expected(0, 4));
+    // Once the window has closed, a quiet journal is only waited on: no more polls.
+    await sleep(FOLLOW_WINDOW_MS + 300);
+    const closed = j.stats.polls;
+    await sleep(500);
+    assert.equal(j.stats.polls, closed, 'the reader kept polling a quiet journal');
+    j.close();
+    await reading;
+  } finally {
+    j.close();
+  }
+});
