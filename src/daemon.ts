@@ -108,6 +108,8 @@ export class Daemon {
   private saver: StateSaver | null = null;
   private control: ControlServer | null = null;
   private readonly bans = new Map<string, ActiveBan>();
+  /** Earliest expiry in `bans` (may be early after a removal: that only costs one walk). */
+  private nextExpiry = Infinity;
   private readonly counters = { entries: 0, skipped: 0, matches: 0, bans: 0, unbans: 0 };
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
@@ -220,7 +222,7 @@ export class Daemon {
       const p = parseAddress(b.address);
       if (!p) continue;
       const rec = this.tracker.get(p.address);
-      this.bans.set(p.address, { family: p.family, expiry: now + b.seconds * 1000, pattern: b.pattern, score: rec?.score ?? 0, count: rec?.count ?? 0 });
+      this.setBan(p.address, { family: p.family, expiry: now + b.seconds * 1000, pattern: b.pattern, score: rec?.score ?? 0, count: rec?.count ?? 0 });
       again.push({ address: p.address, family: p.family, seconds: b.seconds });
     }
     if (again.length) this.firewall.ban(again);
@@ -249,7 +251,7 @@ export class Daemon {
       // An entry without a timeout (remaining Infinity) was put there by someone else, for good.
       if (this.bans.has(k.address) || !Number.isFinite(k.remaining) || k.remaining <= 0) continue;
       const rec = this.tracker.get(k.address);
-      this.bans.set(k.address, { family: k.family, expiry: now + k.remaining * 1000, pattern: rec?.pattern ?? null, score: rec?.score ?? 0, count: rec?.count ?? 0 });
+      this.setBan(k.address, { family: k.family, expiry: now + k.remaining * 1000, pattern: rec?.pattern ?? null, score: rec?.score ?? 0, count: rec?.count ?? 0 });
       adopted.push({ address: k.address, family: k.family, seconds: k.remaining });
     }
     if (adopted.length === 0) return;
@@ -322,7 +324,7 @@ export class Daemon {
         const expiry = now + d.seconds * 1000;
         const had = this.bans.get(d.address);
         if (had && had.expiry >= expiry) continue;
-        this.bans.set(d.address, { family: d.family, expiry, pattern: d.pattern, score: d.score, count: d.count });
+        this.setBan(d.address, { family: d.family, expiry, pattern: d.pattern, score: d.score, count: d.count });
         add.push({ address: d.address, family: d.family, seconds: d.seconds });
         this.counters.bans++;
         this.log.action('ban', {
@@ -346,15 +348,28 @@ export class Daemon {
   }
 
   /** Tracker records past their time; bans whose kernel timeout has passed are logged and forgotten. */
+  private setBan(address: string, ban: ActiveBan): void {
+    this.bans.set(address, ban);
+    if (ban.expiry < this.nextExpiry) this.nextExpiry = ban.expiry;
+  }
+
   private prune(now: number): void {
     if (this.tracker.prune(now) > 0) this.dirty = true;
+    // This runs after every batch (every few ms under a flood): walk the bans only once the
+    // earliest of them is due, not tens of thousands of times a second for nothing.
+    if (now < this.nextExpiry) return;
+    let next = Infinity;
     for (const [address, b] of this.bans) {
-      if (b.expiry > now) continue;
+      if (b.expiry > now) {
+        if (b.expiry < next) next = b.expiry;
+        continue;
+      }
       this.bans.delete(address);
       this.counters.unbans++;
       this.dirty = true;
       this.log.action('unban', { address, reason: 'expired', pattern: b.pattern ?? '' });
     }
+    this.nextExpiry = next;
   }
 
   private startTimers(): void {
