@@ -13,7 +13,7 @@ import { chooseBackend, Firewall } from './firewall';
 import { Journal, type JournalEntry, type MatchGroup, type StartPosition } from './journal';
 import type { Log } from './log';
 import { Matcher } from './matcher';
-import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, type PatternFile } from './patterns';
+import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, untrustedFilters, type PatternFile } from './patterns';
 import { activeBans, liveRecords, StateSaver, StateStore, type State } from './state';
 import * as systemd from './systemd';
 import { Tracker, type Decision, type TrackerOptions } from './tracker';
@@ -143,6 +143,7 @@ export class Daemon {
     const log = this.log;
     log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) });
     for (const f of files) log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
+    for (const w of untrustedFilters(files)) log.warn(w);
     log.info(`allowlist: ${allowlist.size} entries`, { threshold: String(config.threshold), expires: String(config.expires) });
 
     // State: a dry run neither reads nor writes it (it must not change what a real run resumes).
@@ -442,6 +443,7 @@ export class Daemon {
     this.engine = next;
     this.tracker.configure(trackerOptions(next));
     for (const f of next.files) this.log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
+    for (const w of untrustedFilters(next.files)) this.log.warn(w);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',
       threshold: String(next.config.threshold),

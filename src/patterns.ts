@@ -221,6 +221,31 @@ export function journalMatches(files: PatternFile[]): MatchGroup[] {
   return out;
 }
 
+/**
+ * Filters that any local user can satisfy: a group with no field journald sets itself (only
+ * SYSLOG_IDENTIFIER, MESSAGE, SYSLOG_PID...), or a program's `_EXE`/`_COMM` without `_UID=0` (a
+ * program that is not setuid can be run by anyone, with LD_PRELOAD, and log as itself). Trusted:
+ * `_SYSTEMD_UNIT` (from the cgroup), or `_UID=0` beside the identifying field. One message per
+ * block, naming it, for the start-up log.
+ */
+export function untrustedFilters(files: PatternFile[]): string[] {
+  const out: string[] = [];
+  const blocks = new Map<string, number>();
+  for (const f of files) {
+    const n = (blocks.get(f.path) ?? 0) + 1;
+    blocks.set(f.path, n);
+    for (const g of f.filter) {
+      const fields = g.map((t) => t.slice(0, t.indexOf('=')));
+      if (fields.includes('_SYSTEMD_UNIT') || g.includes('_UID=0')) continue;
+      const why = fields.some((x) => x.startsWith('_'))
+        ? 'does not pin _UID=0: any local user can run that program and log as it'
+        : 'trusts only fields the sender chooses: any local user can forge its entries';
+      out.push(`${f.path} (block ${n}): filter ${g.join(' + ')} ${why} (add "_UID=0" to the group, or filter on _SYSTEMD_UNIT)`);
+    }
+  }
+  return out;
+}
+
 /** Journal fields the matcher needs (MESSAGE plus every filter field). */
 export function neededFields(files: PatternFile[]): string[] {
   const fields = new Set<string>(['MESSAGE']);

@@ -122,4 +122,4 @@ export function writeConfig(sb: Sandbox, name: string, lines: string[]): string 
 }
 
 /** sshd's trusted sources, as the shipped patterns select them. */
-export const SSHD_FILTER = ['_EXE=/usr/sbin/sshd', ['SYSLOG_IDENTIFIER=sshd', '_UID=0']];
+export const SSHD_FILTER = [['_EXE=/usr/sbin/sshd', '_UID=0'], ['SYSLOG_IDENTIFIER=sshd', '_UID=0']];

@@ -191,6 +191,51 @@ describe('tallow end to end', { timeout: 240_000 }, () => {
       d.kill('SIGTERM');
       assert.equal((await d.wait()).code, 0);
     });
+
+    it("a forged line from sshd's own binary run by an ordinary user (LD_PRELOAD) bans nothing; a real attack does", async () => {
+      // sshd is not setuid: any user can run it with a preloaded library that logs whatever it
+      // likes, and journald then records _EXE=/usr/sbin/sshd with that user's _UID.
+      const lib = path.join(sb.dir, 'forge');
+      fs.mkdirSync(lib, { mode: 0o755 });
+      fs.chmodSync(sb.dir, 0o755); // nobody must be able to load the library
+      const src = path.join(lib, 'forge.c');
+      fs.writeFileSync(
+        src,
+        `#include <syslog.h>
+#include <unistd.h>
+#include <systemd/sd-journal.h>
+__attribute__((constructor)) static void forge(void) {
+  openlog("sshd", LOG_PID, LOG_AUTH);
+  for (int i = 0; i < 5; i++) syslog(LOG_INFO, "Failed password for root from 203.0.113.60 port 22 ssh2");
+  for (int i = 0; i < 5; i++) sd_journal_send("MESSAGE=Failed password for root from 203.0.113.61 port 22 ssh2", "SYSLOG_IDENTIFIER=sshd", NULL);
+  sleep(1); /* stay alive so journald can read /proc/PID/exe and record _EXE */
+}
+`,
+      );
+      await sb.check(['gcc', '-shared', '-fPIC', '-o', path.join(lib, 'forge.so'), src, '-lsystemd']);
+      const conf = writeConfig(sb, 'preload', ['expires=60', 'whitelist=127.0.0.1']);
+      const d = start(['--config', conf]);
+      await d.ready();
+      // `env` after the switch to nobody: the library must be loaded by sshd only, not by the
+      // sandbox's own wrappers that still run as root.
+      await sb.run(['env', `LD_PRELOAD=${path.join(lib, 'forge.so')}`, '/usr/sbin/sshd', '-V'], { user: 'nobody' });
+      // The forgery reached the journal as sshd's binary (so the test means something).
+      const forged = (await sb.journal(['MESSAGE=Failed password for root from 203.0.113.61 port 22 ssh2'])).concat(
+        await sb.journal(['MESSAGE=Failed password for root from 203.0.113.60 port 22 ssh2']),
+      );
+      assert.equal(forged.length, 10, `forged entries: ${JSON.stringify(forged)}`);
+      for (const e of forged) assert.ok(e._EXE === '/usr/sbin/sshd' && e._UID !== '0', `forged entry: ${JSON.stringify(e)}`);
+      // A real attack through the real sshd, logged after the forgery, is banned: the daemon read past it.
+      const real = sb.client.extraV4[3]; // 198.51.100.2: a root failure is an instant ban
+      await fail(real, 1);
+      await waitBanned(d, real);
+      for (const a of ['203.0.113.60', '203.0.113.61']) {
+        assert.equal(await inIpset(sb, a), false, `forged line banned ${a}:\n${d.output}`);
+        assert.equal(d.count(new RegExp(`ban address=${a.replace(/\./g, '\\.')} `)), 0, d.output);
+      }
+      d.kill('SIGTERM');
+      assert.equal((await d.wait()).code, 0);
+    });
   });
 
   describe('under journald', () => {

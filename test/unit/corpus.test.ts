@@ -31,7 +31,7 @@ test('sshd corpus: every line yields its annotated address (or none)', () => {
   assert.ok(cases.length >= 80, `corpus has only ${cases.length} cases`);
   const failures: string[] = [];
   for (const c of cases) {
-    const m = matcher.match({ cursor: 'c', realtime: 1, fields: { MESSAGE: c.message, _EXE: '/usr/sbin/sshd' } });
+    const m = matcher.match({ cursor: 'c', realtime: 1, fields: { MESSAGE: c.message, _EXE: '/usr/sbin/sshd', _UID: '0' } });
     const got = m ? m.address : null;
     if (got !== c.expected) {
       failures.push(`line ${c.line}: expected ${c.expected ?? 'NONE'}, got ${got ?? 'NONE'}${m ? ` (${m.pattern.name})` : ''}: ${c.message}`);
@@ -45,7 +45,7 @@ test('sshd corpus: every shipped sshd pattern is exercised by some line', () => 
   const matcher = new Matcher(files);
   const used = new Set<string>();
   for (const c of cases) {
-    const m = matcher.match({ cursor: 'c', realtime: 1, fields: { MESSAGE: c.message, _EXE: '/usr/sbin/sshd' } });
+    const m = matcher.match({ cursor: 'c', realtime: 1, fields: { MESSAGE: c.message, _EXE: '/usr/sbin/sshd', _UID: '0' } });
     if (m) used.add(m.pattern.name);
   }
   const sshd = files.filter((f) => f.name === 'sshd.json').flatMap((f) => f.patterns.map((p) => p.name));

@@ -45,7 +45,7 @@ test('injection: the embedded address is never matched, the real one is', () => 
   for (const t of TEMPLATES) {
     for (const u of INJECTED) {
       const message = t.replace('%U%', u);
-      const m = matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd' } });
+      const m = matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0' } });
       if (m && m.address !== REAL) wrong.push(`${m.address} from ${JSON.stringify(message)}`);
       if (m) {
         real++;

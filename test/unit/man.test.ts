@@ -92,7 +92,7 @@ test('tallow.patterns(5): every JSON example loads, and matches what the page sa
   const matcher = new Matcher(files.flat());
   const m = (fields: Record<string, string>) => matcher.match(entry(fields))?.address ?? null;
   // The format example.
-  assert.equal(m({ _EXE: '/usr/sbin/sshd', MESSAGE: 'Failed password for root from 203.0.113.9 port 4242 ssh2' }), '203.0.113.9');
+  assert.equal(m({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: 'Failed password for root from 203.0.113.9 port 4242 ssh2' }), '203.0.113.9');
   // dovecot: the real rip, never one injected in the user name.
   const dove = (user: string, rip: string) =>
     `imap-login: Disconnected: Connection closed (auth failed, 3 attempts in 12 secs): user=<${user}>, method=PLAIN, rip=${rip}, lip=192.0.2.1, TLS, session=<abcDEF12>`;

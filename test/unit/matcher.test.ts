@@ -41,8 +41,8 @@ test('matcher: address from named group ip, <IP> tag, or first group; MESSAGE= p
 test('matcher: over-long messages are skipped and counted, never truncated', () => {
   const m = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
   const user = 'x'.repeat(MAX_MESSAGE_LENGTH);
-  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', MESSAGE: `Invalid user ${user} from 203.0.113.9 port 22` })), null);
+  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: `Invalid user ${user} from 203.0.113.9 port 22` })), null);
   assert.equal(m.stats.oversized, 1);
-  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', MESSAGE: 'Invalid user x from 203.0.113.9 port 22' }))?.address, '203.0.113.9');
+  assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: 'Invalid user x from 203.0.113.9 port 22' }))?.address, '203.0.113.9');
   assert.deepEqual({ ...m.stats }, { entries: 2, matches: 1, invalidAddresses: 0, oversized: 1 });
 });

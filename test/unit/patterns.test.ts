@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { journalMatches, loadPatternFiles, neededFields, parsePatternFile, PatternError, shippedPatternsDir } from '../../src/patterns';
+import { untrustedFilters, journalMatches, loadPatternFiles, neededFields, parsePatternFile, PatternError, shippedPatternsDir } from '../../src/patterns';
 
 test('patterns: shipped sshd.json uses the trusted sources of SPEC section 2', () => {
   const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns');
@@ -12,10 +12,11 @@ test('patterns: shipped sshd.json uses the trusted sources of SPEC section 2', (
   for (const exe of ['/usr/sbin/sshd', '/usr/libexec/sshd-session', '/usr/lib/openssh/sshd-session',
     '/usr/libexec/openssh/sshd-session', '/usr/lib/ssh/sshd-session', '/usr/libexec/sshd-auth',
     '/usr/lib/openssh/sshd-auth', '/usr/libexec/openssh/sshd-auth', '/usr/lib/ssh/sshd-auth']) {
-    assert.ok(flat.includes(`_EXE=${exe}`), exe);
+    assert.ok(flat.includes(`_EXE=${exe} & _UID=0`), exe);
   }
   for (const id of ['sshd', 'sshd-session', 'sshd-auth']) assert.ok(flat.includes(`SYSLOG_IDENTIFIER=${id} & _UID=0`), id);
   assert.ok(!flat.includes('SYSLOG_IDENTIFIER=sshd'), 'a bare SYSLOG_IDENTIFIER filter is forgeable');
+  assert.ok(!flat.some((g) => g.startsWith('_EXE=') && !g.endsWith(' & _UID=0')), '_EXE alone is forgeable (sshd is not setuid)');
   for (const p of sshd.patterns) assert.match(p.source, /^\^.*\$$/, `${p.name} is not anchored`);
   assert.deepEqual(neededFields(files).sort(), ['MESSAGE', 'SYSLOG_IDENTIFIER', '_EXE', '_UID']);
   assert.ok(journalMatches(files).length >= 12);
@@ -94,4 +95,21 @@ test('patterns: local files override shipped ones by name, others add; all or no
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('patterns: every shipped source pins _UID=0 or a unit; forgeable filters are named in a warning', () => {
+  const shipped = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns');
+  assert.deepEqual(untrustedFilters(shipped), []);
+  const mine = parsePatternFile(
+    JSON.stringify([
+      { filter: ['SYSLOG_IDENTIFIER=myapp', ['_EXE=/usr/bin/myapp', '_UID=0'], '_SYSTEMD_UNIT=myapp.service'], items: [] },
+      { filter: '_EXE=/usr/bin/other', items: [] },
+    ]),
+    'mine.json',
+    '/etc/tallow/mine.json',
+  );
+  const w = untrustedFilters(mine);
+  assert.equal(w.length, 2, w.join('\n'));
+  assert.match(w[0], /^\/etc\/tallow\/mine\.json \(block 1\): filter SYSLOG_IDENTIFIER=myapp trusts only fields the sender chooses/);
+  assert.match(w[1], /^\/etc\/tallow\/mine\.json \(block 2\): filter _EXE=\/usr\/bin\/other does not pin _UID=0/);
 });
