@@ -4,6 +4,7 @@
 import { loadPatternFiles, shippedPatternsDir } from '../src/patterns';
 import { Matcher } from '../src/matcher';
 import { Tracker } from '../src/tracker';
+import { Ledger } from '../src/ledger';
 import type { JournalEntry } from '../src/journal';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -43,24 +44,34 @@ function entries(n: number, addresses: number): JournalEntry[] {
 function throughput(): void {
   const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns');
   const matcher = new Matcher(files);
-  const tracker = new Tracker({ threshold: 1, expires: 3600, maxRecords: 100_000, isAllowed: () => false });
+  // The daemon's hot path: matcher -> tracker -> ledger (events to no listener).
+  const ledger = new Ledger({ emit: () => {} });
+  const tracker = new Tracker({ threshold: 1, expires: 3600, maxRecords: 100_000, isAllowed: () => false, bannedUntil: (a) => ledger.expiryOf(a) });
   const list = entries(1_000_000, 50_000);
   const t0 = process.hrtime.bigint();
   let decisions = 0;
   const now = 1_700_000_000_000;
   for (let i = 0; i < list.length; i++) {
     const m = matcher.match(list[i]);
-    if (m) decisions += tracker.observe(m, now + i).length;
-    if (i % 1000 === 999) tracker.prune(now + i);
+    if (m) {
+      for (const d of tracker.observe(m, now + i)) {
+        decisions++;
+        if (d.action === 'ban') ledger.ban({ ...d, origin: 'rule' }, now + i);
+      }
+    }
+    if (i % 1000 === 999) {
+      tracker.prune(now + i);
+      ledger.expire(now + i);
+    }
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`throughput: ${list.length} entries in ${s.toFixed(2)} s = ${Math.round(list.length / s).toLocaleString('en')} entries/s ` +
-    `(matches ${matcher.stats.matches}, records ${tracker.size}, decisions ${decisions})`);
+    `(matches ${[...matcher.metrics.matchesByFile.values()].reduce((a, b) => a + b, 0)}, records ${tracker.size}, decisions ${decisions})`);
 }
 
 function memory(n: number): void {
-  const tracker = new Tracker({ threshold: 1e9, expires: 3600, maxRecords: n, isAllowed: () => false });
-  const pattern = { name: 'sshd.json#2', ban: 0, score: 0.2, source: '' };
+  const tracker = new Tracker({ threshold: 1e9, expires: 3600, maxRecords: n, isAllowed: () => false, bannedUntil: () => 0 });
+  const pattern = { name: 'sshd.json#2', ban: 0, score: 0.2 };
   // Address strings are built from a message, as the matcher does (regex captures are slices).
   const re = /from (\S+) port/;
   gc!();
@@ -69,7 +80,7 @@ function memory(n: number): void {
     const a = i % 5 === 0 ? `2001:db8::${i.toString(16)}` : `${10 + (i >>> 24)}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     const msg = `Failed password for invalid user x${i} from ${a} port 22 ssh2`;
     const ip = re.exec(msg)![1];
-    tracker.observe({ address: ip, family: i % 5 === 0 ? 6 : 4, pattern, realtime: 0 }, 1_700_000_000_000 + i);
+    tracker.observe({ address: ip, family: i % 5 === 0 ? 6 : 4, pattern }, 1_700_000_000_000 + i);
   }
   gc!();
   const after = process.memoryUsage().heapUsed;

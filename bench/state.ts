@@ -6,8 +6,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StateStore, activeBans, liveRecords, type State } from '../src/state';
-import { Tracker, type TrackerRecord } from '../src/tracker';
+import { StateStore, liveRecords, type SavedBan, type SavedRecord, type State } from '../src/state';
+import { Tracker } from '../src/tracker';
+import { Ledger } from '../src/ledger';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -30,19 +31,21 @@ function v6(i: number): string {
 }
 
 function makeState(now: number): State {
-  const records: TrackerRecord[] = [];
+  const records: SavedRecord[] = [];
   for (let i = 0; i < RECORDS; i++) {
     const banned = i < BANS;
     // 80% IPv4, 20% IPv6, as in bench/engine
     const address = i % 5 === 4 ? v6(i) : v4(i);
     records.push({
       address, family: address.includes(':') ? 6 : 4, score: banned ? 1.2 : 0.2 * (1 + (i % 4)), count: banned ? 6 : 1 + (i % 4),
-      first: now - 600_000 - i, last: now - (i % 600) * 1000, banned, banExpiry: banned ? now + 3_000_000 - i : 0,
+      first: now - 600_000 - i, last: now - (i % 600) * 1000, banned,
       pattern: banned ? 'sshd.json#2' : null,
     });
   }
-  const bans = records.slice(0, BANS).map((r) => ({ address: r.address, family: r.family, expiry: r.banExpiry, pattern: r.pattern }));
-  return { version: 1, saved: now, cursor: 's=0123456789abcdef0123456789abcdef;i=1f2e3d;b=fedcba9876543210fedcba9876543210;m=123456789;t=5f0e1d2c3b4a5;x=9988776655443322', records, bans };
+  const bans: SavedBan[] = records.slice(0, BANS).map((r, i) => ({
+    address: r.address, family: r.family, expiry: now + 3_000_000 - i, since: now - 600_000, origin: 'rule', reason: 'threshold', pattern: r.pattern, score: r.score, count: r.count,
+  }));
+  return { version: 2, saved: now, cursor: 's=0123456789abcdef0123456789abcdef;i=1f2e3d;b=fedcba9876543210fedcba9876543210;m=123456789;t=5f0e1d2c3b4a5;x=9988776655443322', records, bans };
 }
 
 async function main(): Promise<void> {
@@ -82,15 +85,16 @@ async function main(): Promise<void> {
       const t0 = process.hrtime.bigint();
       const loaded = store.load();
       const t1 = process.hrtime.bigint();
-      const tr = new Tracker({ threshold: 1, expires: 3600, maxRecords: RECORDS * 2, isAllowed: () => false });
+      const ledger = new Ledger({ emit: () => {} });
+      const tr = new Tracker({ threshold: 1, expires: 3600, maxRecords: RECORDS * 2, isAllowed: () => false, bannedUntil: (a) => ledger.expiryOf(a) });
       for (const rec of liveRecords(loaded.state!, Date.now(), 3600)) tr.restore(rec);
-      const bans = activeBans(loaded.state!, Date.now());
+      ledger.restore(loaded.state!.bans, Date.now());
       tr.prune(Date.now()); // the first prune reorders restored records
       const t2 = process.hrtime.bigint();
       loads.push(Number(t1 - t0) / 1e6);
       restores.push(Number(t2 - t1) / 1e6);
       restored = tr.size;
-      again = bans.length;
+      again = ledger.size;
     }
 
     console.log(`state file: ${RECORDS} records, ${BANS} bans (${RUNS} runs, median)`);
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
     console.log(`  of which blocks the event loop (encode):            ${median(blocks).toFixed(1)} ms`);
     console.log(`  bytes on disk: ${bytes} (${(bytes / 1048576).toFixed(1)} MiB, ${(bytes / (RECORDS + BANS)).toFixed(0)} B per record/ban)`);
     console.log(`  load (read + JSON.parse + check): ${median(loads).toFixed(1)} ms`);
-    console.log(`  restore into Tracker + active bans: ${median(restores).toFixed(1)} ms (${restored} records, ${again} bans)`);
+    console.log(`  restore into Tracker + Ledger: ${median(restores).toFixed(1)} ms (${restored} records, ${again} bans)`);
 
     if (process.getuid?.() === 0 && fs.existsSync('/usr/sbin/ipset')) {
       const ns = `tallow-bench-state-${process.pid}`;
@@ -107,8 +111,9 @@ async function main(): Promise<void> {
         const inNs = (argv: string[], input?: string) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { input, stdio: ['pipe', 'pipe', 'pipe'] });
         inNs(['ipset', 'create', 'tallow', 'hash:ip', 'family', 'inet', 'timeout', '3600', 'maxelem', '65536']);
         inNs(['ipset', 'create', 'tallow6', 'hash:ip', 'family', 'inet6', 'timeout', '3600', 'maxelem', '65536']);
-        const bans = activeBans(store.load().state!, Date.now());
-        const script = bans.map((b) => `add ${b.family === 4 ? 'tallow' : 'tallow6'} ${b.address} timeout ${b.seconds} -exist`).join('\n') + '\n';
+        const t = Date.now();
+        const bans = store.load().state!.bans.filter((b) => b.expiry > t);
+        const script = bans.map((b) => `add ${b.family === 4 ? 'tallow' : 'tallow6'} ${b.address} timeout ${Math.ceil((b.expiry - t) / 1000)} -exist`).join('\n') + '\n';
         const t0 = process.hrtime.bigint();
         inNs(['ipset', 'restore'], script);
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;

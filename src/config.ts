@@ -1,5 +1,6 @@
 // tallow.conf: `key=value` lines, `#` comments. tallow's keys keep their meaning; ours are added.
 import { existsSync, readFileSync } from 'node:fs';
+import * as net from 'node:net';
 import { isAbsolute } from 'node:path';
 import type { Family } from './address';
 import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
@@ -25,6 +26,8 @@ export interface Config {
   patternsDir: string;      // patterns_dir: administrator's pattern files (/etc/tallow)
   stateDir: string;         // state_dir
   socket: string;           // socket: control socket path
+  metricsListen: string;    // metrics_listen: ADDRESS:PORT of the Prometheus endpoint, '' = off
+  metricsTextfile: string;  // metrics_textfile: node_exporter textfile path, '' = off
 }
 
 /** Message is `file:line: what is wrong`; the CLI exits with `exitCode` (78, EX_CONFIG). */
@@ -58,6 +61,8 @@ export function defaultConfig(): Config {
     patternsDir: '/etc/tallow',
     stateDir: '/var/lib/tallow',
     socket: '/run/tallow/tallow.sock',
+    metricsListen: '',
+    metricsTextfile: '',
   };
 }
 
@@ -116,6 +121,26 @@ const KEYS: Record<string, Setter> = {
       return `expected auto, ipset, firewalld or nftables, got '${v}'`;
     }
     c.backend = v;
+    return null;
+  },
+  metrics_listen: (c, v) => {
+    if (v === 'off' || v === 'no') {
+      c.metricsListen = '';
+      return null;
+    }
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
+    const host = m ? (m[1] ?? m[2]) : '';
+    if (!m || net.isIP(host) === 0 || Number(m[3]) < 1 || Number(m[3]) > 65535) {
+      return `expected ADDRESS:PORT with a literal address (e.g. 127.0.0.1:9725 or [::1]:9725) or off, got '${v}'`;
+    }
+    if (m[1] !== undefined ? net.isIPv6(host) === false : net.isIPv4(host) === false) return `expected [IPv6]:PORT or IPv4:PORT, got '${v}'`;
+    c.metricsListen = v;
+    return null;
+  },
+  metrics_textfile: (c, v) => {
+    if (v === 'off' || v === 'no') c.metricsTextfile = '';
+    else if (isAbsolute(v)) c.metricsTextfile = v;
+    else return `expected an absolute path or off, got '${v}'`;
     return null;
   },
   whitelist: () => null, // collected separately (repeatable)

@@ -5,12 +5,13 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import * as addressModule from './address';
-import type { Family } from './address';
+import { parseAddress, type Family } from './address';
+import { MAX_TIMEOUT } from './firewall/validate';
 
 export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'list' }
+  | { cmd: 'metrics' }
   | { cmd: 'ban'; address: string; seconds?: number }
   | { cmd: 'unban'; address: string };
 
@@ -62,6 +63,15 @@ export interface ListItem {
   count: number;
   /** pattern that caused the ban (`sshd.json#3`), 'manual' for `tallow ban`, null if unknown */
   pattern: string | null;
+  /** where the ban came from: rule, manual, adopted (found in the kernel at start), remote:NODE */
+  origin?: string;
+  /** threshold, instant, manual, adopted */
+  reason?: string;
+}
+
+/** `metrics`: Prometheus text exposition format. */
+export interface MetricsResult {
+  text: string;
 }
 
 /** `ban` */
@@ -79,7 +89,7 @@ export interface UnbanResult {
 }
 
 /** Longest manual ban: the kernel's ipset timeout limit (2^31-1 ms in seconds), ~24.8 days. */
-export const MAX_BAN_SECONDS = 2147483;
+export const MAX_BAN_SECONDS = MAX_TIMEOUT;
 /** A request line longer than this is refused and the connection closed. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** Connections served at once; more are refused with an error line. */
@@ -89,41 +99,32 @@ export const IDLE_TIMEOUT_MS = 30_000;
 
 export const DEFAULT_SOCKET = '/run/tallow/tallow.sock';
 
-// parseAddress comes from address.ts; fall back to node:net while that module is only a contract,
-// so control keeps working (without IPv6 canonicalisation) in a partial tree.
-function canonicalAddress(text: string): { address: string; family: Family } | null {
-  const parse = (addressModule as { parseAddress?: typeof addressModule.parseAddress }).parseAddress;
-  if (typeof parse === 'function') return parse(text);
-  const kind = net.isIP(text);
-  if (kind === 0 || text.includes('%')) return null;
-  return { address: kind === 6 ? text.toLowerCase() : text, family: kind as Family };
-}
-
 /** Check one decoded request; returns the normalised request or an error message. */
 export function validateRequest(value: unknown): { req: ControlRequest } | { error: string } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { error: 'a request must be a JSON object like {"cmd":"status"}' };
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, ban, unban)' };
+  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, ban, unban)' };
   const allowed: Record<string, string[]> = {
     status: ['cmd'],
     list: ['cmd'],
+    metrics: ['cmd'],
     ban: ['cmd', 'address', 'seconds'],
     unban: ['cmd', 'address'],
   };
   const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
-  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, ban, unban)` };
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, ban, unban)` };
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
   }
-  if (v.cmd === 'status' || v.cmd === 'list') return { req: { cmd: v.cmd } };
+  if (v.cmd === 'status' || v.cmd === 'list' || v.cmd === 'metrics') return { req: { cmd: v.cmd } };
 
   if (typeof v.address !== 'string') return { error: `${v.cmd}: "address" must be a string` };
   const text = v.address;
   const shown = JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text);
   if (text.includes('/')) return { error: `${v.cmd}: ${shown} is a network (CIDR); give a single address` };
-  const a = canonicalAddress(text);
+  const a = parseAddress(text);
   if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };
   if (v.cmd === 'unban') return { req: { cmd: 'unban', address: a.address } };
 

@@ -1,22 +1,31 @@
-// The daemon: wires the stages together, one way only:
-//   Journal.batches() -> Matcher.match -> Tracker.observe -> decisions -> Firewall.ban (one batch)
-//   -> log lines -> state (throttled).
-// Everything that decides lives in the stages; this file only moves data, keeps time (prune,
-// unban log, state save, watchdog) and answers signals and control requests.
+// The daemon: wiring only. It builds the engine (config, patterns, allowlist, matcher), the
+// tracker, the ledger of bans and the listeners, then moves data one way:
+//   Journal.batches() -> Matcher.match -> Tracker.observe -> Ledger.ban -> events -> listeners
+//   (firewall, log, state, metrics)
+// and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
+// the control socket's requests are answered in requests.ts.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { parseAddress, type Family } from './address';
-import { Allowlist } from './allowlist';
-import { loadConfig, ConfigError, type Config } from './config';
-import { ControlServer, type ControlRequest, type ControlResponse, type ListItem, type StatusResult } from './control';
-import { chooseBackend, Firewall } from './firewall';
-import { Journal, type JournalEntry, type MatchGroup, type StartPosition } from './journal';
+import { ControlServer, validateRequest, type ControlResponse } from './control';
+import { errText, loadEngine, trackerOptions, type Engine } from './engine';
+import { Dispatcher, type Listener } from './events';
+import { backendModule, chooseBackend, Firewall } from './firewall';
+import { Journal, type JournalEntry, type StartPosition } from './journal';
+import { Ledger } from './ledger';
+import { firewallListener } from './listeners/firewall';
+import { fmtScore, logListener } from './listeners/log';
+import { metricsListener } from './listeners/metrics';
+import { StateListener } from './listeners/state';
 import type { Log } from './log';
-import { Matcher } from './matcher';
-import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, untrustedFilters, type PatternFile } from './patterns';
-import { activeBans, liveRecords, StateSaver, StateStore, type State } from './state';
+import { Metrics } from './metrics';
+import { MetricsExport } from './metrics-export';
+import { untrustedFilters } from './patterns';
+import { Requests } from './requests';
+import { liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
-import { Tracker, type Decision, type TrackerOptions } from './tracker';
+import { Tracker } from './tracker';
+import { version } from './version';
+
+export { version };
 
 export interface DaemonOptions {
   configFile: string;
@@ -27,113 +36,48 @@ export interface DaemonOptions {
   log: Log;
   /** Directory of the shipped patterns (default: patterns/ beside the program). */
   shippedPatterns?: string;
+  /** Extra listeners after the built-in ones (tests; later: actions, history, fleet). */
+  listeners?: Listener[];
 }
 
-/** The engine built from one configuration: replaced as a whole on a successful SIGHUP. */
-interface Engine {
-  config: Config;
-  files: PatternFile[];
-  allowlist: Allowlist;
-  matcher: Matcher;
-  matches: MatchGroup[];
-  fields: string[];
-}
-
-/** What the daemon believes is banned, for the unban log line, `list` and the state file. */
-interface ActiveBan {
-  family: Family;
-  expiry: number;
-  pattern: string | null;
-  score: number;
-  count: number;
-}
-
-const SAVE_EVERY_MS = 2000;
 const STATUS_EVERY_MS = 10_000;
-/** Even when nothing matched, the advancing cursor is saved this often (a restart skips what was read). */
-const CURSOR_SAVE_EVERY_MS = 60_000;
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Config, patterns and allowlist, all or nothing; throws ConfigError/PatternError. */
-function buildEngine(opts: DaemonOptions): Engine {
-  const config = loadConfig(opts.configFile, opts.explicitConfig);
-  const files = loadPatternFiles(opts.shippedPatterns ?? shippedPatternsDir(), config.patternsDir);
-  let allowlist: Allowlist;
-  try {
-    allowlist = new Allowlist(config.whitelist);
-  } catch (e) {
-    throw new ConfigError(`${config.file ?? 'built-in defaults'}: whitelist: ${errText(e)}`);
-  }
-  return {
-    config,
-    files,
-    allowlist,
-    matcher: new Matcher(files),
-    matches: journalMatches(files),
-    fields: neededFields(files),
-  };
-}
-
-function trackerOptions(e: Engine): TrackerOptions {
-  const allow = e.allowlist;
-  return {
-    threshold: e.config.threshold,
-    expires: e.config.expires,
-    maxRecords: e.config.maxRecords,
-    isAllowed: (address, family) => allow.has(address, family),
-  };
-}
+/** Settings every backend reads only at start; each backend adds its own (BackendModule.restartKeys). */
+const RESTART_KEYS = ['backend', 'ipv6', 'nocreate', 'maxelem', 'stateDir', 'socket', 'metricsListen', 'metricsTextfile'] as const;
 
 export class Daemon {
   readonly started = Date.now();
-  private engine: Engine;
+  readonly metrics = new Metrics();
+  readonly ledger: Ledger;
+  readonly tracker: Tracker;
+  engine: Engine;
+  firewall!: Firewall;
+  journal!: Journal;
+  events!: Dispatcher;
+  state: StateListener | null = null;
+  position = 'tail';
   private readonly log: Log;
-  private readonly opts: DaemonOptions;
-  private tracker: Tracker;
-  private firewall!: Firewall;
-  private journal!: Journal;
-  private store: StateStore | null = null;
-  private saver: StateSaver | null = null;
   private control: ControlServer | null = null;
-  private readonly bans = new Map<string, ActiveBan>();
-  /** Earliest expiry in `bans` (may be early after a removal: that only costs one walk). */
-  private nextExpiry = Infinity;
-  private readonly counters = { entries: 0, skipped: 0, matches: 0, bans: 0, unbans: 0 };
+  private exporter: MetricsExport | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private reopenJournal = false;
-  private dirty = false;
-  private lastSave: number | null = null;
-  private lastCursorSave = 0;
-  private savedCursor: string | null = null;
-  private position = 'tail';
   private loop: Promise<void> | null = null;
+  private readonly requests: Requests;
 
-  private constructor(opts: DaemonOptions, engine: Engine) {
-    this.opts = opts;
+  private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
-    this.engine = engine;
-    this.tracker = new Tracker(trackerOptions(engine));
+    this.engine = loadEngine(opts.configFile, opts.explicitConfig, opts.shippedPatterns, this.metrics);
+    this.ledger = new Ledger({ emit: (e) => this.events.emit(e) });
+    this.tracker = new Tracker(trackerOptions(this.engine, (a) => this.ledger.expiryOf(a)));
+    this.requests = new Requests(this);
   }
 
   /**
    * Start-up: config and patterns (ConfigError/PatternError), state, journal, firewall
-   * (FirewallError), control socket; READY=1 once the journal is open and the firewall set up.
+   * (FirewallError), listeners, control socket; READY=1 once the journal position is taken.
    */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const d = new Daemon(opts, buildEngine(opts));
+    const d = new Daemon(opts);
     await d.init();
     return d;
   }
@@ -142,53 +86,73 @@ export class Daemon {
     const { config, files, allowlist } = this.engine;
     const log = this.log;
     log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) });
-    for (const f of files) log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
-    for (const w of untrustedFilters(files)) log.warn(w);
+    this.logEngine(this.engine);
     log.info(`allowlist: ${allowlist.size} entries`, { threshold: String(config.threshold), expires: String(config.expires) });
 
     // State: a dry run neither reads nor writes it (it must not change what a real run resumes).
     let state: State | null = null;
+    let store: StateStore | null = null;
     if (!this.opts.dryRun) {
-      this.store = new StateStore(config.stateDir);
+      store = new StateStore(config.stateDir);
       try {
         fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-        const loaded = this.store.load();
-        if (loaded.problem) log.warn(`state file problem: ${loaded.problem}; starting without saved state`, { file: this.store.file });
+        const loaded = store.load();
+        if (loaded.problem) log.warn(`state file problem: ${loaded.problem}`, { file: store.file });
         state = loaded.state;
       } catch (e) {
-        log.warn(`state file unreadable: ${errText(e)}; starting without saved state`, { file: this.store.file });
+        log.warn(`state file unreadable: ${errText(e)}; starting without saved state`, { file: store.file });
       }
     }
 
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.openJournal(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
-    this.savedCursor = state?.cursor ?? null;
 
     const backend = await chooseBackend(config, log, this.opts.dryRun);
-    this.firewall = new Firewall(backend, log);
+    this.firewall = new Firewall(backend, log, { held: () => this.ledger.values(), metrics: this.metrics });
     await this.firewall.start();
+
+    const listeners: Listener[] = [firewallListener(this.firewall), logListener(log), metricsListener(this.metrics)];
+    if (store) {
+      this.state = new StateListener(store, () => this.snapshot(), this.metrics, (msg) => log.error(`saving state failed: ${msg}`), state?.cursor ?? null);
+      listeners.push(this.state);
+    }
+    listeners.push(...(this.opts.listeners ?? []));
+    this.events = new Dispatcher(listeners, log);
+    this.metrics.gauges = {
+      records: () => this.tracker.size,
+      bansActive: () => {
+        const n = { 4: 0, 6: 0 };
+        for (const b of this.ledger.values()) n[b.family]++;
+        return n;
+      },
+      listeners: () => this.events.stats(),
+      firewallPending: () => this.firewall.queued,
+    };
 
     if (state) this.restore(state);
     await this.adoptKernelBans();
-    if (this.store) {
-      this.saver = new StateSaver(this.store, () => this.snapshot(), SAVE_EVERY_MS, (msg) => this.log.error(`saving state failed: ${msg}`));
-    }
 
     if (!this.opts.dryRun) {
       try {
-        this.control = await ControlServer.listen(config.socket, (req) => this.handle(req));
+        this.control = await ControlServer.listen(config.socket, (req) => this.requests.handle(req));
         log.info('control socket listening', { socket: config.socket });
       } catch (e) {
         // The daemon still bans without it; `tallow status` will say it cannot connect.
         log.error(`control socket not available: ${errText(e)}`, { socket: config.socket });
       }
     }
+    this.exporter = await MetricsExport.start(config, this.metrics, log);
 
     log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.position}`);
     log.debug('journal matches', { matches: this.engine.matches.map((g) => g.join('+')).join(' | '), fields: this.engine.fields.join(',') });
     this.startTimers();
     notify(`READY=1\nSTATUS=${this.statusLine()}`);
     this.loop = this.run();
+  }
+
+  private logEngine(e: Engine): void {
+    for (const f of e.files) this.log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
+    for (const w of untrustedFilters(e.files)) this.log.warn(w);
   }
 
   private openJournal(position: StartPosition): void {
@@ -207,6 +171,7 @@ export class Daemon {
     this.position = 'tail';
   }
 
+  /** Records, then bans (back into the kernel with their remaining time, through the ledger). */
   private restore(state: State): void {
     const now = Date.now();
     let records = 0;
@@ -218,26 +183,18 @@ export class Daemon {
         this.log.warn(`state: record not restored: ${errText(e)}`, { address: String(r?.address) });
       }
     }
-    const again = [];
-    for (const b of activeBans(state, now)) {
-      const p = parseAddress(b.address);
-      if (!p) continue;
-      const rec = this.tracker.get(p.address);
-      this.setBan(p.address, { family: p.family, expiry: now + b.seconds * 1000, pattern: b.pattern, score: rec?.score ?? 0, count: rec?.count ?? 0 });
-      again.push({ address: p.address, family: p.family, seconds: b.seconds });
-    }
-    if (again.length) this.firewall.ban(again);
-    this.log.info(`state restored: ${records} records, ${again.length} active bans put back with their remaining time`, {
-      file: this.store?.file ?? '',
+    // Files of version 1 kept no score or count with a ban: the record has them.
+    const bans = state.bans.map((b) => {
+      const rec = b.count ? undefined : this.tracker.get(b.address);
+      return rec ? { ...b, score: rec.score, count: rec.count } : b;
+    });
+    const n = this.ledger.restore(bans, now);
+    this.log.info(`state restored: ${records} records, ${n} active bans put back with their remaining time`, {
+      file: this.state?.store.file ?? '',
       saved: new Date(state.saved).toISOString(),
     });
   }
 
-  /**
-   * Bans in our kernel sets that the state file does not know: made after the last save before a
-   * crash, or added by hand. They are adopted with the time the kernel has left on them, so `list`
-   * shows them and a set lost later is re-filled with them too.
-   */
   private async adoptKernelBans(): Promise<void> {
     let kernel;
     try {
@@ -246,20 +203,8 @@ export class Daemon {
       this.log.warn(`could not read the bans already in the kernel: ${errText(e)}`);
       return;
     }
-    const now = Date.now();
-    const adopted = [];
-    for (const k of kernel) {
-      // An entry without a timeout (remaining Infinity) was put there by someone else, for good.
-      if (this.bans.has(k.address) || !Number.isFinite(k.remaining) || k.remaining <= 0) continue;
-      const rec = this.tracker.get(k.address);
-      this.setBan(k.address, { family: k.family, expiry: now + k.remaining * 1000, pattern: rec?.pattern ?? null, score: rec?.score ?? 0, count: rec?.count ?? 0 });
-      adopted.push({ address: k.address, family: k.family, seconds: k.remaining });
-    }
-    if (adopted.length === 0) return;
-    // Re-adding with the same remaining time changes nothing in the kernel but puts them in the
-    // firewall queue's own list of active bans (the one it re-fills from).
-    this.firewall.ban(adopted);
-    this.log.info(`firewall: ${adopted.length} bans found in the kernel adopted with their remaining time`);
+    const n = this.ledger.adopt(kernel, Date.now(), (a) => this.tracker.get(a));
+    if (n) this.log.info(`firewall: ${n} bans found in the kernel adopted with their remaining time`);
   }
 
   /** The pipeline. Ends when stop() closes the journal; reopens it after a reload changed matches. */
@@ -277,8 +222,7 @@ export class Daemon {
         await new Promise((r) => setTimeout(r, 5000));
         this.reopenJournal = true;
       }
-      if (this.stopping) return;
-      if (!this.reopenJournal) return;
+      if (this.stopping || !this.reopenJournal) return;
       this.reopenJournal = false;
       const cursor = this.journal.cursor;
       try {
@@ -291,97 +235,44 @@ export class Daemon {
     }
   }
 
-  /** One batch of entries: match, score, ban (one firewall batch), log, prune, schedule a save. */
+  /** One batch of entries: match, score, decide; then prune and expire. */
   process(batch: JournalEntry[]): void {
     const now = Date.now();
     const oldest = (now - this.engine.config.expires * 1000) * 1000; // usec
     const { matcher } = this.engine;
-    const decisions: Decision[] = [];
+    const m = this.metrics;
     for (const entry of batch) {
-      this.counters.entries++;
+      m.entriesRead++;
       // Catching up after a restart: what is older than `expires` would be pruned at once anyway.
       if (entry.realtime < oldest) {
-        this.counters.skipped++;
+        m.entriesTooOld++;
         continue;
       }
-      const m = matcher.match(entry);
-      if (!m) continue;
-      this.counters.matches++;
-      this.dirty = true;
-      if (this.log.verbose) this.log.debug('match', { address: m.address, pattern: m.pattern.name });
-      for (const d of this.tracker.observe(m, now)) decisions.push(d);
-    }
-    this.apply(decisions, now);
-    this.prune(now);
-    this.scheduleSave();
-  }
-
-  /** Decisions -> one firewall batch and one log line each. A ban never shortens a longer one. */
-  private apply(decisions: Decision[], now: number): void {
-    const add: { address: string; family: Family; seconds: number }[] = [];
-    const remove: { address: string; family: Family }[] = [];
-    for (const d of decisions) {
-      if (d.action === 'ban') {
-        const expiry = now + d.seconds * 1000;
-        const had = this.bans.get(d.address);
-        if (had && had.expiry >= expiry) continue;
-        this.setBan(d.address, { family: d.family, expiry, pattern: d.pattern, score: d.score, count: d.count });
-        add.push({ address: d.address, family: d.family, seconds: d.seconds });
-        this.counters.bans++;
-        this.log.action('ban', {
-          address: d.address,
-          seconds: String(d.seconds),
-          score: fmtScore(d.score),
-          count: String(d.count),
-          pattern: d.pattern,
-          reason: d.reason,
-        });
-      } else {
-        this.bans.delete(d.address);
-        remove.push({ address: d.address, family: d.family });
-        this.counters.unbans++;
-        this.log.action('unban', { address: d.address, reason: d.reason });
+      const match = matcher.match(entry);
+      if (!match) continue;
+      this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, at: now });
+      if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name });
+      for (const d of this.tracker.observe(match, now)) {
+        if (d.action === 'ban') this.ledger.ban({ ...d, origin: 'rule' }, now);
       }
-      this.dirty = true;
     }
-    if (add.length) this.firewall.ban(add);
-    if (remove.length) this.firewall.unban(remove);
+    if (batch.length) m.journalLagSeconds = Math.max(0, now / 1000 - batch[batch.length - 1].realtime / 1e6);
+    this.tick(now);
   }
 
-  /** Tracker records past their time; bans whose kernel timeout has passed are logged and forgotten. */
-  private setBan(address: string, ban: ActiveBan): void {
-    this.bans.set(address, ban);
-    if (ban.expiry < this.nextExpiry) this.nextExpiry = ban.expiry;
-  }
-
-  private prune(now: number): void {
-    if (this.tracker.prune(now) > 0) this.dirty = true;
-    // This runs after every batch (every few ms under a flood): walk the bans only once the
-    // earliest of them is due, not tens of thousands of times a second for nothing.
-    if (now < this.nextExpiry) return;
-    let next = Infinity;
-    for (const [address, b] of this.bans) {
-      if (b.expiry > now) {
-        if (b.expiry < next) next = b.expiry;
-        continue;
-      }
-      this.bans.delete(address);
-      this.counters.unbans++;
-      this.dirty = true;
-      this.log.action('unban', { address, reason: 'expired', pattern: b.pattern ?? '' });
-    }
-    this.nextExpiry = next;
+  /** Records past their time are dropped; bans past theirs end (one `expired` event each). */
+  private tick(now: number): void {
+    const evicted = this.tracker.evicted;
+    if (this.tracker.prune(now) > 0 || evicted !== this.metrics.recordsEvicted) this.state?.changed();
+    this.metrics.recordsEvicted = evicted;
+    this.ledger.expire(now);
+    if (!this.stopping) this.state?.cursorMoved(this.journal.cursor, now);
   }
 
   private startTimers(): void {
     const expires = this.engine.config.expires;
     const pruneMs = Math.min(30_000, Math.max(1000, (expires * 1000) / 20));
-    this.timers.push(
-      setInterval(() => {
-        this.prune(Date.now());
-        this.scheduleSave();
-      }, pruneMs),
-    );
+    this.timers.push(setInterval(() => this.tick(Date.now()), pruneMs));
     this.timers.push(setInterval(() => notify(`STATUS=${this.statusLine()}`), STATUS_EVERY_MS));
     let usec = 0;
     try {
@@ -397,59 +288,58 @@ export class Daemon {
   }
 
   private statusLine(): string {
-    const c = this.counters;
-    return `${c.entries} entries, ${c.matches} matches, ${c.bans} bans (${this.bans.size} active), ${this.tracker.size} records`;
+    const m = this.metrics;
+    const bans = [...m.bansByReason.values()].reduce((a, b) => a + b, 0);
+    const matches = [...m.matchesByFile.values()].reduce((a, b) => a + b, 0);
+    return `${m.entriesRead} entries, ${matches} matches, ${bans} bans (${this.ledger.size} active), ${this.tracker.size} records`;
   }
 
-  // ---- state ----
-
-  private snapshot(): State {
-    const bans = [...this.bans].map(([address, b]) => ({ address, family: b.family, expiry: b.expiry, pattern: b.pattern }));
-    const saved = Date.now();
-    const cursor = this.journal.cursor ?? this.savedCursor;
-    this.savedCursor = cursor;
-    this.lastSave = saved;
-    return { version: 1, saved, cursor, records: [...this.tracker.records()], bans };
+  /** What the state file keeps: records, bans, the journal position. */
+  private snapshot(): Omit<State, 'saved' | 'version'> {
+    return { cursor: this.journal.cursor ?? null, records: [...this.tracker.records()], bans: [...this.ledger.values()] };
   }
 
-  /** Changed records or bans: saved within SAVE_EVERY_MS (StateSaver throttles); the cursor alone, rarely. */
-  private scheduleSave(): void {
-    if (!this.saver || this.stopping) return;
-    const now = Date.now();
-    if (this.dirty || (this.journal.cursor !== this.savedCursor && now - this.lastCursorSave >= CURSOR_SAVE_EVERY_MS)) {
-      this.dirty = false;
-      this.lastCursorSave = now;
-      this.saver.markDirty();
-    }
+  get dryRun(): boolean {
+    return this.opts.dryRun;
+  }
+
+  // ---- control socket (requests.ts) ----
+  status() {
+    return this.requests.status();
+  }
+  list() {
+    return this.requests.list();
+  }
+  /** A request from elsewhere than the socket (which validates on its own): checked here first. */
+  async handle(req: unknown): Promise<ControlResponse> {
+    const v = validateRequest(req);
+    return 'error' in v ? { ok: false, error: v.error } : this.requests.handle(v.req);
   }
 
   // ---- signals ----
 
-  /** SIGHUP: a new config and patterns, all or nothing; records are kept. */
+  /** SIGHUP: a new config and patterns, all or nothing; records and bans are kept. */
   reload(): boolean {
     let next: Engine;
     try {
-      next = buildEngine(this.opts);
+      next = loadEngine(this.opts.configFile, this.opts.explicitConfig, this.opts.shippedPatterns, this.metrics);
     } catch (e) {
       this.log.error(`reload refused, still running the previous configuration: ${errText(e)}`);
       return false;
     }
     const old = this.engine.config;
-    const restartOnly: string[] = [];
-    for (const k of ['backend', 'iptPath', 'fwcmdPath', 'nftPath', 'ipv6', 'nocreate', 'maxelem', 'stateDir', 'socket'] as const) {
-      if (JSON.stringify(old[k]) !== JSON.stringify(next.config[k])) restartOnly.push(k);
-    }
+    const keys = [...RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
+    const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
     this.engine = next;
-    this.tracker.configure(trackerOptions(next));
-    for (const f of next.files) this.log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
-    for (const w of untrustedFilters(next.files)) this.log.warn(w);
+    this.tracker.configure(trackerOptions(next, (a) => this.ledger.expiryOf(a)));
+    this.logEngine(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',
       threshold: String(next.config.threshold),
       expires: String(next.config.expires),
     });
-    if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.join(', ')}`);
+    if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
     if (journalChanged) {
       // The running iterator ends on close(); run() reopens at the same cursor with the new matches.
       this.reopenJournal = true;
@@ -458,10 +348,11 @@ export class Daemon {
     return true;
   }
 
-  /** SIGUSR1: the record table, one line per record. */
+  /** SIGUSR1: the record table, one line per record, and bans without a record. */
   dump(): void {
     const now = Date.now();
-    this.log.info(`record table: ${this.tracker.size} records, ${this.bans.size} active bans`);
+    const left = (a: string) => Math.max(0, Math.ceil((this.ledger.expiryOf(a) - now) / 1000));
+    this.log.info(`record table: ${this.tracker.size} records, ${this.ledger.size} active bans`);
     for (const r of this.tracker.records()) {
       this.log.info('record', {
         address: r.address,
@@ -470,17 +361,16 @@ export class Daemon {
         first: new Date(r.first).toISOString(),
         last: new Date(r.last).toISOString(),
         banned: String(r.banned),
-        ban_left: r.banExpiry > now ? String(Math.ceil((r.banExpiry - now) / 1000)) : '0',
+        ban_left: String(left(r.address)),
         pattern: r.pattern ?? '',
       });
     }
-    for (const [address, b] of this.bans) {
-      if (this.tracker.get(address)) continue;
-      this.log.info('ban without record', { address, ban_left: String(Math.ceil((b.expiry - now) / 1000)), pattern: b.pattern ?? '' });
+    for (const b of this.ledger.values()) {
+      if (!this.tracker.get(b.address)) this.log.info('ban without record', { address: b.address, ban_left: String(left(b.address)), pattern: b.pattern ?? '', origin: b.origin });
     }
   }
 
-  /** SIGTERM/SIGINT: stop reading, flush the firewall batch, save, close. Bans stay in the kernel. */
+  /** SIGTERM/SIGINT: stop reading, deliver what is queued, save, close. Bans stay in the kernel. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -494,107 +384,16 @@ export class Daemon {
     }
     if (this.loop) await this.loop.catch(() => {});
     if (this.control) await this.control.close().catch(() => {});
-    await this.firewall.flush();
-    await this.firewall.close();
-    if (this.saver) {
-      this.saver.markDirty();
-      await this.saver.flush();
-    }
-    this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.bans.size) });
-  }
-
-  // ---- control socket ----
-
-  status(): StatusResult & Record<string, unknown> {
-    const c = this.counters;
-    return {
-      version: version(),
-      pid: process.pid,
-      uptime: Math.round((Date.now() - this.started) / 1000),
-      backend: this.firewall.backend.name,
-      entries: c.entries,
-      matches: c.matches,
-      bansActive: this.bans.size,
-      records: this.tracker.size,
-      cursor: this.journal.cursor,
-      config: this.engine.config.file,
-      stateFile: this.store?.file,
-      lastSave: this.lastSave,
-      // extras
-      position: this.position,
-      skipped: c.skipped,
-      bans: c.bans,
-      unbans: c.unbans,
-      evicted: this.tracker.evicted,
-      dryRun: this.opts.dryRun,
-    };
-  }
-
-  /** Active bans: the firewall's list merged with what the tracker knows of each address. */
-  list(): ListItem[] {
-    const now = Date.now();
-    const out: ListItem[] = [];
-    for (const [address, b] of this.firewall.active()) {
-      const mine = this.bans.get(address);
-      const rec = this.tracker.get(address);
-      out.push({
-        address,
-        family: b.family,
-        remaining: Math.max(0, Math.ceil((b.expiry - now) / 1000)),
-        score: rec?.score ?? mine?.score ?? 0,
-        count: rec?.count ?? mine?.count ?? 0,
-        pattern: mine?.pattern ?? rec?.pattern ?? null,
-      });
-    }
-    out.sort((a, b) => a.remaining - b.remaining);
-    return out;
-  }
-
-  async handle(req: ControlRequest): Promise<ControlResponse> {
-    try {
-      switch (req.cmd) {
-        case 'status':
-          return { ok: true, result: this.status() };
-        case 'list':
-          return { ok: true, result: this.list() };
-        case 'ban': {
-          const p = parseAddress(String(req.address));
-          if (!p) return { ok: false, error: `not a single IPv4/IPv6 address: ${String(req.address)}` };
-          const seconds = req.seconds ?? this.engine.config.expires;
-          if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) return { ok: false, error: `ban time must be a positive number of seconds, not ${String(req.seconds)}` };
-          const now = Date.now();
-          const ds = this.tracker.ban(p.address, p.family, seconds, now);
-          // A manual ban replaces whatever ban there was, even a longer one.
-          this.bans.delete(p.address);
-          this.apply(ds, now);
-          this.scheduleSave();
-          await this.firewall.flush();
-          const banned = ds.some((d) => d.action === 'ban');
-          if (!banned) return { ok: false, error: `${p.address} was not banned (allowlisted?)` };
-          return { ok: true, result: { address: p.address, family: p.family, seconds: Math.ceil(seconds) } };
-        }
-        case 'unban': {
-          const p = parseAddress(String(req.address));
-          if (!p) return { ok: false, error: `not a single IPv4/IPv6 address: ${String(req.address)}` };
-          const was = this.bans.has(p.address) || this.firewall.active().has(p.address);
-          const ds = this.tracker.unban(p.address, p.family);
-          if (!ds.some((d) => d.action === 'unban')) ds.push({ action: 'unban', address: p.address, family: p.family, reason: 'manual' });
-          this.apply(ds, Date.now());
-          this.scheduleSave();
-          await this.firewall.flush();
-          return { ok: true, result: { address: p.address, family: p.family, wasBanned: was } };
-        }
-        default:
-          return { ok: false, error: `unknown command: ${String((req as { cmd?: unknown }).cmd)}` };
-      }
-    } catch (e) {
-      return { ok: false, error: errText(e) };
-    }
+    await this.exporter?.close();
+    await this.events.flush();
+    await this.events.close();
+    this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) });
   }
 }
 
-function fmtScore(n: number): string {
-  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+/** `stateDir` -> `state_dir`, as the administrator wrote it in tallow.conf. */
+function confKey(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 function notify(state: string): void {
@@ -638,3 +437,4 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     process.on('SIGUSR1', onUsr1);
   });
 }
+

@@ -1,8 +1,15 @@
 // The daemon's own log. Under journald (stdout/stderr connected to the journal) every line is sent
 // as a structured entry, so `journalctl -t tallow TALLOW_ACTION=ban` lists bans; elsewhere plain
 // lines go to stdout (info, debug) and stderr (warnings, errors).
-import type { Logger } from './firewall/backend';
 import * as systemd from './systemd';
+
+/** What every module that logs needs (the daemon's Log, or a test's collector). */
+export interface Logger {
+  info(msg: string, fields?: Record<string, string>): void;
+  warn(msg: string, fields?: Record<string, string>): void;
+  error(msg: string, fields?: Record<string, string>): void;
+  debug(msg: string, fields?: Record<string, string>): void;
+}
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 

@@ -6,17 +6,19 @@ import type { PatternFile, Pattern } from './patterns';
 import { compilePattern, MAX_MESSAGE_LENGTH } from './patterns';
 import type { Address } from './address';
 import { parseAddress } from './address';
+import { Metrics } from './metrics';
 
 export interface Match extends Address {
   pattern: Pattern;
-  /** Journal realtime of the entry, microseconds. */
-  realtime: number;
+  /** the pattern file's name, `sshd.json` */
+  file: string;
 }
 
 /** One filter group as sd-journal reads it: same field OR'ed, different fields AND'ed. */
 type CompiledGroup = Array<[field: string, values: Set<string>]>;
 
 interface CompiledFile {
+  name: string;
   groups: CompiledGroup[];
   patterns: Array<{ pattern: Pattern; regex: RegExp; prefixed: boolean; group: 'ip' | 1 }>;
 }
@@ -50,10 +52,14 @@ function selects(groups: CompiledGroup[], fields: Record<string, string>): boole
 
 export class Matcher {
   private readonly files: CompiledFile[];
-  readonly stats = { entries: 0, matches: 0, invalidAddresses: 0, oversized: 0 };
 
-  constructor(files: PatternFile[]) {
+  /** Counts matches per file, invalid addresses and oversized messages into `metrics`. */
+  constructor(
+    files: PatternFile[],
+    readonly metrics: Metrics = new Metrics(),
+  ) {
     this.files = files.map((f) => ({
+      name: f.name,
       groups: f.filter.map(compileGroup),
       patterns: f.patterns.map((pattern) => ({ pattern, ...compilePattern(pattern.source) })),
     }));
@@ -61,12 +67,11 @@ export class Matcher {
 
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
   match(entry: JournalEntry): Match | null {
-    this.stats.entries++;
     const message = entry.fields.MESSAGE;
     if (message === undefined) return null;
     if (message.length > MAX_MESSAGE_LENGTH) {
       // Never truncate: the tail would then be attacker-chosen text that could pass for a line end.
-      this.stats.oversized++;
+      this.metrics.oversizedMessages++;
       return null;
     }
     let prefixedText: string | undefined;
@@ -81,11 +86,11 @@ export class Matcher {
         if (address === null) {
           // First match wins even when its address is bad: a later pattern must not get a second
           // chance to read an address out of the same (possibly crafted) line.
-          this.stats.invalidAddresses++;
+          this.metrics.invalidAddresses++;
           return null;
         }
-        this.stats.matches++;
-        return { address: address.address, family: address.family, pattern: p.pattern, realtime: entry.realtime };
+        Metrics.bump(this.metrics.matchesByFile, file.name);
+        return { address: address.address, family: address.family, pattern: p.pattern, file: file.name };
       }
     }
     return null;

@@ -5,23 +5,41 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { TrackerRecord } from './tracker';
 import type { Family } from './address';
 
+/** A tracker record as saved (the tracker's own shape; kept here so the file format is one place). */
+export interface SavedRecord {
+  address: string;
+  family: Family;
+  score: number;
+  count: number;
+  /** ms since epoch */
+  first: number;
+  last: number;
+  banned: boolean;
+  pattern: string | null;
+}
+
+/** A ban of the ledger as saved. */
 export interface SavedBan {
   address: string;
   family: Family;
   /** ms since epoch */
   expiry: number;
+  since: number;
+  origin: 'rule' | 'manual' | 'adopted' | `remote:${string}`;
+  reason: 'threshold' | 'instant' | 'manual' | 'adopted';
   pattern: string | null;
+  score: number;
+  count: number;
 }
 
 export interface State {
-  version: 1;
+  version: 2;
   /** ms since epoch when written */
   saved: number;
   cursor: string | null;
-  records: TrackerRecord[];
+  records: SavedRecord[];
   bans: SavedBan[];
 }
 
@@ -31,68 +49,85 @@ export interface StateLoad {
   problem?: string;
 }
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 export const STATE_FILE = 'state.json';
 
 // On disk, records and bans are arrays (tuples): half the bytes of objects and about twice as
 // fast to write and read at 100,000 records.
-//   record: [address, score, count, first, last, banned(0|1), banExpiry, pattern|null]
-//   ban:    [address, expiry, pattern|null]
+//   version 2:
+//   record: [address, score, count, first, last, banned(0|1), pattern|null]
+//   ban:    [address, expiry, pattern|null, origin, reason, score, count, since]
+//   version 1 (read, never written): a record had banExpiry before pattern (the ledger holds
+//   that now); a ban was [address, expiry, pattern|null].
 // The family is not stored: it follows from the address (a colon means IPv6).
 
 function familyOf(address: string): Family {
   return address.includes(':') ? 6 : 4;
 }
 
-type RecordTuple = [string, number, number, number, number, 0 | 1, number, string | null];
-type BanTuple = [string, number, string | null];
+type RecordTuple = [string, number, number, number, number, 0 | 1, string | null];
+type BanTuple = [string, number, string | null, string, string, number, number, number];
 
 // One JSON.stringify over the whole tuple arrays: measured fastest (about 2x a stringify per
 // record, 3x hand-built strings), which matters because encoding is the part of a save that holds
 // the event loop (bench/state).
 function encode(state: State): string {
-  const records: RecordTuple[] = state.records.map((r) => [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.banExpiry, r.pattern]);
-  const bans: BanTuple[] = state.bans.map((b) => [b.address, b.expiry, b.pattern]);
+  const records: RecordTuple[] = state.records.map((r) => [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.pattern]);
+  const bans: BanTuple[] = state.bans.map((b) => [b.address, b.expiry, b.pattern, b.origin, b.reason, b.score, b.count, b.since]);
   return JSON.stringify({ version: STATE_VERSION, saved: state.saved, cursor: state.cursor, records, bans }) + '\n';
 }
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isStrOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
+const isAddress = (v: unknown): v is string => typeof v === 'string' && net.isIP(v) !== 0;
+const ORIGIN = /^(?:rule|manual|adopted|remote:[!-~]{1,64})$/;
+const REASONS = new Set(['threshold', 'instant', 'manual', 'adopted']);
+
+function decodeRecord(t: unknown, v1: boolean): SavedRecord | null {
+  if (!Array.isArray(t) || t.length !== (v1 ? 8 : 7)) return null;
+  const [address, score, count, first, last, banned] = t;
+  const pattern = t[v1 ? 7 : 6];
+  if (!isAddress(address) || !isNum(score) || !isNum(count) || !isNum(first) || !isNum(last) || (banned !== 0 && banned !== 1) || !isStrOrNull(pattern)) return null;
+  if (v1 && !isNum(t[6])) return null;
+  return { address, family: familyOf(address), score, count, first, last, banned: banned === 1, pattern };
+}
+
+function decodeBan(t: unknown, v1: boolean, saved: number): SavedBan | null {
+  if (!Array.isArray(t) || t.length !== (v1 ? 3 : 8)) return null;
+  const [address, expiry, pattern] = t;
+  if (!isAddress(address) || !isNum(expiry) || !isStrOrNull(pattern)) return null;
+  if (v1) {
+    const manual = pattern === 'manual';
+    return { address, family: familyOf(address), expiry, since: saved, origin: manual ? 'manual' : 'rule', reason: manual ? 'manual' : 'threshold', pattern, score: 0, count: 0 };
+  }
+  const [, , , origin, reason, score, count, since] = t;
+  if (typeof origin !== 'string' || !ORIGIN.test(origin) || typeof reason !== 'string' || !REASONS.has(reason) || !isNum(score) || !isNum(count) || !isNum(since)) return null;
+  return { address, family: familyOf(address), expiry, since, origin: origin as SavedBan['origin'], reason: reason as SavedBan['reason'], pattern, score, count };
+}
 
 /** Decode and check a parsed file; returns the state or what is wrong with it. */
 function decode(value: unknown): State | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const v = value as Record<string, unknown>;
-  if (v.version !== STATE_VERSION) return `version ${JSON.stringify(v.version)} is not ${STATE_VERSION}`;
+  if (v.version !== 1 && v.version !== STATE_VERSION) return `version ${JSON.stringify(v.version)} is not 1 or ${STATE_VERSION}`;
+  const v1 = v.version === 1;
   if (!isNum(v.saved)) return '"saved" is not a number';
   if (!isStrOrNull(v.cursor)) return '"cursor" is not a string';
   if (!Array.isArray(v.records)) return '"records" is not an array';
   if (!Array.isArray(v.bans)) return '"bans" is not an array';
-  const records: TrackerRecord[] = new Array(v.records.length);
+  const records: SavedRecord[] = new Array(v.records.length);
   for (let i = 0; i < v.records.length; i++) {
-    const t = v.records[i] as unknown[];
-    if (
-      !Array.isArray(t) || t.length !== 8 || typeof t[0] !== 'string' || net.isIP(t[0]) === 0 ||
-      !isNum(t[1]) || !isNum(t[2]) || !isNum(t[3]) || !isNum(t[4]) || (t[5] !== 0 && t[5] !== 1) ||
-      !isNum(t[6]) || !isStrOrNull(t[7])
-    ) {
-      return `record ${i + 1} is malformed`;
-    }
-    const address = t[0];
-    records[i] = {
-      address, family: familyOf(address), score: t[1], count: t[2], first: t[3], last: t[4],
-      banned: t[5] === 1, banExpiry: t[6], pattern: t[7],
-    };
+    const r = decodeRecord(v.records[i], v1);
+    if (!r) return `record ${i + 1} is malformed`;
+    records[i] = r;
   }
   const bans: SavedBan[] = new Array(v.bans.length);
   for (let i = 0; i < v.bans.length; i++) {
-    const t = v.bans[i] as unknown[];
-    if (!Array.isArray(t) || t.length !== 3 || typeof t[0] !== 'string' || net.isIP(t[0]) === 0 || !isNum(t[1]) || !isStrOrNull(t[2])) {
-      return `ban ${i + 1} is malformed`;
-    }
-    bans[i] = { address: t[0], family: familyOf(t[0]), expiry: t[1], pattern: t[2] };
+    const b = decodeBan(v.bans[i], v1, v.saved);
+    if (!b) return `ban ${i + 1} is malformed`;
+    bans[i] = b;
   }
-  return { version: 1, saved: v.saved, cursor: v.cursor, records, bans };
+  return { version: STATE_VERSION, saved: v.saved, cursor: v.cursor, records, bans };
 }
 
 function stamp(now: Date): string {
@@ -199,22 +234,14 @@ export class StateStore {
   }
 }
 
-/** Bans from a saved state still running at `now`, with whole seconds left (at least 1). */
-export function activeBans(state: State, now: number): { address: string; family: Family; seconds: number; pattern: string | null }[] {
-  const out = [];
-  for (const b of state.bans) {
-    if (b.expiry > now) out.push({ address: b.address, family: b.family, seconds: Math.max(1, Math.ceil((b.expiry - now) / 1000)), pattern: b.pattern });
-  }
-  return out;
-}
-
 /**
  * Records worth restoring at `now`: the tracker's pruning rule applied to the time the daemon was
- * down (unseen for `expires` seconds: gone; banned whose ban ended: gone).
+ * down (unseen for `expires` seconds: gone; banned, but the ban has ended: gone).
  */
-export function liveRecords(state: State, now: number, expiresSeconds: number): TrackerRecord[] {
+export function liveRecords(state: State, now: number, expiresSeconds: number): SavedRecord[] {
   const horizon = now - expiresSeconds * 1000;
-  return state.records.filter((r) => r.last > horizon && !(r.banned && r.banExpiry <= now));
+  const running = new Set(state.bans.filter((b) => b.expiry > now).map((b) => b.address));
+  return state.records.filter((r) => r.last > horizon && !(r.banned && !running.has(r.address)));
 }
 
 /**
@@ -234,6 +261,8 @@ export class StateSaver {
     private readonly snapshot: () => State,
     private readonly intervalMs = 2000,
     private readonly onError: (message: string) => void = () => {},
+    /** After each successful save: how long it took (s), from the snapshot to the directory sync. */
+    private readonly onSaved: (seconds: number) => void = () => {},
   ) {}
 
   /** Something changed: a save will follow within intervalMs. */
@@ -252,8 +281,9 @@ export class StateSaver {
     if (!this.dirty) return;
     this.dirty = false;
     this.lastStart = Date.now();
+    const t0 = process.hrtime.bigint();
     this.inFlight = this.store.save(this.snapshot()).then(
-      () => { this.saves++; },
+      () => { this.saves++; this.onSaved(Number(process.hrtime.bigint() - t0) / 1e9); },
       (e: Error) => { this.failures++; this.dirty = true; this.onError(e.message); },
     );
     await this.inFlight;

@@ -15,6 +15,8 @@ import { readOptions, UsageError } from './options';
 import { Matcher } from './matcher';
 import { Tracker, type Decision } from './tracker';
 import { Allowlist } from './allowlist';
+import { Ledger } from './ledger';
+import { makeEngine } from './engine';
 import type { Journal as JournalT, JournalEntry, MatchGroup } from './journal';
 
 export const EXIT_MATCHED = 0;
@@ -219,6 +221,8 @@ class Run {
   readonly matcher: Matcher;
   readonly tracker: Tracker;
   readonly allow: Allowlist;
+  /** What the daemon would hold banned, so a match during a ban is counted as the daemon would. */
+  readonly ledger = new Ledger({ emit: () => {} });
   readonly perPattern = new Map<string, PatternStats>();
   readonly bans = new Map<string, BanRow>();
   readonly unmatched: string[] = [];
@@ -228,23 +232,26 @@ class Run {
   allowlisted = new Set<string>();
 
   constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean) {
-    this.matcher = new Matcher(files);
-    this.allow = new Allowlist(config.whitelist);
+    // The same engine the daemon builds from these files and settings.
+    const engine = makeEngine(config, files);
+    this.matcher = engine.matcher;
+    this.allow = engine.allowlist;
     this.tracker = new Tracker({
       threshold: config.threshold,
       expires: config.expires,
       maxRecords: config.maxRecords,
       isAllowed: (a, f) => this.allow.has(a, f),
+      bannedUntil: (a) => this.ledger.expiryOf(a),
     });
     for (const f of files) for (const p of f.patterns) this.perPattern.set(p.name, { pattern: p, lines: 0, addresses: new Map() });
   }
 
   feed(entry: JournalEntry, where: string, shown: string): void {
     this.total++;
-    const invalidBefore = this.matcher.stats.invalidAddresses;
+    const invalidBefore = this.matcher.metrics.invalidAddresses;
     const m = this.matcher.match(entry);
     if (!m) {
-      if (this.matcher.stats.invalidAddresses !== invalidBefore) this.badAddress++;
+      if (this.matcher.metrics.invalidAddresses !== invalidBefore) this.badAddress++;
       if (this.keepUnmatched) this.unmatched.push(`${where}: ${shown}`);
       return;
     }
@@ -255,11 +262,13 @@ class Run {
     if (this.allow.has(m.address, m.family)) this.allowlisted.add(m.address);
     const now = Math.floor(entry.realtime / 1000);
     this.tracker.prune(now);
-    for (const d of this.tracker.observe(m, now)) this.record(d, where);
+    this.ledger.expire(now);
+    for (const d of this.tracker.observe(m, now)) this.record(d, where, now);
   }
 
-  private record(d: Decision, where: string): void {
+  private record(d: Decision, where: string, now: number): void {
     if (d.action !== 'ban') return;
+    this.ledger.ban({ ...d, origin: 'rule' }, now);
     const key = `${d.address}\n${d.reason}\n${d.pattern}\n${d.seconds}`;
     const row = this.bans.get(key);
     if (row) row.times++;

@@ -1,7 +1,14 @@
 // Records and scores -> decisions. No journal or firewall calls; time is passed in (ms), so the
-// same inputs always give the same decisions.
+// same inputs always give the same decisions. What is banned is the ledger's to know: the tracker
+// only reads it (bannedUntil) to tell a match during a ban from one after it.
 import type { Family } from './address';
-import type { Match } from './matcher';
+
+/** One scored observation: a matched address and the pattern that matched. */
+export interface Observation {
+  address: string;
+  family: Family;
+  pattern: { name: string; score: number; ban: number };
+}
 
 export interface TrackerRecord {
   address: string;
@@ -11,10 +18,9 @@ export interface TrackerRecord {
   /** ms since epoch */
   first: number;
   last: number;
+  /** reached the threshold (or banned by hand); instant bans leave it false */
   banned: boolean;
-  /** ms since epoch; 0 when no ban (also set by instant bans, which leave banned=false) */
-  banExpiry: number;
-  /** name of the pattern that caused the current ban */
+  /** name of the pattern that caused the last ban */
   pattern: string | null;
 }
 
@@ -31,6 +37,9 @@ export type Decision =
     }
   | { action: 'unban'; address: string; family: Family; reason: 'manual' };
 
+/** What a decision to ban becomes in the ledger. */
+export type BanDecision = Extract<Decision, { action: 'ban' }>;
+
 export interface TrackerOptions {
   threshold: number;
   /** seconds */
@@ -38,6 +47,8 @@ export interface TrackerOptions {
   maxRecords: number;
   /** addresses never scored or banned */
   isAllowed(address: string, family: Family): boolean;
+  /** ms since epoch until which the address is banned (the ledger's), 0 when it is not */
+  bannedUntil(address: string): number;
 }
 
 /** Scores are sums of decimals (5 x 0.2, 10 x 0.1): compare with a little slack. */
@@ -49,7 +60,7 @@ function own(s: string): string {
 }
 
 function freshRecord(address: string, family: Family, now: number): TrackerRecord {
-  return { address: own(address), family, score: 0, count: 0, first: now, last: now, banned: false, banExpiry: 0, pattern: null };
+  return { address: own(address), family, score: 0, count: 0, first: now, last: now, banned: false, pattern: null };
 }
 
 export class Tracker {
@@ -74,13 +85,13 @@ export class Tracker {
   }
 
   /** Score one match at time `now` (ms); returns the decisions it causes (usually none). */
-  observe(match: Match, now: number): Decision[] {
+  observe(match: Observation, now: number): Decision[] {
     const { address, family, pattern } = match;
     if (this.options.isAllowed(address, family)) return [];
     let rec = this.banned.get(address);
     if (rec !== undefined) {
       this.banned.delete(address);
-      if (now < rec.banExpiry) {
+      if (now < this.options.bannedUntil(address)) {
         // Still banned: count it, no new decision (the kernel entry is there).
         rec.score += pattern.score;
         rec.count++;
@@ -91,7 +102,6 @@ export class Tracker {
       // The ban ran out while the record lived on: start over.
       rec.banned = false;
       rec.score = 0;
-      rec.banExpiry = 0;
       rec.pattern = null;
     } else {
       rec = this.active.get(address);
@@ -104,7 +114,6 @@ export class Tracker {
 
     if (rec.score >= this.options.threshold - EPSILON) {
       rec.banned = true;
-      rec.banExpiry = now + this.options.expires * 1000;
       rec.pattern = pattern.name;
       this.banned.set(rec.address, rec);
       return [this.banDecision(rec, this.options.expires, pattern.name, 'threshold')];
@@ -113,7 +122,6 @@ export class Tracker {
     this.evictOverCap();
     if (pattern.ban > 0) {
       // tallow's throttle: a short ban now, the record keeps scoring towards the real one.
-      rec.banExpiry = Math.max(rec.banExpiry, now + pattern.ban * 1000);
       rec.pattern = pattern.name;
       return [this.banDecision(rec, pattern.ban, pattern.name, 'instant')];
     }
@@ -154,7 +162,6 @@ export class Tracker {
     this.banned.delete(address);
     rec ??= freshRecord(address, family, now);
     rec.banned = true;
-    rec.banExpiry = now + seconds * 1000;
     rec.last = now;
     rec.pattern = 'manual';
     this.banned.set(rec.address, rec);

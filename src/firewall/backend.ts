@@ -1,7 +1,9 @@
-// CONTRACT (issue 4 implements): what every firewall backend does. One module per backend
-// (ipset.ts, firewalld.ts, nftables.ts, dryrun.ts) implements it; nothing else knows which one runs.
+// What every firewall backend does. One module per backend (ipset.ts, firewalld.ts, nftables.ts,
+// dryrun.ts) implements it and is listed once in index.ts; nothing else knows which one runs.
 import type { Family } from '../address';
-import type { Config } from '../config';
+import type { Logger } from '../log';
+
+export type { Logger };
 
 export interface BanEntry {
   address: string; // canonical (parseAddress)
@@ -16,11 +18,17 @@ export interface KernelBan {
   remaining: number;
 }
 
-export interface Logger {
-  info(msg: string, fields?: Record<string, string>): void;
-  warn(msg: string, fields?: Record<string, string>): void;
-  error(msg: string, fields?: Record<string, string>): void;
-  debug(msg: string, fields?: Record<string, string>): void;
+/** The part of tallow.conf a backend may read (index.ts fills it in), nothing more. */
+export interface FirewallSettings {
+  /** seconds: the sets' default timeout */
+  expires: number;
+  ipv6: boolean;
+  nocreate: boolean;
+  maxelem: number;
+  /** directories of the tools (tallow.conf ipt_path, nft_path, fwcmd_path) */
+  iptPath: string;
+  nftPath: string;
+  fwcmdPath: string;
 }
 
 export interface FirewallBackend {
@@ -31,23 +39,20 @@ export interface FirewallBackend {
   setup(): Promise<void>;
   /** Are our sets and rules still in place? (someone may have flushed or reloaded the firewall) */
   check(): Promise<boolean>;
-  /** Add (or refresh the timeout of) all these entries in one process. */
-  add(entries: BanEntry[]): Promise<void>;
-  /** Remove these entries in one process; absent ones are not an error. */
-  remove(entries: { address: string; family: Family }[]): Promise<void>;
+  /** Additions (or timeout refreshes) and removals together, in one process; absent removals are no error. */
+  apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void>;
   /** What the kernel holds now. */
   list(): Promise<KernelBan[]>;
-  /**
-   * Optional: additions and removals taken together in ONE process (the queue prefers this when
-   * present; otherwise it calls add() then remove()).
-   */
-  apply?(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void>;
 }
 
 /** A backend module exports one of these; the registry in index.ts lists them. */
 export interface BackendModule {
   name: string;
+  /** The settings this backend reads that take effect only at start (a reload names them). */
+  restartKeys: (keyof FirewallSettings)[];
   /** Can this backend run here (tools present, service running)? Used by backend=auto. */
-  available(config: Config): Promise<boolean>;
-  create(config: Config, log: Logger): FirewallBackend;
+  available(settings: FirewallSettings): Promise<boolean>;
+  /** Why it cannot, for the error line when it was asked for by name. */
+  unavailableWhy(settings: FirewallSettings): string;
+  create(settings: FirewallSettings, log: Logger): FirewallBackend;
 }

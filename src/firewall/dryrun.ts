@@ -1,6 +1,5 @@
 // --dry-run: says what it would do and touches nothing. It keeps its own list of what it would
 // have banned, so `list()` answers like a real backend would.
-import type { Config } from '../config';
 import type { Family } from '../address';
 import type { BackendModule, BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
 
@@ -8,29 +7,18 @@ class DryRunBackend implements FirewallBackend {
   readonly name = 'dryrun';
   private readonly bans = new Map<string, { family: Family; expiry: number }>();
 
-  constructor(
-    private readonly config: Config,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly log: Logger) {}
 
   describe(): string {
-    return `dry run: no firewall is touched (configured backend: ${this.config.backend})`;
+    return 'dry run: no firewall is touched';
   }
 
   async setup(): Promise<void> {
-    this.log.info('dry run: would create the sets and rules', { backend: this.config.backend });
+    this.log.info('dry run: would create the sets and rules');
   }
 
   async check(): Promise<boolean> {
     return true;
-  }
-
-  async add(entries: BanEntry[]): Promise<void> {
-    return this.apply(entries, []);
-  }
-
-  async remove(entries: { address: string; family: Family }[]): Promise<void> {
-    return this.apply([], entries);
   }
 
   async apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
@@ -58,10 +46,12 @@ class DryRunBackend implements FirewallBackend {
 
 export const dryrunBackend: BackendModule = {
   name: 'dryrun',
+  restartKeys: [],
+  unavailableWhy: () => 'always available',
   async available() {
     return true;
   },
-  create(config, log) {
-    return new DryRunBackend(config, log);
+  create(_settings, log) {
+    return new DryRunBackend(log);
   },
 };

@@ -1,6 +1,8 @@
 // Runs one firewall tool as an argument vector (never a shell), optionally feeding it a script on
 // stdin. Every backend goes through here, so errors read the same whatever the tool.
 import { spawn } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import type { Family } from '../address';
 
 export interface ExecResult {
   code: number | null;
@@ -95,4 +97,21 @@ export async function runOk(argv: string[], opts: ExecOptions = {}): Promise<Exe
 function firstLines(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   return lines.slice(0, 3).join(' | ');
+}
+
+/** Longest a firewall tool may run before it is killed (a wedged tool must not stall the queue). */
+export const TOOL_TIMEOUT_MS = 120_000;
+
+/** The address families the sets are made for. */
+export function families(settings: { ipv6: boolean }): Family[] {
+  return settings.ipv6 ? [4, 6] : [4];
+}
+
+export async function executable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -9,13 +9,11 @@
 // ipset; so the kernel ipset is the one that drops packets under either firewalld backend.
 // A `firewall-cmd --reload` empties that ipset: the queue's periodic check notices and re-fills.
 import * as path from 'node:path';
-import type { Config } from '../config';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
-import { CommandError, run, runOk } from './exec';
-import { SET_NAME, families, ipsetList, ipsetNames, ipsetRestore, restoreScript } from './ipset';
+import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
+import { SET_NAME, ipsetList, ipsetNames, ipsetRestore, restoreScript } from './ipset';
 
-const TIMEOUT_MS = 120_000;
 const IPV: Record<Family, string> = { 4: 'ipv4', 6: 'ipv6' };
 
 class FirewalldBackend implements FirewallBackend {
@@ -25,7 +23,7 @@ class FirewalldBackend implements FirewallBackend {
   private readonly ipset: string;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: FirewallSettings,
     private readonly log: Logger,
   ) {
     this.fams = families(config);
@@ -104,14 +102,6 @@ class FirewalldBackend implements FirewallBackend {
     return this.kernelOk();
   }
 
-  add(entries: BanEntry[]): Promise<void> {
-    return this.apply(entries, []);
-  }
-
-  remove(entries: { address: string; family: Family }[]): Promise<void> {
-    return this.apply([], entries);
-  }
-
   apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
     return ipsetRestore(this.ipset, restoreScript(add, remove, this.fams));
   }
@@ -123,6 +113,8 @@ class FirewalldBackend implements FirewallBackend {
 
 export const firewalldBackend: BackendModule = {
   name: 'firewalld',
+  restartKeys: ['fwcmdPath', 'iptPath'],
+  unavailableWhy: (config) => `${config.fwcmdPath}/firewall-cmd --state does not say running`,
   async available(config) {
     try {
       const r = await run([path.join(config.fwcmdPath, 'firewall-cmd'), '--state'], { timeoutMs: 15_000 });

@@ -1,47 +1,58 @@
-// Backend choice, and the queue between the daemon's decisions and the kernel: everything decided
+// Backend choice, and the queue between the ledger's events and the kernel: everything decided
 // in one tick goes out in one process, failures are retried with back-off (never dropped), and
-// what someone else flushed or deleted is re-created and re-filled from our own list of bans.
+// what someone else flushed or deleted is re-created and re-filled from the ledger's bans.
 import type { Config } from '../config';
-import type { BanEntry, BackendModule, FirewallBackend, KernelBan, Logger } from './backend';
+import type { BanEntry, BackendModule, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
 import type { Family } from '../address';
+import type { Metrics } from '../metrics';
 import { dryrunBackend } from './dryrun';
 import { firewalldBackend } from './firewalld';
 import { ipsetBackend } from './ipset';
 import { nftablesBackend } from './nftables';
 import { clampSeconds, validAddress } from './validate';
 
-export class FirewallError extends Error {}
+/** No usable firewall: the daemon exits with EX_UNAVAILABLE. */
+export class FirewallError extends Error {
+  readonly exitCode = 69;
+}
 
 /** In backend=auto preference order. Adding a backend is adding its module here. */
 export const BACKENDS: readonly BackendModule[] = [firewalldBackend, ipsetBackend, nftablesBackend];
 
+/** The part of tallow.conf the backends read. */
+export function firewallSettings(config: Config): FirewallSettings {
+  const { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath } = config;
+  return { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath };
+}
+
+/** The module running (or to run) for this configuration's `backend` key, if it names one. */
+export function backendModule(name: string): BackendModule | undefined {
+  return [...BACKENDS, dryrunBackend].find((b) => b.name === name);
+}
+
 /** backend=auto: firewalld if running, else ipset+iptables if present, else nftables. dryRun: log only. */
 export async function chooseBackend(config: Config, log: Logger, dryRun: boolean): Promise<FirewallBackend> {
-  if (dryRun) return dryrunBackend.create(config, log);
+  const settings = firewallSettings(config);
+  if (dryRun) return dryrunBackend.create(settings, log);
   if (config.backend === 'auto') {
     for (const m of BACKENDS) {
-      if (await m.available(config)) return m.create(config, log);
+      if (await m.available(settings)) return m.create(settings, log);
     }
-    throw new FirewallError(
-      `no firewall backend available: firewalld not running (${config.fwcmdPath}/firewall-cmd --state), ` +
-        `no ipset/iptables in ${config.iptPath}, no nft in ${config.nftPath}`,
-    );
+    throw new FirewallError(`no firewall backend available: ${BACKENDS.map((m) => m.unavailableWhy(settings)).join(', ')}`);
   }
   const m = BACKENDS.find((b) => b.name === config.backend);
   if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${BACKENDS.map((b) => b.name).join(', ')})`);
-  if (!(await m.available(config))) {
-    throw new FirewallError(`backend=${m.name} is configured but not usable here: ${unavailableWhy(m.name, config)}`);
+  if (!(await m.available(settings))) {
+    throw new FirewallError(`backend=${m.name} is configured but not usable here: ${m.unavailableWhy(settings)}`);
   }
-  return m.create(config, log);
+  return m.create(settings, log);
 }
 
-function unavailableWhy(name: string, config: Config): string {
-  const why: Record<string, string> = {
-    firewalld: `${config.fwcmdPath}/firewall-cmd --state does not say running`,
-    ipset: `${config.iptPath}/ipset or ${config.iptPath}/iptables is missing`,
-    nftables: `${config.nftPath}/nft is missing`,
-  };
-  return why[name] ?? 'not available';
+/** A ban the firewall should hold: what the ledger knows (expiry in ms since epoch). */
+export interface HeldBan {
+  address: string;
+  family: Family;
+  expiry: number;
 }
 
 export interface FirewallOptions {
@@ -52,20 +63,22 @@ export interface FirewallOptions {
   retryMaxMs?: number;
   /** setup() attempts in start() before giving up with FirewallError. */
   startAttempts?: number;
+  /** The bans the kernel should hold now (the ledger's): what a lost set is re-filled with. */
+  held?: () => Iterable<HeldBan>;
+  metrics?: Metrics;
 }
 
-type Op = { kind: 'add' } | { kind: 'del' };
+type Pending = { add: true; family: Family; expiry: number } | { add: false; family: Family };
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
 export class Firewall {
-  private readonly opts: Required<FirewallOptions>;
-  /** What we believe the kernel should hold: address -> family, expiry (ms since epoch). */
-  private readonly bans = new Map<string, { family: Family; expiry: number }>();
+  private readonly opts: Required<Omit<FirewallOptions, 'metrics'>>;
+  private readonly metrics: Metrics | undefined;
   /** Changes not yet sent; the latest decision about an address wins. */
-  private pending = new Map<string, { op: Op; family: Family }>();
+  private pending = new Map<string, Pending>();
   private started = false;
   private closed = false;
   private running: Promise<void> | null = null;
@@ -81,7 +94,14 @@ export class Firewall {
     private readonly log: Logger,
     opts: FirewallOptions = {},
   ) {
-    this.opts = { checkIntervalMs: 30_000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, ...opts };
+    const { metrics, ...rest } = opts;
+    this.metrics = metrics;
+    this.opts = { checkIntervalMs: 30_000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, held: () => [], ...rest };
+  }
+
+  /** Changes waiting to be sent. */
+  get queued(): number {
+    return this.pending.size;
   }
 
   /** setup() with retry/back-off logging; resolves once sets and rules are in place (or throws FirewallError). */
@@ -122,8 +142,7 @@ export class Firewall {
         this.log.warn('refusing an invalid ban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family), seconds: String(e?.seconds) });
         continue;
       }
-      this.bans.set(e.address, { family: e.family, expiry: now + seconds * 1000 });
-      this.pending.set(e.address, { op: { kind: 'add' }, family: e.family });
+      this.pending.set(e.address, { add: true, family: e.family, expiry: now + seconds * 1000 });
     }
     this.schedule();
   }
@@ -134,8 +153,7 @@ export class Firewall {
         this.log.warn('refusing an invalid unban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family) });
         continue;
       }
-      this.bans.delete(e.address);
-      this.pending.set(e.address, { op: { kind: 'del' }, family: e.family });
+      this.pending.set(e.address, { add: false, family: e.family });
     }
     this.schedule();
   }
@@ -145,12 +163,6 @@ export class Firewall {
     if (!this.started || this.closed) return Promise.resolve();
     if (!this.running && !this.scheduled && (this.pending.size === 0 || this.retryTimer)) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  /** Bans we believe are active (address -> expiry ms), re-filled into the kernel when lost. */
-  active(): Map<string, { family: Family; expiry: number }> {
-    this.prune();
-    return new Map([...this.bans].map(([a, b]) => [a, { ...b }]));
   }
 
   list(): Promise<KernelBan[]> {
@@ -172,9 +184,11 @@ export class Firewall {
     return Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.max(0, failures - 1));
   }
 
-  private prune(): void {
-    const now = Date.now();
-    for (const [a, b] of this.bans) if (b.expiry <= now) this.bans.delete(a);
+  /** The ledger's bans still running, by family. */
+  private held(now: number): HeldBan[] {
+    const out: HeldBan[] = [];
+    for (const b of this.opts.held()) if (b.expiry > now) out.push(b);
+    return out;
   }
 
   /** One drain per tick, none while a batch is in flight (it picks up the new work) or a retry waits. */
@@ -201,7 +215,7 @@ export class Firewall {
 
   private async drain(): Promise<void> {
     while (!this.closed) {
-      let batch: Map<string, { op: Op; family: Family }> | null = null;
+      let batch: Map<string, Pending> | null = null;
       try {
         if (this.needsCheck) await this.repair();
         if (this.pending.size === 0) return;
@@ -217,6 +231,7 @@ export class Firewall {
           this.pending = batch;
         }
         this.failures++;
+        if (this.metrics) this.metrics.firewallFailures++;
         this.needsCheck = true;
         const delay = this.delay(this.failures);
         this.log.error('firewall update failed; will retry', {
@@ -235,24 +250,20 @@ export class Firewall {
   }
 
   /** Sends one batch; each ban carries its REMAINING time (a retried ban does not get extended). */
-  private async send(batch: Map<string, { op: Op; family: Family }>): Promise<void> {
+  private async send(batch: Map<string, Pending>): Promise<void> {
     const now = Date.now();
     const add: BanEntry[] = [];
     const remove: { address: string; family: Family }[] = [];
-    for (const [address, { op, family }] of batch) {
-      if (op.kind === 'del') {
-        remove.push({ address, family });
-        continue;
-      }
-      const b = this.bans.get(address);
-      if (!b || b.expiry <= now) continue; // expired while queued: nothing to add
-      add.push({ address, family, seconds: Math.ceil((b.expiry - now) / 1000) });
+    for (const [address, p] of batch) {
+      if (!p.add) remove.push({ address, family: p.family });
+      else if (p.expiry > now) add.push({ address, family: p.family, seconds: Math.ceil((p.expiry - now) / 1000) });
+      // else: expired while queued, nothing to add
     }
     if (add.length === 0 && remove.length === 0) return;
-    if (this.backend.apply) await this.backend.apply(add, remove);
-    else {
-      if (add.length) await this.backend.add(add);
-      if (remove.length) await this.backend.remove(remove);
+    await this.backend.apply(add, remove);
+    if (this.metrics) {
+      this.metrics.firewallBatches++;
+      this.metrics.firewallElements += add.length + remove.length;
     }
   }
 
@@ -262,32 +273,35 @@ export class Firewall {
    * (Single entries removed by an administrator are left removed.)
    */
   private async repair(): Promise<void> {
-    this.prune();
+    const now = Date.now();
+    const held = this.held(now);
     if (!(await this.backend.check())) {
       this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
       await this.backend.setup();
       if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
-      this.refill(new Set<Family>([4, 6]));
-    } else if (this.bans.size) {
+      if (this.metrics) this.metrics.firewallRepairs++;
+      this.refill(held, new Set<Family>([4, 6]));
+    } else if (held.length) {
       const inKernel = new Set((await this.backend.list()).map((k) => k.address));
       const emptied = new Set<Family>();
       for (const f of [4, 6] as Family[]) {
-        const ours = [...this.bans].filter(([a, b]) => b.family === f && !this.pending.has(a)).map(([a]) => a);
-        if (ours.length && !ours.some((a) => inKernel.has(a))) emptied.add(f);
+        const ours = held.filter((b) => b.family === f && !this.pending.has(b.address));
+        if (ours.length && !ours.some((b) => inKernel.has(b.address))) emptied.add(f);
       }
       if (emptied.size) {
         this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, families: [...emptied].join(',') });
-        this.refill(emptied);
+        if (this.metrics) this.metrics.firewallRepairs++;
+        this.refill(held, emptied);
       }
     }
     this.needsCheck = false;
   }
 
-  private refill(fams: Set<Family>): void {
+  private refill(held: HeldBan[], fams: Set<Family>): void {
     let n = 0;
-    for (const [address, b] of this.bans) {
-      if (!fams.has(b.family) || this.pending.has(address)) continue;
-      this.pending.set(address, { op: { kind: 'add' }, family: b.family });
+    for (const b of held) {
+      if (!fams.has(b.family) || this.pending.has(b.address)) continue;
+      this.pending.set(b.address, { add: true, family: b.family, expiry: b.expiry });
       n++;
     }
     if (n) this.log.info('re-filling bans into the firewall', { count: String(n) });

@@ -1,20 +1,13 @@
 // ipset + iptables/ip6tables, tallow's own backend: sets `tallow` / `tallow6` (hash:ip with a
 // default timeout) and one DROP rule at the top of INPUT per family. Sets are never destroyed, so
 // bans survive a restart of the daemon. Bans go in with one `ipset restore` per batch.
-import { access, constants } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Config } from '../config';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
-import { CommandError, run, runOk } from './exec';
+import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, run, runOk } from './exec';
 import { clampSeconds, validAddress } from './validate';
 
 export const SET_NAME: Record<Family, string> = { 4: 'tallow', 6: 'tallow6' };
-const TIMEOUT_MS = 120_000;
-
-export function families(config: Config): Family[] {
-  return config.ipv6 ? [4, 6] : [4];
-}
 
 /** The `ipset restore` script for a batch: `add` refreshes the timeout thanks to -exist, `del` of an absent entry is ignored. */
 export function restoreScript(add: BanEntry[], remove: { address: string; family: Family }[], fams: Family[]): string {
@@ -69,7 +62,7 @@ class IpsetBackend implements FirewallBackend {
   private readonly fams: Family[];
 
   constructor(
-    private readonly config: Config,
+    private readonly config: FirewallSettings,
     private readonly log: Logger,
   ) {
     this.fams = families(config);
@@ -138,14 +131,6 @@ class IpsetBackend implements FirewallBackend {
     return true;
   }
 
-  add(entries: BanEntry[]): Promise<void> {
-    return this.apply(entries, []);
-  }
-
-  remove(entries: { address: string; family: Family }[]): Promise<void> {
-    return this.apply([], entries);
-  }
-
   apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
     return ipsetRestore(this.tool('ipset'), restoreScript(add, remove, this.fams));
   }
@@ -155,17 +140,10 @@ class IpsetBackend implements FirewallBackend {
   }
 }
 
-export async function executable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const ipsetBackend: BackendModule = {
   name: 'ipset',
+  restartKeys: ['iptPath'],
+  unavailableWhy: (config) => `${config.iptPath}/ipset or ${config.iptPath}/iptables is missing`,
   async available(config) {
     return (await executable(path.join(config.iptPath, 'ipset'))) && (await executable(path.join(config.iptPath, 'iptables')));
   },

@@ -3,11 +3,9 @@
 // before the distributions' filter chains (priority 0), so an ACCEPT there cannot let a banned
 // address through. Everything (set-up, bans, unbans) is one `nft -f -` script per batch.
 import * as path from 'node:path';
-import type { Config } from '../config';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, KernelBan, Logger } from './backend';
-import { runOk } from './exec';
-import { executable } from './ipset';
+import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, runOk } from './exec';
 import { clampSeconds, validAddress } from './validate';
 
 export const TABLE = 'tallow';
@@ -15,20 +13,15 @@ export const CHAIN = 'input';
 export const SET: Record<Family, string> = { 4: 'tallow', 6: 'tallow6' };
 const ADDR_TYPE: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
 const PROTO: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
-const TIMEOUT_MS = 120_000;
 /** Elements per statement: keeps each line of the script (and nft's parser state) of modest size. */
 const CHUNK = 2000;
-
-export function families(config: Config): Family[] {
-  return config.ipv6 ? [4, 6] : [4];
-}
 
 /**
  * The set-up script: only what `st` (the table as it is now, null when absent) lacks, so an
  * administrator's changes to an existing set or chain (size, priority) are left alone and one
  * `nft -f` does the whole set-up. With st null: the complete script.
  */
-export function setupScript(config: Config, st: TableState | null = null): string {
+export function setupScript(config: FirewallSettings, st: TableState | null = null): string {
   const lines: string[] = [];
   if (!st) lines.push(`add table inet ${TABLE}`);
   for (const f of families(config)) {
@@ -135,7 +128,7 @@ class NftablesBackend implements FirewallBackend {
   private readonly nft: string;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: FirewallSettings,
     private readonly log: Logger,
   ) {
     this.fams = families(config);
@@ -183,14 +176,6 @@ class NftablesBackend implements FirewallBackend {
     return st.chain && this.fams.every((f) => st.rules.has(f));
   }
 
-  add(entries: BanEntry[]): Promise<void> {
-    return this.apply(entries, []);
-  }
-
-  remove(entries: { address: string; family: Family }[]): Promise<void> {
-    return this.apply([], entries);
-  }
-
   async apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
     const script = batchScript(add, remove, this.fams);
     if (!script) return;
@@ -209,6 +194,8 @@ class NftablesBackend implements FirewallBackend {
 
 export const nftablesBackend: BackendModule = {
   name: 'nftables',
+  restartKeys: ['nftPath'],
+  unavailableWhy: (config) => `${config.nftPath}/nft is missing`,
   available(config) {
     return executable(path.join(config.nftPath, 'nft'));
   },

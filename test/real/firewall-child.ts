@@ -6,8 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import type { Config } from '../../src/config';
 import type { Family } from '../../src/address';
-import type { Logger } from '../../src/firewall/backend';
+import type { Logger } from '../../src/log';
 import { chooseBackend, Firewall, type FirewallOptions } from '../../src/firewall/index';
+import { Ledger } from '../../src/ledger';
+import { firewallListener } from '../../src/listeners/firewall';
 import { manyAddresses } from './firewall-addresses';
 
 type Step = string | Record<string, any>;
@@ -29,6 +31,8 @@ export function baseConfig(over: Partial<Config> = {}): Config {
     patternsDir: '/etc/tallow',
     stateDir: '/var/lib/tallow',
     socket: '/run/tallow.sock',
+    metricsListen: '',
+    metricsTextfile: '',
     ...over,
   };
 }
@@ -45,7 +49,15 @@ async function main(): Promise<void> {
   const out = (extra: Record<string, unknown>) => process.stdout.write(JSON.stringify({ results, logs, ...extra }) + '\n');
   try {
     const backend = await chooseBackend(baseConfig(spec.config), log, !!spec.dryRun);
-    fw = new Firewall(backend, log, spec.options);
+    // As the daemon wires it: the ledger holds the bans, its events reach the firewall queue.
+    let listener: ReturnType<typeof firewallListener> | null = null;
+    const ledger = new Ledger({ emit: (e) => listener!.handle([e]) });
+    fw = new Firewall(backend, log, { ...spec.options, held: () => ledger.values() });
+    listener = firewallListener(fw);
+    const ban = (entries: { address: string; family: Family; seconds: number }[]) => {
+      const now = Date.now();
+      for (const e of entries) ledger.ban({ ...e, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 }, now);
+    };
     results.push({ backend: backend.name, describe: backend.describe() });
     for (const step of spec.steps) {
       const t0 = process.hrtime.bigint();
@@ -61,16 +73,18 @@ async function main(): Promise<void> {
       } else if (step === 'check') {
         results.push({ check: await fw.backend.check() });
       } else if (step === 'active') {
-        results.push({ active: [...fw.active()].map(([a, b]) => [a, b.family, b.expiry - Date.now()]) });
+        ledger.expire(Date.now());
+        results.push({ active: [...ledger.values()].map((b) => [b.address, b.family, b.expiry - Date.now()]) });
       } else if (step === 'close') {
         await fw.close();
       } else if (typeof step === 'object' && step.ban) {
-        fw.ban((step.ban as [string, Family, number][]).map(([address, family, seconds]) => ({ address, family, seconds })));
+        ban((step.ban as [string, Family, number][]).map(([address, family, seconds]) => ({ address, family, seconds })));
       } else if (typeof step === 'object' && step.unban) {
-        fw.unban((step.unban as [string, Family][]).map(([address, family]) => ({ address, family })));
+        // As `tallow unban` does: an address the ledger does not hold is still removed from the kernel.
+        for (const [address, family] of step.unban as [string, Family][]) if (!ledger.unban(address, 'manual', Date.now())) fw.unban([{ address, family }]);
       } else if (typeof step === 'object' && step.banMany) {
         const { v4, v6, seconds } = step.banMany as { v4: number; v6: number; seconds: number };
-        fw.ban(manyAddresses(v4, v6).map((a) => ({ ...a, seconds })));
+        ban(manyAddresses(v4, v6).map((a) => ({ ...a, seconds })));
         await fw.flush();
         results.push({ banMany: ms() });
       } else if (typeof step === 'object' && step.sleep) {

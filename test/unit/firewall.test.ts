@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import type { Config } from '../../src/config';
 import type { Family } from '../../src/address';
 import type { BanEntry, FirewallBackend, KernelBan, Logger } from '../../src/firewall/backend';
-import { chooseBackend, Firewall, FirewallError } from '../../src/firewall/index';
+import { chooseBackend, Firewall, FirewallError, type FirewallOptions } from '../../src/firewall/index';
+import { Ledger } from '../../src/ledger';
+import { firewallListener } from '../../src/listeners/firewall';
 import { parseSave, restoreScript } from '../../src/firewall/ipset';
 import { batchScript, isDropRule, parseSetElements, parseTable, setupScript } from '../../src/firewall/nftables';
 
@@ -13,7 +15,7 @@ function config(over: Partial<Config> = {}): Config {
   return {
     file: null, fwcmdPath: '/nonexistent-tallow', iptPath: '/nonexistent-tallow', expires: 3600, whitelist: [], ipv6: true,
     nocreate: false, threshold: 1, backend: 'auto', nftPath: '/nonexistent-tallow', maxelem: 1_000_000, maxRecords: 1000,
-    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', ...over,
+    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', metricsListen: '', metricsTextfile: '', ...over,
   };
 }
 
@@ -47,12 +49,6 @@ class FakeBackend implements FirewallBackend {
   async check() {
     return this.present;
   }
-  async add(e: BanEntry[]) {
-    return this.apply(e, []);
-  }
-  async remove(e: { address: string; family: Family }[]) {
-    return this.apply([], e);
-  }
   async apply(add: BanEntry[], remove: { address: string; family: Family }[]) {
     this.calls.push({ add, remove });
     if (this.hold) await this.hold;
@@ -72,10 +68,39 @@ class FakeBackend implements FirewallBackend {
 const FAST = { retryBaseMs: 10, retryMaxMs: 40, checkIntervalMs: 60_000, startAttempts: 3 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The firewall queue as the daemon wires it: bans are the ledger's, its events reach the queue
+ * through the firewall listener, and a lost set is re-filled from the ledger. `fw.ban`/`fw.unban`
+ * here go through the ledger; `active()` is what the ledger holds.
+ */
+function wired(be: FirewallBackend, log: Logger, opts: FirewallOptions) {
+  let listener: ReturnType<typeof firewallListener> | null = null;
+  const ledger = new Ledger({ emit: (e) => listener!.handle([e]) });
+  const fw = new Firewall(be, log, { ...opts, held: () => ledger.values() });
+  listener = firewallListener(fw);
+  return {
+    raw: fw,
+    start: () => fw.start(),
+    flush: () => fw.flush(),
+    close: () => fw.close(),
+    ban(entries: BanEntry[]) {
+      const now = Date.now();
+      for (const e of entries) ledger.ban({ ...e, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 }, now, true);
+    },
+    unban(entries: { address: string; family: Family }[]) {
+      for (const e of entries) ledger.unban(e.address, 'manual', Date.now());
+    },
+    active() {
+      ledger.expire(Date.now());
+      return new Map([...ledger.values()].map((b) => [b.address, b]));
+    },
+  };
+}
+
 describe('Firewall queue', () => {
   test('bans decided in one tick go out in one call; bans during a batch in flight go in the next', async () => {
     const be = new FakeBackend();
-    const fw = new Firewall(be, logger(), FAST);
+    const fw = wired(be, logger(), FAST);
     await fw.start();
     let release!: () => void;
     be.hold = new Promise((r) => (release = r));
@@ -99,7 +124,7 @@ describe('Firewall queue', () => {
 
   test('ban then unban in the same tick: only the removal goes out, in the same call as other bans', async () => {
     const be = new FakeBackend();
-    const fw = new Firewall(be, logger(), FAST);
+    const fw = wired(be, logger(), FAST);
     await fw.start();
     fw.ban([{ address: '192.0.2.9', family: 4, seconds: 60 }, { address: '192.0.2.10', family: 4, seconds: 60 }]);
     fw.unban([{ address: '192.0.2.9', family: 4 }]);
@@ -114,9 +139,10 @@ describe('Firewall queue', () => {
   test('invalid entries never reach the backend', async () => {
     const be = new FakeBackend();
     const log = logger();
-    const fw = new Firewall(be, log, FAST);
+    const fw = wired(be, log, FAST);
     await fw.start();
-    fw.ban([
+    // Straight into the queue: the queue is the last check before a command line.
+    fw.raw.ban([
       { address: '192.0.2.1\nflush tallow', family: 4, seconds: 60 },
       { address: '-exist', family: 4, seconds: 60 },
       { address: '2001:db8::1', family: 4, seconds: 60 },
@@ -134,7 +160,7 @@ describe('Firewall queue', () => {
   test('a failed batch is logged, kept and retried with doubling back-off capped; it goes out with its remaining time', async () => {
     const be = new FakeBackend();
     const log = logger();
-    const fw = new Firewall(be, log, FAST);
+    const fw = wired(be, log, FAST);
     await fw.start();
     be.failNext = 4;
     fw.ban([{ address: '198.51.100.7', family: 4, seconds: 100 }]);
@@ -152,7 +178,7 @@ describe('Firewall queue', () => {
   test('lost sets are re-created and re-filled with remaining time; expired bans are dropped, not re-filled', async () => {
     const be = new FakeBackend();
     const log = logger();
-    const fw = new Firewall(be, log, { ...FAST, checkIntervalMs: 30 });
+    const fw = wired(be, log, { ...FAST, checkIntervalMs: 30 });
     await fw.start();
     fw.ban([{ address: '203.0.113.1', family: 4, seconds: 1 }, { address: '2001:db8::2', family: 6, seconds: 500 }]);
     await fw.flush();
@@ -171,7 +197,7 @@ describe('Firewall queue', () => {
   test('a set emptied from outside (sets and rules still there) is re-filled', async () => {
     const be = new FakeBackend();
     const log = logger();
-    const fw = new Firewall(be, log, { ...FAST, checkIntervalMs: 30 });
+    const fw = wired(be, log, { ...FAST, checkIntervalMs: 30 });
     await fw.start();
     fw.ban([{ address: '192.0.2.77', family: 4, seconds: 500 }]);
     await fw.flush();
@@ -185,11 +211,11 @@ describe('Firewall queue', () => {
   test('start retries set-up, then throws FirewallError naming the backend and the cause', async () => {
     const be = new FakeBackend();
     be.failNext = 5;
-    const fw = new Firewall(be, logger(), FAST);
+    const fw = wired(be, logger(), FAST);
     await assert.rejects(fw.start(), (e: Error) => e instanceof FirewallError && /fake/.test(e.message) && /setup refused/.test(e.message));
     const be2 = new FakeBackend();
     be2.failNext = 2;
-    const fw2 = new Firewall(be2, logger(), FAST);
+    const fw2 = wired(be2, logger(), FAST);
     await fw2.start();
     assert.equal(be2.setups, 1);
     await fw2.close();
@@ -202,7 +228,7 @@ describe('chooseBackend', () => {
     const be = await chooseBackend(config({ backend: 'ipset' }), log, true);
     assert.equal(be.name, 'dryrun');
     await be.setup();
-    await be.add([{ address: '192.0.2.1', family: 4, seconds: 60 }]);
+    await be.apply([{ address: '192.0.2.1', family: 4, seconds: 60 }], []);
     assert.deepEqual((await be.list()).map((b) => b.address), ['192.0.2.1']);
     assert.ok(log.lines.some((l) => /would ban/.test(l.msg)));
   });

@@ -28,21 +28,21 @@ test('matcher: address from named group ip, <IP> tag, or first group; MESSAGE= p
     { ban: 0, score: 2, pattern: '^(three) .*$' },
   ] }]));
   const r = (msg: string) => m.match(entry({ A: '1', MESSAGE: msg }));
-  assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, realtime: 42 });
+  assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, file: 't.json' });
   assert.equal(r('two 22 ::ffff:203.0.113.7')?.address, '203.0.113.7');
   assert.equal(r('three 198.51.100.1 port 22')?.pattern.name, 't.json#3');
   // first matching pattern has a bad address: ignored and counted, no second chance
   assert.equal(r('one 999.1.1.1 x'), null);
-  assert.equal(m.stats.invalidAddresses, 1);
+  assert.equal(m.metrics.invalidAddresses, 1);
   assert.equal(r('three nonsense'), null);
-  assert.equal(m.stats.invalidAddresses, 2);
+  assert.equal(m.metrics.invalidAddresses, 2);
 });
 
 test('matcher: over-long messages are skipped and counted, never truncated', () => {
   const m = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
   const user = 'x'.repeat(MAX_MESSAGE_LENGTH);
   assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: `Invalid user ${user} from 203.0.113.9 port 22` })), null);
-  assert.equal(m.stats.oversized, 1);
+  assert.equal(m.metrics.oversizedMessages, 1);
   assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: 'Invalid user x from 203.0.113.9 port 22' }))?.address, '203.0.113.9');
-  assert.deepEqual({ ...m.stats }, { entries: 2, matches: 1, invalidAddresses: 0, oversized: 1 });
+  assert.deepEqual([[...m.metrics.matchesByFile], m.metrics.invalidAddresses, m.metrics.oversizedMessages], [[['sshd.json', 1]], 0, 1]);
 });

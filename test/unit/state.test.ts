@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StateStore, StateSaver, activeBans, liveRecords, type State } from '../../src/state';
-import type { TrackerRecord } from '../../src/tracker';
+import { StateStore, StateSaver, liveRecords, type SavedRecord, type State } from '../../src/state';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-state-${process.pid}-`));
@@ -14,25 +13,25 @@ function tmpdir(t: { after(fn: () => void): void }): string {
   return d;
 }
 
-function rec(address: string, extra: Partial<TrackerRecord> = {}): TrackerRecord {
+function rec(address: string, extra: Partial<SavedRecord> = {}): SavedRecord {
   return {
     address, family: address.includes(':') ? 6 : 4, score: 0.4, count: 2, first: 1_700_000_000_000,
-    last: 1_700_000_100_000, banned: false, banExpiry: 0, pattern: null, ...extra,
+    last: 1_700_000_100_000, banned: false, pattern: null, ...extra,
   };
 }
 
 function sample(): State {
   return {
-    version: 1,
+    version: 2,
     saved: 1_700_000_200_000,
     cursor: 's=abc;i=1f;b=def;m=12;t=5f;x=99',
     records: [
       rec('192.0.2.7'),
-      rec('2001:db8::7', { last: 1_700_000_200_000, banned: true, banExpiry: 1_700_003_800_000, score: 1.2, count: 6, pattern: 'sshd.json#2' }),
+      rec('2001:db8::7', { last: 1_700_000_200_000, banned: true, score: 1.2, count: 6, pattern: 'sshd.json#2' }),
     ],
     bans: [
-      { address: '2001:db8::7', family: 6, expiry: 1_700_003_800_000, pattern: 'sshd.json#2' },
-      { address: '203.0.113.9', family: 4, expiry: 1_700_000_210_000, pattern: 'manual' },
+      { address: '2001:db8::7', family: 6, expiry: 1_700_003_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1.2, count: 6 },
+      { address: '203.0.113.9', family: 4, expiry: 1_700_000_210_000, since: 1_700_000_150_000, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 },
     ],
   };
 }
@@ -74,7 +73,8 @@ const bad: [string, (good: string) => string | Buffer, RegExp][] = [
   ['truncated', (g) => g.slice(0, Math.floor(g.length / 2)), /not valid JSON/],
   ['empty', () => '', /is empty/],
   ['garbage', () => Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a]), /not valid JSON/],
-  ['wrong version', (g) => g.replace('"version":1', '"version":2'), /version 2 is not 1/],
+  ['wrong version', (g) => g.replace('"version":2', '"version":3'), /version 3 is not 1 or 2/],
+  ['an unknown ban origin', (g) => g.replace('"manual","manual",0,', '"hacker","manual",0,'), /ban 2 is malformed/],
   ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /version undefined/],
   ['a JSON array', () => '[]', /not a JSON object/],
   ['a malformed record', (g) => g.replace('"192.0.2.7"', '"not-an-address"'), /record 1 is malformed/],
@@ -132,14 +132,29 @@ test('a failed save leaves the previous file intact and no temp file behind', as
   assert.deepEqual(fs.readdirSync(path.join(dir, 'sub')), ['state.json']);
 });
 
-test('activeBans keeps running bans with whole seconds left; liveRecords prunes the downtime', () => {
+test('a version 1 file (before the ledger) still loads: bans get their origin and reason', (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  fs.writeFileSync(
+    s.file,
+    JSON.stringify({
+      version: 1, saved: 1_700_000_200_000, cursor: 'c1',
+      records: [['192.0.2.7', 0.4, 2, 1_700_000_000_000, 1_700_000_100_000, 0, 0, null], ['2001:db8::7', 1.2, 6, 1_700_000_000_000, 1_700_000_200_000, 1, 1_700_003_800_000, 'sshd.json#2']],
+      bans: [['2001:db8::7', 1_700_003_800_000, 'sshd.json#2'], ['203.0.113.9', 1_700_000_210_000, 'manual']],
+    }),
+  );
+  const st = s.load().state!;
+  assert.ok(st, 'loaded');
+  assert.deepEqual(st.records, sample().records);
+  assert.deepEqual(st.bans.map((b) => [b.address, b.expiry, b.origin, b.reason, b.pattern, b.since]), [
+    ['2001:db8::7', 1_700_003_800_000, 'rule', 'threshold', 'sshd.json#2', 1_700_000_200_000],
+    ['203.0.113.9', 1_700_000_210_000, 'manual', 'manual', 'manual', 1_700_000_200_000],
+  ]);
+});
+
+test('liveRecords prunes the downtime', () => {
   const st = sample();
   const now = 1_700_000_205_500;
-  assert.deepEqual(activeBans(st, now), [
-    { address: '2001:db8::7', family: 6, seconds: 3595, pattern: 'sshd.json#2' },
-    { address: '203.0.113.9', family: 4, seconds: 5, pattern: 'manual' },
-  ]);
-  assert.deepEqual(activeBans(st, 1_700_000_210_000).map((b) => b.address), ['2001:db8::7']);
   // expires 3600 s: the unbanned record (last seen at ...100_000) survives until ...3_700_000
   assert.equal(liveRecords(st, now, 3600).length, 2);
   assert.deepEqual(liveRecords(st, 1_700_003_700_001, 3600).map((r) => r.address), ['2001:db8::7']);

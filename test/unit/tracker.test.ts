@@ -1,27 +1,40 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tracker } from '../../src/tracker';
-import type { TrackerOptions } from '../../src/tracker';
-import type { Match } from '../../src/matcher';
+import type { Observation, TrackerOptions } from '../../src/tracker';
+import { Ledger } from '../../src/ledger';
 import type { Family } from '../../src/address';
 
+// What is banned is the ledger's: the tracker reads it. A tracker here comes with a ledger that
+// takes its ban decisions, as the daemon wires them.
 const opts = (o: Partial<TrackerOptions> = {}): TrackerOptions => ({
-  threshold: 1.0, expires: 3600, maxRecords: 1000, isAllowed: () => false, ...o,
+  threshold: 1.0, expires: 3600, maxRecords: 1000, isAllowed: () => false, bannedUntil: () => 0, ...o,
 });
-const match = (address: string, score: number, ban = 0, family: Family = 4): Match => ({
-  address, family, realtime: 0, pattern: { name: `t.json#${score}/${ban}`, score, ban, source: 'x' },
+function tracked(o: Partial<TrackerOptions> = {}): { t: Tracker; ledger: Ledger } {
+  const ledger = new Ledger({ emit: () => {} });
+  const t = new Tracker(opts({ bannedUntil: (a) => ledger.expiryOf(a), ...o }));
+  const observe = t.observe.bind(t);
+  t.observe = (m, now) => {
+    const ds = observe(m, now);
+    for (const d of ds) if (d.action === 'ban') ledger.ban({ ...d, origin: 'rule' }, now);
+    return ds;
+  };
+  return { t, ledger };
+}
+const match = (address: string, score: number, ban = 0, family: Family = 4): Observation => ({
+  address, family, pattern: { name: `t.json#${score}/${ban}`, score, ban },
 });
 const T0 = 1_700_000_000_000;
 
 test('tracker: five matches of 0.2 ban on the fifth, for expires seconds, once', () => {
-  const t = new Tracker(opts());
+  const { t, ledger } = tracked();
   for (let i = 0; i < 4; i++) assert.deepEqual(t.observe(match('203.0.113.9', 0.2), T0 + i), []);
   const d = t.observe(match('203.0.113.9', 0.2), T0 + 4);
   assert.equal(d.length, 1);
   assert.deepEqual(d[0], { action: 'ban', address: '203.0.113.9', family: 4, seconds: 3600, score: d[0].action === 'ban' ? d[0].score : 0, count: 5, pattern: 't.json#0.2/0', reason: 'threshold' });
   const r = t.get('203.0.113.9')!;
   assert.equal(r.banned, true);
-  assert.equal(r.banExpiry, T0 + 4 + 3600_000);
+  assert.equal(ledger.expiryOf('203.0.113.9'), T0 + 4 + 3600_000);
   // no repeated decisions while banned, but still counted
   assert.deepEqual(t.observe(match('203.0.113.9', 0.2, 10), T0 + 5), []);
   assert.equal(t.get('203.0.113.9')!.count, 6);
@@ -35,14 +48,14 @@ test('tracker: ten matches of 0.1 reach a threshold of 1.0 (float sums)', () => 
 });
 
 test('tracker: a ban:10 pattern bans for 10 s without marking the record banned', () => {
-  const t = new Tracker(opts());
+  const { t, ledger } = tracked();
   const d = t.observe(match('198.51.100.7', 0.2, 10), T0);
   assert.equal(d.length, 1);
   assert.equal(d[0].action === 'ban' && d[0].seconds, 10);
   assert.equal(d[0].action === 'ban' && d[0].reason, 'instant');
   const r = t.get('198.51.100.7')!;
   assert.equal(r.banned, false);
-  assert.equal(r.banExpiry, T0 + 10_000);
+  assert.equal(ledger.expiryOf('198.51.100.7'), T0 + 10_000);
   // the next throttle is decided again (tallow re-throttles on every such match)
   assert.equal(t.observe(match('198.51.100.7', 0.2, 10), T0 + 20_000).length, 1);
 });
@@ -70,7 +83,7 @@ test('tracker: prune drops records unseen for expires, banned ones after expires
 });
 
 test('tracker: a ban that ran out while the record lived on starts over', () => {
-  const t = new Tracker(opts({ expires: 100 }));
+  const { t } = tracked({ expires: 100 });
   t.observe(match('203.0.113.1', 1.0), T0);
   // seen again inside the ban: no decision; after the ban expired: scored afresh
   assert.deepEqual(t.observe(match('203.0.113.1', 0.2), T0 + 40_000), []);
@@ -118,9 +131,9 @@ test('tracker: a manual ban of an allowlisted address is refused and leaves no r
 
 test('tracker: restore keeps records and prune still works on restored order', () => {
   const t = new Tracker(opts({ expires: 100 }));
-  t.restore({ address: '203.0.113.5', family: 4, score: 0.4, count: 2, first: T0, last: T0 + 90_000, banned: false, banExpiry: 0, pattern: null });
-  t.restore({ address: '203.0.113.6', family: 4, score: 0.4, count: 2, first: T0, last: T0, banned: false, banExpiry: 0, pattern: null });
-  t.restore({ address: '203.0.113.7', family: 4, score: 1.2, count: 6, first: T0, last: T0, banned: true, banExpiry: T0 + 100_000, pattern: 'x' });
+  t.restore({ address: '203.0.113.5', family: 4, score: 0.4, count: 2, first: T0, last: T0 + 90_000, banned: false, pattern: null });
+  t.restore({ address: '203.0.113.6', family: 4, score: 0.4, count: 2, first: T0, last: T0, banned: false, pattern: null });
+  t.restore({ address: '203.0.113.7', family: 4, score: 1.2, count: 6, first: T0, last: T0, banned: true, pattern: 'x' });
   assert.equal(t.size, 3);
   assert.equal(t.prune(T0 + 100_001), 2);
   assert.deepEqual([...t.records()].map((r) => r.address), ['203.0.113.5']);

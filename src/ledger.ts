@@ -1,0 +1,193 @@
+// The ledger: the one list of what is banned. Every ban and unban, whoever asks (a rule's
+// decision, the control socket, the state file at start, the kernel's own sets at start, later a
+// remote node), passes through here; here are the rules that hold for all of them (never shorten
+// a ban, never ban an address that must never be banned), and here the events start that every
+// listener (firewall, log, state, history, actions, metrics) reacts to. No I/O.
+import type { Family } from './address';
+
+/** Where a ban came from. */
+export type Origin = 'rule' | 'manual' | 'adopted' | `remote:${string}`;
+
+/** Why a ban was made: a rule's threshold, a pattern's instant ban, by hand, found in the kernel. */
+export type BanReason = 'threshold' | 'instant' | 'manual' | 'adopted';
+
+/** Why a ban ended. */
+export type UnbanReason = 'expired' | 'manual';
+
+export interface Ban {
+  address: string;
+  family: Family;
+  /** ms since epoch */
+  expiry: number;
+  /** ms since epoch: when this ban (or its latest extension) was made */
+  since: number;
+  origin: Origin;
+  reason: BanReason;
+  /** the pattern (`sshd.json#3`), 'manual', or null when unknown (adopted from the kernel) */
+  pattern: string | null;
+  score: number;
+  count: number;
+}
+
+/**
+ * What listeners receive. `cause` says why a ban event is sent: `new` (decided now, or a longer
+ * ban replacing a shorter one), `restored` (from the state file at start: the kernel may have lost
+ * it, e.g. after a reboot), `adopted` (found in the kernel at start: nothing to send there).
+ */
+export type LedgerEvent =
+  | { kind: 'ban'; ban: Ban; cause: 'new' | 'restored' | 'adopted' }
+  | { kind: 'unban'; ban: Ban; reason: UnbanReason; at: number };
+
+export interface BanRequest {
+  address: string;
+  family: Family;
+  seconds: number;
+  origin: Origin;
+  reason: BanReason;
+  pattern: string | null;
+  score: number;
+  count: number;
+}
+
+export interface LedgerOptions {
+  /** Addresses no one may ban (unspecified, loopback, the host's own...): the reason, or null. */
+  refuse?(address: string, family: Family): string | null;
+  /** Every event, in order, as it happens. */
+  emit(event: LedgerEvent): void;
+}
+
+export type BanOutcome = { ok: true; ban: Ban } | { ok: false; why: string };
+
+export class Ledger {
+  private readonly bans = new Map<string, Ban>();
+  /** Earliest expiry in `bans`; may be early after a removal, which only costs one walk. */
+  private nextExpiry = Infinity;
+
+  constructor(private readonly opts: LedgerOptions) {}
+
+  get size(): number {
+    return this.bans.size;
+  }
+
+  get(address: string): Ban | undefined {
+    return this.bans.get(address);
+  }
+
+  /** Why no one may ban this address (loopback, the host's own...), or null. */
+  refusal(address: string, family: Family): string | null {
+    return this.opts.refuse?.(address, family) ?? null;
+  }
+
+  /** ms since epoch the address stays banned until, 0 when it is not banned. */
+  expiryOf(address: string): number {
+    return this.bans.get(address)?.expiry ?? 0;
+  }
+
+  values(): IterableIterator<Ban> {
+    return this.bans.values();
+  }
+
+  /**
+   * A new ban. A ban never shortens a longer one (an instant 30 s ban does not cut a 1 h ban);
+   * `replace` (a manual ban) sets the time whatever it was.
+   */
+  ban(req: BanRequest, now: number, replace = false): BanOutcome {
+    const refused = this.refusal(req.address, req.family);
+    if (refused) return { ok: false, why: refused };
+    const expiry = now + req.seconds * 1000;
+    const had = this.bans.get(req.address);
+    if (had && had.expiry >= expiry && !replace) return { ok: false, why: `already banned for longer (${Math.ceil((had.expiry - now) / 1000)} s left)` };
+    const ban: Ban = {
+      address: req.address,
+      family: req.family,
+      expiry,
+      since: now,
+      origin: req.origin,
+      reason: req.reason,
+      pattern: req.pattern,
+      score: req.score,
+      count: req.count,
+    };
+    this.put(ban);
+    this.opts.emit({ kind: 'ban', ban, cause: 'new' });
+    return { ok: true, ban };
+  }
+
+  /** Lift a ban by hand (or any future reason but expiry). Returns the ban lifted, if there was one. */
+  unban(address: string, reason: UnbanReason, now: number): Ban | undefined {
+    const ban = this.bans.get(address);
+    if (!ban) return undefined;
+    this.bans.delete(address);
+    this.opts.emit({ kind: 'unban', ban, reason, at: now });
+    return ban;
+  }
+
+  /** Bans whose time has passed: forgotten, one `expired` event each. Cheap until the earliest is due. */
+  expire(now: number): number {
+    if (now < this.nextExpiry) return 0;
+    let next = Infinity;
+    let n = 0;
+    for (const [address, b] of this.bans) {
+      if (b.expiry > now) {
+        if (b.expiry < next) next = b.expiry;
+        continue;
+      }
+      this.bans.delete(address);
+      n++;
+      this.opts.emit({ kind: 'unban', ban: b, reason: 'expired', at: now });
+    }
+    this.nextExpiry = next;
+    return n;
+  }
+
+  /**
+   * Bans saved before a restart, still running: back in the ledger as they were (same origin,
+   * reason, expiry). Returns how many were taken; refused or expired ones are skipped.
+   */
+  restore(saved: Iterable<Ban>, now: number): number {
+    let n = 0;
+    for (const b of saved) {
+      if (b.expiry <= now || this.bans.has(b.address) || this.opts.refuse?.(b.address, b.family)) continue;
+      const ban = { ...b };
+      this.put(ban);
+      this.opts.emit({ kind: 'ban', ban, cause: 'restored' });
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Entries found in the kernel sets that the ledger does not know (a crash between a ban and
+   * the next save, or added by hand): adopted with the time the kernel has left on them, so they
+   * are listed and re-filled if a set is lost. Not sent back to the kernel. An entry without a
+   * timeout was put there by someone else, for good, and is left alone.
+   */
+  adopt(kernel: Iterable<{ address: string; family: Family; remaining: number }>, now: number, known?: (address: string) => { pattern: string | null; score: number; count: number } | undefined): number {
+    let n = 0;
+    for (const k of kernel) {
+      if (this.bans.has(k.address) || !Number.isFinite(k.remaining) || k.remaining <= 0) continue;
+      if (this.opts.refuse?.(k.address, k.family)) continue;
+      const rec = known?.(k.address);
+      const ban: Ban = {
+        address: k.address,
+        family: k.family,
+        expiry: now + k.remaining * 1000,
+        since: now,
+        origin: 'adopted',
+        reason: 'adopted',
+        pattern: rec?.pattern ?? null,
+        score: rec?.score ?? 0,
+        count: rec?.count ?? 0,
+      };
+      this.put(ban);
+      this.opts.emit({ kind: 'ban', ban, cause: 'adopted' });
+      n++;
+    }
+    return n;
+  }
+
+  private put(ban: Ban): void {
+    this.bans.set(ban.address, ban);
+    if (ban.expiry < this.nextExpiry) this.nextExpiry = ban.expiry;
+  }
+}
