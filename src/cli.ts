@@ -10,7 +10,7 @@ export const EX_UNAVAILABLE = 69;
 export const EX_CONFIG = 78;
 
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
-       tallow status | list [--json] | ban ADDRESS [--time SECONDS] | unban ADDRESS
+       tallow status [--json] | list [--json] | metrics | ban ADDRESS [--time SECONDS] | unban ADDRESS
        tallow test [OPTIONS] [FILE...]
        tallow --help | --version
 
@@ -26,8 +26,9 @@ Daemon options:
   --version          show the version
 
 Commands (to the running daemon, over its control socket):
-  status             version, uptime, backend, counters, journal position
-  list               banned addresses with remaining time, score, count and pattern
+  status             version, uptime, backend, counters, journal position (--json: every figure)
+  list               banned addresses with remaining time, score, count, pattern and origin
+  metrics            every counter and gauge in Prometheus' text format
   ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
   unban ADDRESS      lift the ban and forget the address's record
   test               try patterns on log lines or the journal (see tallow test --help)
@@ -50,11 +51,11 @@ export type Parsed =
   | { kind: 'daemon'; args: DaemonArgs }
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'ctl'; sub: 'status' | 'list' | 'ban' | 'unban'; args: string[] }
+  | { kind: 'ctl'; sub: 'status' | 'list' | 'metrics' | 'ban' | 'unban'; args: string[] }
   | { kind: 'test'; args: string[] }
   | { kind: 'usage'; error: string };
 
-const CTL = new Set(['status', 'list', 'ban', 'unban']);
+const CTL = new Set(['status', 'list', 'metrics', 'ban', 'unban']);
 
 export function parseArgs(argv: string[]): Parsed {
   const first = argv[0];
@@ -116,11 +117,10 @@ export function parseArgs(argv: string[]): Parsed {
   return { kind: 'daemon', args };
 }
 
-/** Exit status for a start-up error: the error's own exitCode (78 config/patterns), 69 firewall, else 1. */
+/** Exit status for a start-up error: the error's own exitCode (78 config/patterns, 69 firewall), else 1. */
 export function exitStatusFor(e: unknown): number {
   const code = (e as { exitCode?: unknown } | null)?.exitCode;
   if (typeof code === 'number' && Number.isInteger(code) && code > 0 && code < 256) return code;
-  if (e instanceof Error && e.constructor && e.constructor.name === 'FirewallError') return EX_UNAVAILABLE;
   return 1;
 }
 
@@ -137,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     case 'version': {
-      const { version } = await import('./daemon');
+      const { version } = await import('./version');
       process.stdout.write(`tallow ${version()}\n`);
       return 0;
     }

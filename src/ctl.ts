@@ -1,6 +1,6 @@
-// `tallow status|list|ban|unban ...`: clients of the daemon's control socket. One request, one
-// response, printed for people (or as JSON with `list --json`). Exit status (documented in
-// tallow(8)):
+// `tallow status|list|metrics|ban|unban ...`: clients of the daemon's control socket. One
+// request, one response, printed for people (or as JSON with `status --json`, `list --json`;
+// `metrics` prints Prometheus' text format). Exit status (documented in tallow(8)):
 //   0  done
 //   1  the daemon refused the request (its message is printed)
 //   2  bad usage: unknown option, missing or invalid address or time
@@ -9,8 +9,7 @@
 //   5  the daemon did not answer properly (timeout, connection lost, unreadable answer)
 //   78 tallow.conf could not be read (EX_CONFIG)
 import * as net from 'node:net';
-import * as configModule from './config';
-import * as fs from 'node:fs';
+import { DEFAULT_CONFIG_FILE, loadConfig } from './config';
 import { readOptions, UsageError } from './options';
 import {
   DEFAULT_SOCKET,
@@ -20,6 +19,7 @@ import {
   type ControlRequest,
   type ControlResponse,
   type ListItem,
+  type MetricsResult,
   type StatusResult,
   type UnbanResult,
 } from './control';
@@ -32,7 +32,7 @@ export const EXIT_PERMISSION = 4;
 export const EXIT_PROTOCOL = 5;
 export const EXIT_CONFIG = 78;
 
-export type Subcommand = 'status' | 'list' | 'ban' | 'unban';
+export type Subcommand = 'status' | 'list' | 'metrics' | 'ban' | 'unban';
 
 export interface CtlIO {
   out(text: string): void;
@@ -47,8 +47,9 @@ const defaultIO: CtlIO = {
 };
 
 const USAGE: Record<Subcommand, string> = {
-  status: 'tallow status [--socket PATH] [--config FILE]',
+  status: 'tallow status [--json] [--socket PATH] [--config FILE]',
   list: 'tallow list [--json] [--socket PATH] [--config FILE]',
+  metrics: 'tallow metrics [--socket PATH] [--config FILE]',
   ban: 'tallow ban ADDRESS [--time SECONDS] [--socket PATH] [--config FILE]',
   unban: 'tallow unban ADDRESS [--socket PATH] [--config FILE]',
 };
@@ -70,7 +71,7 @@ function parseArgs(sub: Subcommand, args: string[]): Parsed {
     if (rest) p.positional.push(o.arg);
     else if (name === '--socket') p.socket = o.value();
     else if (name === '--config') p.config = o.value();
-    else if (name === '--json' && sub === 'list' && !o.inline) p.json = true;
+    else if (name === '--json' && (sub === 'list' || sub === 'status') && !o.inline) p.json = true;
     else if (name === '--time' && sub === 'ban') {
       const v = o.value();
       const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
@@ -92,22 +93,7 @@ function parseArgs(sub: Subcommand, args: string[]): Parsed {
 /** The socket path: --socket, else `socket=` from --config FILE or /etc/tallow.conf, else the default. */
 function socketPath(p: Parsed): string {
   if (p.socket) return p.socket;
-  const load = (configModule as { loadConfig?: typeof configModule.loadConfig }).loadConfig;
-  const file = p.config ?? (configModule as { DEFAULT_CONFIG_FILE?: string }).DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf';
-  if (typeof load === 'function') return load(file, p.config !== undefined).socket || DEFAULT_SOCKET;
-  // config.ts not there yet: read just the socket key.
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && p.config === undefined) return DEFAULT_SOCKET;
-    throw new configModule.ConfigError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  for (const line of text.split('\n')) {
-    const m = /^\s*socket\s*=\s*(.*?)\s*$/.exec(line);
-    if (m && m[1]) return m[1];
-  }
-  return DEFAULT_SOCKET;
+  return loadConfig(p.config ?? DEFAULT_CONFIG_FILE, p.config !== undefined).socket || DEFAULT_SOCKET;
 }
 
 class CtlFailure extends Error {
@@ -273,8 +259,14 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
   try {
     switch (sub) {
       case 'status':
-        io.out(formatStatus(res.result as StatusResult));
+        io.out(p.json ? JSON.stringify(res.result, null, 2) + '\n' : formatStatus(res.result as StatusResult));
         break;
+      case 'metrics': {
+        const m = res.result as MetricsResult;
+        if (typeof m?.text !== 'string') throw new Error('metrics result has no text');
+        io.out(m.text);
+        break;
+      }
       case 'list': {
         const items = res.result as ListItem[];
         if (!Array.isArray(items)) throw new Error('list result is not an array');

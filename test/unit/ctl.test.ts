@@ -75,6 +75,17 @@ test('status prints aligned key: value lines', async (t) => {
   );
 });
 
+test('status --json prints the whole answer as JSON; metrics prints the text as given', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  const r = await run('status', ['--socket', sock, '--json']);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), STATUS);
+  const m = await run('metrics', ['--socket', sock]);
+  assert.equal(m.code, 0, m.err);
+  assert.equal(m.out, '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n');
+  assert.deepEqual(seen.map((q) => q.cmd), ['status', 'metrics']);
+});
+
 test('list prints an aligned table, longest ban first; --json gives the items', async (t) => {
   const { sock } = await daemon(t, tmpdir(t));
   const r = await run('list', ['--socket', sock]);
@@ -126,7 +137,8 @@ test('bad usage is refused before anything is sent (exit 2)', async (t) => {
     ['ban', ['203.0.113.9', '--time', '1.5'], /--time must be a whole number/],
     ['ban', ['203.0.113.9', '--time'], /--time needs a value/],
     ['ban', ['203.0.113.9', '198.51.100.1'], /unexpected argument "198.51.100.1"/],
-    ['status', ['--json'], /unknown option --json/],
+    ['metrics', ['--json'], /unknown option --json/],
+    ['status', ['--json=1'], /unknown option --json=1/],
     ['list', ['--bogus'], /unknown option --bogus/],
     ['unban', ['203.0.113.9', '--time', '5'], /unknown option --time/],
   ];
