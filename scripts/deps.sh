@@ -13,6 +13,8 @@ pkgs=(
   ipset iptables nftables firewalld dbus
   # man page lint
   mandoc
+  # metrics: promtool (from prometheus) checks the exposition format; curl reads the endpoint
+  prometheus curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

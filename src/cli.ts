@@ -154,9 +154,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'daemon': {
       const log = new Log({ verbose: p.args.verbose });
-      let daemon: typeof import('./daemon');
+      let daemon: typeof import('./service');
       try {
-        daemon = await import('./daemon');
+        daemon = await import('./service');
       } catch (e) {
         // The addon missing or built for another Node: say so in one line.
         process.stderr.write(`tallow: cannot load the program: ${oneLine(e)}\n`);

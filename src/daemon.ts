@@ -12,7 +12,7 @@ import { backendModule, chooseBackend, Firewall } from './firewall';
 import { Journal, type JournalEntry, type StartPosition } from './journal';
 import { Ledger } from './ledger';
 import { firewallListener } from './listeners/firewall';
-import { fmtScore, logListener } from './listeners/log';
+import { logListener } from './listeners/log';
 import { metricsListener } from './listeners/metrics';
 import { StateListener } from './listeners/state';
 import type { Log } from './log';
@@ -348,26 +348,9 @@ export class Daemon {
     return true;
   }
 
-  /** SIGUSR1: the record table, one line per record, and bans without a record. */
+  /** SIGUSR1: the record table (requests.ts). */
   dump(): void {
-    const now = Date.now();
-    const left = (a: string) => Math.max(0, Math.ceil((this.ledger.expiryOf(a) - now) / 1000));
-    this.log.info(`record table: ${this.tracker.size} records, ${this.ledger.size} active bans`);
-    for (const r of this.tracker.records()) {
-      this.log.info('record', {
-        address: r.address,
-        score: fmtScore(r.score),
-        count: String(r.count),
-        first: new Date(r.first).toISOString(),
-        last: new Date(r.last).toISOString(),
-        banned: String(r.banned),
-        ban_left: String(left(r.address)),
-        pattern: r.pattern ?? '',
-      });
-    }
-    for (const b of this.ledger.values()) {
-      if (!this.tracker.get(b.address)) this.log.info('ban without record', { address: b.address, ban_left: String(left(b.address)), pattern: b.pattern ?? '', origin: b.origin });
-    }
+    this.requests.recordTable(this.log);
   }
 
   /** SIGTERM/SIGINT: stop reading, deliver what is queued, save, close. Bans stay in the kernel. */
@@ -396,45 +379,11 @@ function confKey(k: string): string {
   return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-function notify(state: string): void {
+export function notify(state: string): void {
   try {
     systemd.notify(state);
   } catch {
     /* not under systemd, or the addon refused: nothing to tell */
   }
-}
-
-/**
- * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown
- * (the CLI turns them into one line and an exit status).
- */
-export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const d = await Daemon.start(opts);
-  return new Promise<number>((resolve) => {
-    const onStop = (sig: string) => {
-      opts.log.info(`${sig}: stopping`);
-      process.off('SIGHUP', onHup);
-      process.off('SIGUSR1', onUsr1);
-      d.stop().then(
-        () => resolve(0),
-        (e) => {
-          opts.log.error(`error while stopping: ${errText(e)}`);
-          resolve(1);
-        },
-      );
-    };
-    const onHup = () => {
-      opts.log.info('SIGHUP: reloading configuration and patterns');
-      // MONOTONIC_USEC: newer systemd wants it with RELOADING=1 (uv's hrtime is CLOCK_MONOTONIC).
-      notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
-      d.reload();
-      notify('READY=1');
-    };
-    const onUsr1 = () => d.dump();
-    process.once('SIGTERM', () => onStop('SIGTERM'));
-    process.once('SIGINT', () => onStop('SIGINT'));
-    process.on('SIGHUP', onHup);
-    process.on('SIGUSR1', onUsr1);
-  });
 }
 

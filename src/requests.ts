@@ -4,6 +4,8 @@
 import type { ControlRequest, ControlResponse, ListItem, StatusResult } from './control';
 import type { Daemon } from './daemon';
 import { errText } from './engine';
+import { fmtScore } from './listeners/log';
+import type { Logger } from './log';
 import { version } from './version';
 
 export class Requests {
@@ -100,6 +102,29 @@ export class Requests {
       }
     } catch (e) {
       return { ok: false, error: errText(e) };
+    }
+  }
+
+  /** SIGUSR1: the record table, one line per record, and bans without a record. */
+  recordTable(log: Logger): void {
+    const d = this.d;
+    const now = Date.now();
+    const left = (a: string) => Math.max(0, Math.ceil((d.ledger.expiryOf(a) - now) / 1000));
+    log.info(`record table: ${d.tracker.size} records, ${d.ledger.size} active bans`);
+    for (const r of d.tracker.records()) {
+      log.info('record', {
+        address: r.address,
+        score: fmtScore(r.score),
+        count: String(r.count),
+        first: new Date(r.first).toISOString(),
+        last: new Date(r.last).toISOString(),
+        banned: String(r.banned),
+        ban_left: String(left(r.address)),
+        pattern: r.pattern ?? '',
+      });
+    }
+    for (const b of d.ledger.values()) {
+      if (!d.tracker.get(b.address)) log.info('ban without record', { address: b.address, ban_left: String(left(b.address)), pattern: b.pattern ?? '', origin: b.origin });
     }
   }
 }

@@ -1,0 +1,39 @@
+// The daemon as a service: runs it until SIGTERM/SIGINT and answers the other signals
+// (SIGHUP reload, SIGUSR1 record table), telling systemd what it does (sd_notify).
+import { Daemon, notify, type DaemonOptions } from './daemon';
+import { errText } from './engine';
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown
+ * (the CLI turns them into one line and an exit status).
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const d = await Daemon.start(opts);
+  return new Promise<number>((resolve) => {
+    const onStop = (sig: string) => {
+      opts.log.info(`${sig}: stopping`);
+      process.off('SIGHUP', onHup);
+      process.off('SIGUSR1', onUsr1);
+      d.stop().then(
+        () => resolve(0),
+        (e) => {
+          opts.log.error(`error while stopping: ${errText(e)}`);
+          resolve(1);
+        },
+      );
+    };
+    const onHup = () => {
+      opts.log.info('SIGHUP: reloading configuration and patterns');
+      // MONOTONIC_USEC: newer systemd wants it with RELOADING=1 (uv's hrtime is CLOCK_MONOTONIC).
+      notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+      d.reload();
+      notify('READY=1');
+    };
+    const onUsr1 = () => d.dump();
+    process.once('SIGTERM', () => onStop('SIGTERM'));
+    process.once('SIGINT', () => onStop('SIGINT'));
+    process.on('SIGHUP', onHup);
+    process.on('SIGUSR1', onUsr1);
+  });
+}
+
