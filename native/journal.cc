@@ -59,13 +59,10 @@ static std::string StringArg(const Napi::CallbackInfo& info, size_t i, const cha
 Napi::Function JournalWrap::Define(Napi::Env env) {
   return DefineClass(env, "Journal", {
       InstanceMethod<&JournalWrap::Close>("close"),
-      InstanceMethod<&JournalWrap::IsClosed>("isClosed"),
       InstanceMethod<&JournalWrap::SetFields>("setFields"),
       InstanceMethod<&JournalWrap::SetMaxFieldSize>("setMaxFieldSize"),
       InstanceMethod<&JournalWrap::AddMatch>("addMatch"),
       InstanceMethod<&JournalWrap::AddDisjunction>("addDisjunction"),
-      InstanceMethod<&JournalWrap::AddConjunction>("addConjunction"),
-      InstanceMethod<&JournalWrap::FlushMatches>("flushMatches"),
       InstanceMethod<&JournalWrap::SeekHead>("seekHead"),
       InstanceMethod<&JournalWrap::SeekTail>("seekTail"),
       InstanceMethod<&JournalWrap::SeekCursor>("seekCursor"),
@@ -73,7 +70,6 @@ Napi::Function JournalWrap::Define(Napi::Env env) {
       InstanceMethod<&JournalWrap::Next>("next"),
       InstanceMethod<&JournalWrap::Previous>("previous"),
       InstanceMethod<&JournalWrap::TestCursor>("testCursor"),
-      InstanceMethod<&JournalWrap::GetCursor>("getCursor"),
       InstanceMethod<&JournalWrap::ReadBatch>("readBatch"),
       InstanceMethod<&JournalWrap::Process>("process"),
       InstanceMethod<&JournalWrap::StartWatch>("watch"),
@@ -165,10 +161,6 @@ Napi::Value JournalWrap::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value JournalWrap::IsClosed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), j_ == nullptr);
-}
-
 Napi::Value JournalWrap::SetFields(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "fields must be an array");
@@ -208,19 +200,6 @@ Napi::Value JournalWrap::AddDisjunction(const Napi::CallbackInfo& info) {
   RequireOpen(info.Env());
   int r = sd_journal_add_disjunction(j_);
   if (r < 0) ThrowErrno(info.Env(), "sd_journal_add_disjunction", r);
-  return info.Env().Undefined();
-}
-
-Napi::Value JournalWrap::AddConjunction(const Napi::CallbackInfo& info) {
-  RequireOpen(info.Env());
-  int r = sd_journal_add_conjunction(j_);
-  if (r < 0) ThrowErrno(info.Env(), "sd_journal_add_conjunction", r);
-  return info.Env().Undefined();
-}
-
-Napi::Value JournalWrap::FlushMatches(const Napi::CallbackInfo& info) {
-  RequireOpen(info.Env());
-  sd_journal_flush_matches(j_);
   return info.Env().Undefined();
 }
 
@@ -278,18 +257,6 @@ Napi::Value JournalWrap::TestCursor(const Napi::CallbackInfo& info) {
   int r = sd_journal_test_cursor(j_, cursor.c_str());
   if (r < 0) ThrowErrno(env, "sd_journal_test_cursor", r, cursor);
   return Napi::Boolean::New(env, r > 0);
-}
-
-Napi::Value JournalWrap::GetCursor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  RequireOpen(env);
-  char* cursor = nullptr;
-  int r = sd_journal_get_cursor(j_, &cursor);
-  if (r == -EADDRNOTAVAIL) return env.Null();  // not positioned on an entry
-  if (r < 0) ThrowErrno(env, "sd_journal_get_cursor", r);
-  Napi::String s = Napi::String::New(env, cursor);
-  free(cursor);
-  return s;
 }
 
 // readBatch(max, includeCurrent, sink) -> number of entries read. Per entry the values are

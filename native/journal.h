@@ -31,13 +31,10 @@ class JournalWrap : public Napi::ObjectWrap<JournalWrap> {
   void ArmTimer();
 
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value IsClosed(const Napi::CallbackInfo& info);
   Napi::Value SetFields(const Napi::CallbackInfo& info);
   Napi::Value SetMaxFieldSize(const Napi::CallbackInfo& info);
   Napi::Value AddMatch(const Napi::CallbackInfo& info);
   Napi::Value AddDisjunction(const Napi::CallbackInfo& info);
-  Napi::Value AddConjunction(const Napi::CallbackInfo& info);
-  Napi::Value FlushMatches(const Napi::CallbackInfo& info);
   Napi::Value SeekHead(const Napi::CallbackInfo& info);
   Napi::Value SeekTail(const Napi::CallbackInfo& info);
   Napi::Value SeekCursor(const Napi::CallbackInfo& info);
@@ -45,7 +42,6 @@ class JournalWrap : public Napi::ObjectWrap<JournalWrap> {
   Napi::Value Next(const Napi::CallbackInfo& info);
   Napi::Value Previous(const Napi::CallbackInfo& info);
   Napi::Value TestCursor(const Napi::CallbackInfo& info);
-  Napi::Value GetCursor(const Napi::CallbackInfo& info);
   Napi::Value ReadBatch(const Napi::CallbackInfo& info);
   Napi::Value Process(const Napi::CallbackInfo& info);
   Napi::Value StartWatch(const Napi::CallbackInfo& info);

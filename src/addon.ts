@@ -6,13 +6,10 @@ import * as path from 'node:path';
 /** The native journal object (native/journal.h). Mechanisms only; src/journal.ts holds the policy. */
 export interface NativeJournal {
   close(): void;
-  isClosed(): boolean;
   setFields(fields: string[]): void;
   setMaxFieldSize(bytes: number): void;
   addMatch(term: string): void;
   addDisjunction(): void;
-  addConjunction(): void;
-  flushMatches(): void;
   seekHead(): void;
   seekTail(): void;
   seekCursor(cursor: string): void;
@@ -20,7 +17,6 @@ export interface NativeJournal {
   next(): number;
   previous(): number;
   testCursor(cursor: string): boolean;
-  getCursor(): string | null;
   /** Reads up to `max` entries, handing them to `sink` as its arguments, many entries per call:
    *  per entry cursor, realtime, then one value (or undefined) per field given to setFields.
    *  Returns the number of entries read. */

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import { isAbsolute } from 'node:path';
 import type { Family } from './address';
 import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
+import { MAX_BAN_SECONDS } from './limits';
 
 export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables';
 
@@ -37,8 +38,8 @@ export class ConfigError extends Error {
 
 export const DEFAULT_CONFIG_FILE = '/etc/tallow.conf';
 
-/** ipset's own timeout limit (seconds); a longer `expires` would be refused by the kernel set. */
-export const MAX_EXPIRES = 2147483;
+/** ipset's own timeout limit: a longer `expires` would be refused by the kernel set. */
+export const MAX_EXPIRES = MAX_BAN_SECONDS;
 
 export function defaultConfig(): Config {
   return {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseAddress, type Family } from './address';
-import { MAX_TIMEOUT } from './firewall/validate';
+import { MAX_BAN_SECONDS } from './limits';
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -88,8 +88,8 @@ export interface UnbanResult {
   wasBanned: boolean;
 }
 
-/** Longest manual ban: the kernel's ipset timeout limit (2^31-1 ms in seconds), ~24.8 days. */
-export const MAX_BAN_SECONDS = MAX_TIMEOUT;
+/** Longest manual ban: the kernel's ipset timeout limit, ~24.8 days. */
+export { MAX_BAN_SECONDS };
 /** A request line longer than this is refused and the connection closed. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** Connections served at once; more are refused with an error line. */

@@ -6,7 +6,8 @@
 // the control socket's requests are answered in requests.ts.
 import * as fs from 'node:fs';
 import { ControlServer, validateRequest, type ControlResponse } from './control';
-import { errText, loadEngine, trackerOptions, type Engine } from './engine';
+import { loadEngine, trackerOptions, type Engine } from './engine';
+import { errText } from './limits';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
 import { Journal, type JournalEntry, type StartPosition } from './journal';

@@ -5,6 +5,7 @@ import { Allowlist } from './allowlist';
 import { loadConfig, ConfigError, type Config } from './config';
 import type { MatchGroup } from './journal';
 import { Matcher } from './matcher';
+import { errText } from './limits';
 import { Metrics } from './metrics';
 import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, type PatternFile } from './patterns';
 import type { TrackerOptions } from './tracker';
@@ -18,10 +19,6 @@ export interface Engine {
   matches: MatchGroup[];
   /** the journal fields the matcher reads */
   fields: string[];
-}
-
-export function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** From a config and pattern files already loaded; throws ConfigError for a bad allowlist. */

@@ -5,6 +5,7 @@
 // listener's own bound, counted as dropped.
 import type { Family } from './address';
 import type { LedgerEvent } from './ledger';
+import { errText } from './limits';
 import type { Logger } from './log';
 
 export interface MatchEvent {
@@ -69,10 +70,6 @@ class Queue {
   idle: (() => void)[] = [];
 
   constructor(readonly listener: Listener) {}
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 export class Dispatcher {

@@ -3,7 +3,7 @@
 // control.ts has already validated each request (canonical address, seconds in range).
 import type { ControlRequest, ControlResponse, ListItem, StatusResult } from './control';
 import type { Daemon } from './daemon';
-import { errText } from './engine';
+import { errText } from './limits';
 import { fmtScore } from './listeners/log';
 import type { Logger } from './log';
 import { version } from './version';

@@ -1,7 +1,7 @@
 // The daemon as a service: runs it until SIGTERM/SIGINT and answers the other signals
 // (SIGHUP reload, SIGUSR1 record table), telling systemd what it does (sd_notify).
 import { Daemon, notify, type DaemonOptions } from './daemon';
-import { errText } from './engine';
+import { errText } from './limits';
 
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown

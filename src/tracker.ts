@@ -154,7 +154,7 @@ export class Tracker {
 
   /** Manual ban/unban (control socket); unban also forgets the record. */
   ban(address: string, family: Family, seconds: number, now: number): Decision[] {
-    // SPEC 4: allowlisted addresses are never banned, not even by hand (the control socket
+    // Allowlisted addresses are never banned, not even by hand (the control socket
     // reports the refusal).
     if (this.options.isAllowed(address, family)) return [];
     let rec = this.active.get(address) ?? this.banned.get(address);

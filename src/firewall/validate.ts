@@ -3,9 +3,10 @@
 // newline, no CIDR, no option-looking text), and timeouts are whole seconds in the kernel's range.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Family } from '../address';
+import { MAX_BAN_SECONDS } from '../limits';
 
-/** ipset stores timeouts in milliseconds in a u32: larger values are refused. */
-export const MAX_TIMEOUT = 2_147_483;
+/** ipset stores timeouts in milliseconds: larger values are refused. */
+export const MAX_TIMEOUT = MAX_BAN_SECONDS;
 
 export function validAddress(address: unknown, family: unknown): address is string {
   if (typeof address !== 'string') return false;
