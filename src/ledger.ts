@@ -60,8 +60,12 @@ export type BanOutcome = { ok: true; ban: Ban } | { ok: false; why: string };
 
 export class Ledger {
   private readonly bans = new Map<string, Ban>();
-  /** Earliest expiry in `bans`; may be early after a removal, which only costs one walk. */
-  private nextExpiry = Infinity;
+  /**
+   * Expiries in a binary min-heap: a flood of short instant bans makes the earliest one due every
+   * few ms, and a walk over every ban each time is quadratic. Entries of bans lifted or extended
+   * since stay until their time and are skipped then (their expiry no longer matches).
+   */
+  private readonly heap: { at: number; address: string }[] = [];
 
   constructor(private readonly opts: LedgerOptions) {}
 
@@ -122,21 +126,18 @@ export class Ledger {
     return ban;
   }
 
-  /** Bans whose time has passed: forgotten, one `expired` event each. Cheap until the earliest is due. */
+  /** Bans whose time has passed: forgotten, one `expired` event each, earliest first. */
   expire(now: number): number {
-    if (now < this.nextExpiry) return 0;
-    let next = Infinity;
     let n = 0;
-    for (const [address, b] of this.bans) {
-      if (b.expiry > now) {
-        if (b.expiry < next) next = b.expiry;
-        continue;
-      }
-      this.bans.delete(address);
+    const h = this.heap;
+    while (h.length > 0 && h[0].at <= now) {
+      const top = this.popHeap();
+      const b = this.bans.get(top.address);
+      if (!b || b.expiry !== top.at) continue; // lifted or extended since
+      this.bans.delete(top.address);
       n++;
       this.opts.emit({ kind: 'unban', ban: b, reason: 'expired', at: now });
     }
-    this.nextExpiry = next;
     return n;
   }
 
@@ -188,6 +189,34 @@ export class Ledger {
 
   private put(ban: Ban): void {
     this.bans.set(ban.address, ban);
-    if (ban.expiry < this.nextExpiry) this.nextExpiry = ban.expiry;
+    const h = this.heap;
+    let i = h.push({ at: ban.expiry, address: ban.address }) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent].at <= h[i].at) break;
+      [h[parent], h[i]] = [h[i], h[parent]];
+      i = parent;
+    }
+  }
+
+  private popHeap(): { at: number; address: string } {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l].at < h[m].at) m = l;
+        if (r < h.length && h[r].at < h[m].at) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i], h[m]];
+        i = m;
+      }
+    }
+    return top;
   }
 }

@@ -98,3 +98,23 @@ test('ledger: an address that must never be banned is refused, whoever asks, wit
   assert.equal(l.size, 0);
   assert.deepEqual(events, []);
 });
+
+test('ledger: an extended ban ends at its new time only, once; many short bans end in order', () => {
+  const { l, events } = ledger();
+  l.ban(req('203.0.113.5', 10), T0);
+  l.ban(req('203.0.113.5', 100), T0 + 1000);
+  events.length = 0;
+  assert.equal(l.expire(T0 + 11_000), 0, 'the old expiry of an extended ban is stale');
+  assert.equal(l.expire(T0 + 101_000), 1);
+  assert.equal(l.expire(T0 + 500_000), 0);
+  // 2,000 bans of shuffled lengths end exactly in expiry order.
+  const secs = Array.from({ length: 2000 }, (_, i) => ((i * 7919) % 2000) + 1);
+  secs.forEach((s, i) => l.ban(req(`2001:db8::${(i + 1).toString(16)}`, s), T0));
+  events.length = 0;
+  for (let t = 0; t <= 2001; t += 7) l.expire(T0 + t * 1000);
+  l.expire(T0 + 2001_000);
+  const ends = events.map((e) => (e.kind === 'unban' ? e.ban.expiry : NaN));
+  assert.equal(ends.length, 2000);
+  assert.deepEqual(ends, [...ends].sort((a, b) => a - b));
+  assert.equal(l.size, 0);
+});
