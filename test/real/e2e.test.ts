@@ -73,6 +73,11 @@ describe('tallow end to end', { timeout: 240_000 }, () => {
       assert.ok(d.has(/allowlist: 3 entries/), d.output);
       assert.ok(d.has(/firewall ready backend=ipset/), d.output);
       assert.ok(d.has(/journal: local system journal, starting at tail/), d.output);
+      // The line that says it is ready comes last: after the firewall, the saved state and the
+      // control socket (a client that sees it can talk to a daemon that is banning).
+      const at = (re: RegExp) => d.lines.findIndex((l) => re.test(l));
+      const ready = at(/journal: .* starting at /);
+      for (const before of [/firewall ready/, /control socket listening/, /allowlist: /]) assert.ok(at(before) >= 0 && at(before) < ready, `${before} before the ready line:\n${d.output}`);
     });
 
     it('bans an IPv4 attacker at the threshold: in the kernel set, next TCP connect fails', async () => {
