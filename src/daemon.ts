@@ -10,7 +10,7 @@ import { loadEngine, trackerOptions, type Engine } from './engine';
 import { errText } from './limits';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
-import { Journal, type JournalEntry, type StartPosition } from './journal';
+import type { JournalEntry } from './journal';
 import { Ledger } from './ledger';
 import { firewallListener } from './listeners/firewall';
 import { logListener } from './listeners/log';
@@ -20,6 +20,7 @@ import type { Log } from './log';
 import { Metrics } from './metrics';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
+import { Reader } from './reader';
 import { Requests } from './requests';
 import { liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
@@ -52,16 +53,14 @@ export class Daemon {
   readonly tracker: Tracker;
   engine: Engine;
   firewall!: Firewall;
-  journal!: Journal;
+  readonly reader: Reader;
   events!: Dispatcher;
   state: StateListener | null = null;
-  position = 'tail';
   private readonly log: Log;
   private control: ControlServer | null = null;
   private exporter: MetricsExport | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
-  private reopenJournal = false;
   private loop: Promise<void> | null = null;
   private readonly requests: Requests;
 
@@ -71,6 +70,7 @@ export class Daemon {
     this.ledger = new Ledger({ emit: (e) => this.events.emit(e) });
     this.tracker = new Tracker(trackerOptions(this.engine, (a) => this.ledger.expiryOf(a)));
     this.requests = new Requests(this);
+    this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
   }
 
   /**
@@ -106,7 +106,7 @@ export class Daemon {
     }
 
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
-    this.openJournal(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
+    this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
     const backend = await chooseBackend(config, log, this.opts.dryRun);
     this.firewall = new Firewall(backend, log, { held: () => this.ledger.values(), metrics: this.metrics });
@@ -144,32 +144,16 @@ export class Daemon {
     }
     this.exporter = await MetricsExport.start(config, this.metrics, log);
 
-    log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.position}`);
+    log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.reader.position}`);
     log.debug('journal matches', { matches: this.engine.matches.map((g) => g.join('+')).join(' | '), fields: this.engine.fields.join(',') });
     this.startTimers();
     notify(`READY=1\nSTATUS=${this.statusLine()}`);
-    this.loop = this.run();
+    this.loop = this.reader.run((batch) => this.process(batch));
   }
 
   private logEngine(e: Engine): void {
     for (const f of e.files) this.log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
     for (const w of untrustedFilters(e.files)) this.log.warn(w);
-  }
-
-  private openJournal(position: StartPosition): void {
-    const e = this.engine;
-    this.journal = Journal.open({ directory: this.opts.journalDir, fields: e.fields, matches: e.matches });
-    if (position.at === 'cursor') {
-      try {
-        this.journal.seek(position);
-        this.position = `saved cursor ${position.cursor}`;
-        return;
-      } catch (err) {
-        this.log.warn(`saved journal cursor not usable (${errText(err)}); starting at the tail`);
-      }
-    }
-    this.journal.seek({ at: 'tail' });
-    this.position = 'tail';
   }
 
   /** Records, then bans (back into the kernel with their remaining time, through the ledger). */
@@ -208,34 +192,6 @@ export class Daemon {
     if (n) this.log.info(`firewall: ${n} bans found in the kernel adopted with their remaining time`);
   }
 
-  /** The pipeline. Ends when stop() closes the journal; reopens it after a reload changed matches. */
-  private async run(): Promise<void> {
-    for (;;) {
-      try {
-        for await (const batch of this.journal.batches()) {
-          if (this.stopping) break;
-          this.process(batch);
-        }
-      } catch (e) {
-        if (this.stopping) return;
-        // A journal error is not something a restart of the loop can fix in a tight loop: log, wait, reopen.
-        this.log.error(`journal read failed: ${errText(e)}; reopening in 5 s`);
-        await new Promise((r) => setTimeout(r, 5000));
-        this.reopenJournal = true;
-      }
-      if (this.stopping || !this.reopenJournal) return;
-      this.reopenJournal = false;
-      const cursor = this.journal.cursor;
-      try {
-        this.journal.close();
-      } catch {
-        /* already closed */
-      }
-      this.openJournal(cursor ? { at: 'cursor', cursor } : { at: 'tail' });
-      this.log.info(`journal reopened at ${this.position}`);
-    }
-  }
-
   /** One batch of entries: match, score, decide; then prune and expire. */
   process(batch: JournalEntry[]): void {
     const now = Date.now();
@@ -267,7 +223,7 @@ export class Daemon {
     if (this.tracker.prune(now) > 0 || evicted !== this.metrics.recordsEvicted) this.state?.changed();
     this.metrics.recordsEvicted = evicted;
     this.ledger.expire(now);
-    if (!this.stopping) this.state?.cursorMoved(this.journal.cursor, now);
+    if (!this.stopping) this.state?.cursorMoved(this.reader.cursor, now);
   }
 
   private startTimers(): void {
@@ -297,7 +253,7 @@ export class Daemon {
 
   /** What the state file keeps: records, bans, the journal position. */
   private snapshot(): Omit<State, 'saved' | 'version'> {
-    return { cursor: this.journal.cursor ?? null, records: [...this.tracker.records()], bans: [...this.ledger.values()] };
+    return { cursor: this.reader.cursor, records: [...this.tracker.records()], bans: [...this.ledger.values()] };
   }
 
   get dryRun(): boolean {
@@ -342,9 +298,7 @@ export class Daemon {
     });
     if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
     if (journalChanged) {
-      // The running iterator ends on close(); run() reopens at the same cursor with the new matches.
-      this.reopenJournal = true;
-      this.journal.close();
+      this.reader.refilter();
     }
     return true;
   }
@@ -361,11 +315,7 @@ export class Daemon {
     notify('STOPPING=1');
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    try {
-      this.journal.close();
-    } catch {
-      /* already closed */
-    }
+    this.reader.close();
     if (this.loop) await this.loop.catch(() => {});
     if (this.control) await this.control.close().catch(() => {});
     await this.exporter?.close();
