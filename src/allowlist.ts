@@ -4,8 +4,9 @@ import { BlockList } from 'node:net';
 import { parseAddress } from './address';
 import type { Family } from './address';
 
-/** tallow's defaults when the configuration names none (plus ::1, which tallow lacked). */
-export const DEFAULT_ALLOWLIST: readonly string[] = ['127.0.0.1', '192.168.', '10.', '::1'];
+/** tallow's defaults when the configuration names none, with all of loopback (tallow had 127.0.0.1
+ *  only, but sshd also logs 127.0.0.2 etc.) and ::1, which tallow lacked. */
+export const DEFAULT_ALLOWLIST: readonly string[] = ['127.0.0.0/8', '192.168.', '10.', '::1'];
 
 export interface AllowEntry {
   /** canonical network address */

@@ -6,10 +6,14 @@ test('allowlist: tallow defaults cover loopback, 192.168/16, 10/8 and ::1 only',
   const a = new Allowlist([...DEFAULT_ALLOWLIST]);
   assert.equal(a.size, 4);
   assert.ok(a.has('127.0.0.1', 4));
+  // All of 127.0.0.0/8 is loopback (tallow listed only 127.0.0.1).
+  assert.ok(a.has('127.0.0.2', 4));
+  assert.ok(a.has('127.255.255.254', 4));
+  assert.ok(!a.has('128.0.0.1', 4));
+  assert.ok(!a.has('126.255.255.255', 4));
   assert.ok(a.has('192.168.200.1', 4));
   assert.ok(a.has('10.255.0.1', 4));
   assert.ok(a.has('::1', 6));
-  assert.ok(!a.has('127.0.0.2', 4));
   assert.ok(!a.has('192.169.0.1', 4));
   assert.ok(!a.has('100.1.1.1', 4), "tallow's '10.' must not match 100.x (octet boundary)");
   assert.ok(!a.has('203.0.113.9', 4));

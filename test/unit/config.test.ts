@@ -13,7 +13,7 @@ test('config: defaults are tallow\'s', () => {
   assert.equal(c.expires, 3600);
   assert.equal(c.threshold, 1.0);
   assert.equal(c.iptPath, '/usr/sbin');
-  assert.deepEqual(c.whitelist, ['127.0.0.1', '192.168.', '10.', '::1']);
+  assert.deepEqual(c.whitelist, ['127.0.0.0/8', '192.168.', '10.', '::1']);
   assert.equal(c.nocreate, false);
   assert.equal(c.backend, 'auto');
   assert.equal(c.patternsDir, '/etc/tallow');
