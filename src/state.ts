@@ -2,9 +2,15 @@
 // state_dir. Written atomically (temp file in the same directory, fsync, rename, fsync directory),
 // so a crash leaves either the previous file or the new one, never a mix. A file that cannot be
 // read back (torn, garbage, another version) is moved aside and reported, never silently dropped.
+// The file is read without following a symlink, the temp file is created exclusively (no symlink
+// or file planted under its name is ever opened), and checkStateDir refuses a directory that
+// anyone but root can write.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { parseJson } from './json';
+import { checkPrivateDir } from './private-dir';
 import type { Family } from './address';
 
 /** A tracker record as saved (the tracker's own shape; kept here so the file format is one place). */
@@ -109,7 +115,10 @@ function decodeBan(t: unknown, v1: boolean, saved: number): SavedBan | null {
 function decode(value: unknown): State | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const v = value as Record<string, unknown>;
-  if (v.version !== 1 && v.version !== STATE_VERSION) return `version ${JSON.stringify(v.version)} is not 1 or ${STATE_VERSION}`;
+  // The found value is named only when it is a small number: the file's bytes stay out of logs.
+  if (v.version !== 1 && v.version !== STATE_VERSION) {
+    return Number.isSafeInteger(v.version) ? `version ${String(v.version)} is not 1 or ${STATE_VERSION}` : `"version" is missing or not 1 or ${STATE_VERSION}`;
+  }
   const v1 = v.version === 1;
   if (!isNum(v.saved)) return '"saved" is not a number';
   if (!isStrOrNull(v.cursor)) return '"cursor" is not a string';
@@ -149,24 +158,42 @@ export class StateStore {
     this.file = path.join(dir, STATE_FILE);
   }
 
-  /** Missing file: {state:null}. Corrupt: renamed aside, {state:null, problem}. Never throws for content. */
+  /**
+   * Missing file: {state:null}. Corrupt: renamed aside, {state:null, problem}. Never throws for
+   * content. `problem` says what is wrong and where the file went, never what it contains; the
+   * caller adds what it does about it.
+   */
   load(): StateLoad {
     let text: string;
+    let fd: number;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
+      // O_NOFOLLOW: a symlink here is never followed (ELOOP); O_NONBLOCK: a FIFO cannot hang us.
+      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(this.file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { state: null };
-      if (code === 'EISDIR') return this.setAside('is a directory, not a file');
-      // Unreadable (EACCES, EIO): not a content problem and not ours to move; say so and start afresh.
-      return { state: null, problem: `state file ${this.file} cannot be read: ${errText(e)}; starting without saved state` };
+      if (code === 'ELOOP') return this.setAside('is a symbolic link (not followed)');
+      // Unreadable (EACCES, EIO): not a content problem and not ours to move.
+      return { state: null, problem: `state file ${this.file} cannot be read: ${errText(e)}` };
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) return this.setAside('is a directory, not a file');
+      if (!st.isFile()) return this.setAside('is not a regular file');
+      text = fs.readFileSync(fd, 'utf8');
+    } catch (e) {
+      return { state: null, problem: `state file ${this.file} cannot be read: ${errText(e)}` };
+    } finally {
+      fs.closeSync(fd);
     }
     if (text.length === 0) return this.setAside('is empty');
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = parseJson(text);
     } catch (e) {
-      return this.setAside(`is not valid JSON (truncated or damaged: ${(e as Error).message})`);
+      // JsonError's message names the place, never the bytes (V8's own quotes the text).
+      return this.setAside(`is damaged: ${(e as Error).message}`);
     }
     const decoded = decode(value);
     if (typeof decoded === 'string') return this.setAside(decoded);
@@ -178,9 +205,9 @@ export class StateStore {
     try {
       fs.renameSync(this.file, aside);
     } catch (e) {
-      return { state: null, problem: `state file ${this.file} ${what}; could not move it aside (${errText(e)}); starting without saved state` };
+      return { state: null, problem: `state file ${this.file} ${what}; could not move it aside (${errText(e)})` };
     }
-    return { state: null, problem: `state file ${this.file} ${what}; moved aside to ${aside}; starting without saved state` };
+    return { state: null, problem: `state file ${this.file} ${what}; moved aside to ${aside}` };
   }
 
   /**
@@ -204,10 +231,14 @@ export class StateStore {
   lastBytes = 0;
 
   private async write(text: string): Promise<void> {
-    const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.${++this.seq}.tmp`);
+    // An unguessable name, created exclusively: nothing planted under it is ever opened.
+    const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.${++this.seq}.${randomBytes(6).toString('hex')}.tmp`);
     let fh: fs.promises.FileHandle | undefined;
+    let created = false;
     try {
-      fh = await fs.promises.open(tmp, 'w', 0o600);
+      const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+      fh = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      created = true;
       const buf = Buffer.from(text, 'utf8');
       await fh.writeFile(buf);
       await fh.sync();
@@ -217,7 +248,7 @@ export class StateStore {
       this.lastBytes = buf.length;
     } catch (e) {
       if (fh) await fh.close().catch(() => {});
-      await fs.promises.unlink(tmp).catch(() => {});
+      if (created) await fs.promises.unlink(tmp).catch(() => {});
       throw new Error(`cannot save state to ${this.file}: ${errText(e)}`);
     }
     // The rename is durable only once the directory itself is on disk.
@@ -232,6 +263,16 @@ export class StateStore {
       /* some filesystems refuse fsync on a directory; the rename is done regardless */
     }
   }
+}
+
+/**
+ * Create state_dir if missing (0700) and refuse it unless only the daemon's user can write it
+ * and the directories above it. Throws UnsafeDirError (exitCode 78), one line naming the
+ * directory: `state_dir /var/lib/tallow: writable by others (mode 0777) (chmod go-w ...); refusing to use it`.
+ * Call at start-up, before StateStore.load, outside any catch that would only warn.
+ */
+export function checkStateDir(dir: string): void {
+  checkPrivateDir(dir, 'state_dir');
 }
 
 /**

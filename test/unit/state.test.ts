@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StateStore, StateSaver, liveRecords, type SavedRecord, type State } from '../../src/state';
+import { spawnSync } from 'node:child_process';
+import { StateStore, StateSaver, checkStateDir, liveRecords, type SavedRecord, type State } from '../../src/state';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-state-${process.pid}-`));
@@ -75,7 +76,7 @@ const bad: [string, (good: string) => string | Buffer, RegExp][] = [
   ['garbage', () => Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a]), /not valid JSON/],
   ['wrong version', (g) => g.replace('"version":2', '"version":3'), /version 3 is not 1 or 2/],
   ['an unknown ban origin', (g) => g.replace('"manual","manual",0,', '"hacker","manual",0,'), /ban 2 is malformed/],
-  ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /version undefined/],
+  ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /"version" is missing or not 1 or 2/],
   ['a JSON array', () => '[]', /not a JSON object/],
   ['a malformed record', (g) => g.replace('"192.0.2.7"', '"not-an-address"'), /record 1 is malformed/],
   ['a malformed ban', (g) => g.replace('"203.0.113.9",', '"203.0.113.9","x",'), /ban 2 is malformed/],
@@ -102,6 +103,125 @@ for (const [name, spoil, why] of bad) {
     assert.deepEqual(s.load().state, sample());
   });
 }
+
+test('a problem never repeats what the daemon appends ("starting without saved state")', async (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  fs.writeFileSync(s.file, '{"version":1,"saved":1,');
+  const r = s.load();
+  assert.match(r.problem ?? '', /is damaged: not valid JSON \(it ends too early\); moved aside to /);
+  assert.doesNotMatch(r.problem ?? '', /starting without saved state/);
+});
+
+// Whatever the damaged file holds (it may be another file's bytes), none of it reaches the log line.
+const SECRET = 'root:$6$S3CRETSALT$hashhashhash:19000:0:99999:7:::';
+const leaky: [string, string][] = [
+  ['text that is not JSON', `${SECRET}\n`],
+  ['JSON with a bad token inside', `{"version":1,"saved":${SECRET}}`],
+  ['a string version', JSON.stringify({ version: SECRET, saved: 1, cursor: null, records: [], bans: [] })],
+];
+for (const [name, content] of leaky) {
+  test(`a damaged file's bytes never appear in the problem text: ${name}`, (t) => {
+    const s = new StateStore(tmpdir(t));
+    fs.writeFileSync(s.file, content);
+    const r = s.load();
+    assert.equal(r.state, null);
+    assert.match(r.problem ?? '', /moved aside/);
+    for (const piece of ['root:', 'S3CRET', 'hashhash']) assert.ok(!(r.problem ?? '').includes(piece), `leaked ${piece}: ${r.problem}`);
+  });
+}
+
+test('state.json that is a symlink is not followed: set aside, its target neither read nor written', async (t) => {
+  const dir = tmpdir(t);
+  const outside = tmpdir(t);
+  const target = path.join(outside, 'shadow');
+  fs.writeFileSync(target, `${SECRET}\n`);
+  const s = new StateStore(dir);
+  fs.symlinkSync(target, s.file);
+  const r = s.load();
+  assert.equal(r.state, null);
+  assert.match(r.problem ?? '', /is a symbolic link \(not followed\); moved aside to /);
+  assert.ok(!(r.problem ?? '').includes('S3CRET'), r.problem);
+  const aside = asideFiles(dir);
+  assert.equal(aside.length, 1);
+  assert.ok(fs.lstatSync(path.join(dir, aside[0])).isSymbolicLink(), 'the link itself was moved, not what it points to');
+  await s.save(sample());
+  assert.ok(fs.lstatSync(s.file).isFile());
+  assert.equal(fs.readFileSync(target, 'utf8'), `${SECRET}\n`, 'the target is untouched');
+});
+
+test('a FIFO as state.json is set aside, never waited on', (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  const r0 = spawnSync('mkfifo', [s.file]);
+  assert.equal(r0.status, 0, String(r0.stderr));
+  const r = s.load(); // a blocking open would hang here for ever
+  assert.match(r.problem ?? '', /is not a regular file; moved aside/);
+});
+
+test('symlinks planted under temp-file names are never followed by a save', async (t) => {
+  const dir = tmpdir(t);
+  const outside = tmpdir(t);
+  const target = path.join(outside, 'victim');
+  fs.writeFileSync(target, 'keep me\n');
+  // The names a save would have used if they were predictable (pid and a counter).
+  for (let i = 1; i <= 4; i++) fs.symlinkSync(target, path.join(dir, `.state.json.${process.pid}.${i}.tmp`));
+  const s = new StateStore(dir);
+  for (let i = 0; i < 3; i++) await s.save(sample());
+  assert.equal(fs.readFileSync(target, 'utf8'), 'keep me\n', 'the target is untouched');
+  assert.ok(fs.lstatSync(s.file).isFile(), 'state.json is a regular file, not a planted link');
+  assert.deepEqual(s.load().state, sample());
+});
+
+const asRoot = { skip: process.geteuid?.() !== 0 ? 'needs root (chown)' : false };
+
+test('checkStateDir: refuses a state_dir owned by another user, even with a symlink planted in it', asRoot, (t) => {
+  const dir = path.join(tmpdir(t), 'state');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'state.json'));
+  fs.chownSync(dir, 65534, 65534); // nobody
+  assert.throws(() => checkStateDir(dir), (e: Error & { exitCode?: number }) => {
+    assert.equal(e.message, `state_dir ${dir}: owned by uid 65534, not uid 0 (the daemon's user): that user could plant files in it (chown 0 ${dir}); refusing to use it`);
+    assert.equal(e.exitCode, 78);
+    return true;
+  });
+  // And had the daemon gone on, the planted link is still not followed.
+  const r = new StateStore(dir).load();
+  assert.match(r.problem ?? '', /symbolic link \(not followed\)/);
+});
+
+test('checkStateDir: refuses group/world-writable directories, and writable parents unless sticky', asRoot, (t) => {
+  const base = tmpdir(t);
+  const dir = path.join(base, 'state');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  checkStateDir(dir); // 0700, root: fine
+  for (const [mode, what] of [[0o777, 'group and others'], [0o770, 'its group'], [0o703, 'others']] as const) {
+    fs.chmodSync(dir, mode);
+    assert.throws(() => checkStateDir(dir), { message: `state_dir ${dir}: writable by ${what} (mode 0${mode.toString(8)}) (chmod go-w ${dir}); refusing to use it` });
+  }
+  fs.chmodSync(dir, 0o755);
+  checkStateDir(dir);
+  // A parent anyone can write could swap the directory itself.
+  fs.chmodSync(base, 0o777);
+  assert.throws(() => checkStateDir(dir), { message: `state_dir ${dir}: ${base} above it is writable by group and others (mode 0777) and not sticky (chmod go-w ${base}); refusing to use it` });
+  fs.chmodSync(base, 0o1777); // like /tmp: others cannot rename what is not theirs
+  checkStateDir(dir);
+  fs.chmodSync(base, 0o700);
+  // Through a symlink: the real directory is checked.
+  const link = path.join(base, 'link');
+  fs.symlinkSync(dir, link);
+  fs.chmodSync(dir, 0o777);
+  assert.throws(() => checkStateDir(link), { message: /^state_dir .*\/link: writable by group and others/ });
+  fs.chmodSync(dir, 0o700);
+  checkStateDir(link);
+  // Missing: created 0700.
+  const fresh = path.join(base, 'a', 'b');
+  checkStateDir(fresh);
+  assert.equal(fs.statSync(fresh).mode & 0o777, 0o700);
+  // Not a directory.
+  fs.writeFileSync(path.join(base, 'file'), '');
+  assert.throws(() => checkStateDir(path.join(base, 'file')), /cannot create it: EEXIST|is not a directory/);
+});
 
 test('a state file that is a directory is moved aside too', (t) => {
   const dir = tmpdir(t);
