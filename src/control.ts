@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseAddress, type Family } from './address';
+import { parseJson } from './json';
 import { MAX_BAN_SECONDS } from './limits';
+import { checkPrivateDir } from './private-dir';
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -94,8 +96,15 @@ export { MAX_BAN_SECONDS };
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** Connections served at once; more are refused with an error line. */
 export const MAX_CLIENTS = 64;
-/** A client that sends nothing for this long is disconnected. */
-export const IDLE_TIMEOUT_MS = 30_000;
+/**
+ * A client has this long, from connecting or from its last answer, to complete its next request
+ * and read what it was sent; bytes that do not finish a request do not extend it.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Answers waiting for a client that does not read: beyond this, its next request waits. */
+export const MAX_QUEUED_REPLY_BYTES = 64 * 1024;
+/** Control requests are flat objects; anything nested deeper is refused before it is parsed. */
+const MAX_REQUEST_DEPTH = 8;
 
 export const DEFAULT_SOCKET = '/run/tallow/tallow.sock';
 
@@ -158,6 +167,8 @@ function probe(p: string): Promise<boolean> {
 export interface ControlServerOptions {
   /** Called for server-side problems worth a log line (never for ordinary client mistakes). */
   onError?: (message: string) => void;
+  /** REQUEST_TIMEOUT_MS unless given (tests). */
+  requestTimeoutMs?: number;
 }
 
 export class ControlServer {
@@ -172,14 +183,12 @@ export class ControlServer {
     private readonly options: ControlServerOptions,
   ) {}
 
-  /** Listens on `path` (mode 0600, parent created 0700 if missing); replaces a stale socket. */
+  /**
+   * Listens on `path` (mode 0600, parent created 0700 if missing); replaces a stale socket.
+   * Refuses (UnsafeDirError) a directory another user could write: they could swap the socket.
+   */
   static async listen(socketPath: string, handler: ControlHandler, options: ControlServerOptions = {}): Promise<ControlServer> {
-    const dir = path.dirname(socketPath);
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw new Error(`control socket: cannot create directory ${dir}: ${errorText(e)}`);
-    }
+    checkPrivateDir(path.dirname(socketPath), 'control socket directory');
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(socketPath);
@@ -234,65 +243,122 @@ export class ControlServer {
       return;
     }
     this.clients.add(sock);
-    sock.setTimeout(IDLE_TIMEOUT_MS, () => sock.destroy());
-    sock.on('close', () => this.clients.delete(sock));
+    this.converse(sock);
+  }
 
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    // Requests on one connection are answered in order, one at a time.
-    let queue: Promise<void> = Promise.resolve();
+  /**
+   * One client: requests are taken one at a time, in order. Its input is buffered up to about one
+   * request (then reading pauses), and the next request waits while earlier answers sit unread
+   * (more than MAX_QUEUED_REPLY_BYTES), so a client that sends without reading costs a bounded
+   * amount of memory and, at its deadline, its connection.
+   */
+  private converse(sock: net.Socket): void {
+    const timeoutMs = this.options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    let inbuf: Buffer = Buffer.alloc(0);
+    let off = 0; // start of the next request in inbuf
+    let scanned = 0; // inbuf[off, scanned) holds no newline
+    let pumping = false;
+    let serving = false;
+    let ended = false;
     let done = false;
+    let deadline: NodeJS.Timeout | null = null;
+
+    // A deadline, not an idle timer: only an answer sent starts a new one. While the handler
+    // works the client is waiting for us, so it is not cut off then (the answer re-arms).
+    const arm = (): void => {
+      if (deadline) clearTimeout(deadline);
+      deadline = setTimeout(() => {
+        if (!serving) sock.destroy();
+      }, timeoutMs);
+      deadline.unref();
+    };
+    arm();
+    sock.on('close', () => {
+      this.clients.delete(sock);
+      if (deadline) clearTimeout(deadline);
+      done = true;
+    });
 
     const reply = (res: ControlResponse): void => {
       if (!sock.destroyed && sock.writable) sock.write(JSON.stringify(res) + '\n');
     };
+    const drained = (): Promise<void> =>
+      new Promise((resolve) => {
+        const go = (): void => {
+          sock.off('drain', go);
+          sock.off('close', go);
+          resolve();
+        };
+        sock.on('drain', go);
+        sock.on('close', go);
+      });
+    const tooLong = (): void => {
+      done = true;
+      inbuf = Buffer.alloc(0);
+      sock.resume(); // read (and drop) what it still sends, so its end is seen
+      reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; closing` });
+      sock.end();
+      setTimeout(() => sock.destroy(), 1000).unref(); // a client that keeps sending is cut off
+    };
+    const answer = async (line: string): Promise<void> => {
+      serving = true;
+      const res = await this.serve(line);
+      serving = false;
+      if (res) reply(res);
+      arm();
+    };
+
+    const pump = async (): Promise<void> => {
+      if (pumping) return;
+      pumping = true;
+      try {
+        while (!done && !sock.destroyed) {
+          if (sock.writableLength > MAX_QUEUED_REPLY_BYTES) {
+            sock.pause(); // the client is not reading: neither do we
+            await drained();
+            continue;
+          }
+          const nl = inbuf.indexOf(0x0a, scanned);
+          if (nl < 0) {
+            scanned = inbuf.length;
+            if (inbuf.length - off > MAX_REQUEST_BYTES) return tooLong();
+            if (ended) {
+              // A last request without a newline, then end: answer it too, then hang up.
+              const rest = inbuf.subarray(off).toString('utf8');
+              inbuf = Buffer.alloc(0);
+              off = scanned = 0;
+              if (rest.trim() !== '') await answer(rest);
+              done = true;
+              sock.end();
+              return;
+            }
+            sock.resume();
+            return;
+          }
+          const line = inbuf.subarray(off, nl);
+          off = scanned = nl + 1;
+          if (line.length > MAX_REQUEST_BYTES) return tooLong();
+          await answer(line.toString('utf8'));
+        }
+      } finally {
+        pumping = false;
+      }
+    };
 
     sock.on('data', (chunk: Buffer) => {
       if (done) return;
-      let start = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl < 0) break;
-        const part = chunk.subarray(start, nl);
-        start = nl + 1;
-        if (pendingBytes + part.length > MAX_REQUEST_BYTES) return tooLong();
-        const line = Buffer.concat([...pending, part]).toString('utf8');
-        pending = [];
-        pendingBytes = 0;
-        queue = queue.then(() => this.serve(line)).then(
-          (res) => { if (res) reply(res); },
-          () => {},
-        );
-      }
-      const rest = chunk.subarray(start);
-      if (pendingBytes + rest.length > MAX_REQUEST_BYTES) return tooLong();
-      if (rest.length) {
-        pending.push(Buffer.from(rest));
-        pendingBytes += rest.length;
-      }
+      // Keep only what is not yet served; copying is bounded because reading pauses beyond that.
+      inbuf = off < inbuf.length ? Buffer.concat([inbuf.subarray(off), chunk]) : chunk;
+      scanned -= off;
+      if (scanned < 0) scanned = 0;
+      off = 0;
+      if (inbuf.length > MAX_REQUEST_BYTES) sock.pause();
+      void pump();
     });
-    // A last request without a newline, then end: answer it too.
     sock.on('end', () => {
-      if (done) return;
-      if (pendingBytes > 0) {
-        const line = Buffer.concat(pending).toString('utf8');
-        pending = [];
-        pendingBytes = 0;
-        queue = queue.then(() => this.serve(line)).then((res) => { if (res) reply(res); }, () => {});
-      }
-      queue.then(() => sock.end(), () => sock.end());
+      ended = true;
+      void pump();
     });
-
-    const tooLong = (): void => {
-      done = true;
-      pending = [];
-      // Let earlier answers go first, then refuse and hang up.
-      queue.then(() => {
-        reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; closing` });
-        sock.end();
-        sock.setTimeout(1000, () => sock.destroy()); // a client that keeps sending is cut off
-      });
-    };
   }
 
   /** One line in, one response out (null: blank line, nothing to say). Never throws. */
@@ -300,11 +366,18 @@ export class ControlServer {
     if (line.trim() === '') return null;
     let value: unknown;
     try {
-      value = JSON.parse(line);
-    } catch {
-      return { ok: false, error: 'malformed request: not valid JSON' };
+      value = parseJson(line, MAX_REQUEST_DEPTH);
+    } catch (e) {
+      return { ok: false, error: `malformed request: ${errorText(e)}` };
     }
-    const checked = validateRequest(value);
+    let checked: ReturnType<typeof validateRequest>;
+    try {
+      checked = validateRequest(value);
+    } catch (e) {
+      // validateRequest is meant never to throw; if it does, the client still gets an answer.
+      this.options.onError?.(`control: validating a request failed: ${errorText(e)}`);
+      return { ok: false, error: 'malformed request' };
+    }
     if ('error' in checked) return { ok: false, error: checked.error };
     try {
       const res = await this.handler(checked.req);

@@ -241,3 +241,125 @@ test(`many clients at once: each is answered or told to retry, and the server ke
   assert.ok(answered >= MAX_CLIENTS / 2, `answered ${answered}`);
   assert.equal((await ask(sock, { cmd: 'status' })).ok, true);
 });
+
+test('deeply nested JSON gets an error reply, and the connection keeps working', async (t) => {
+  const { sock, seen } = await serve(t);
+  const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
+  // Nested where a message would quote it ("seconds"), and as the whole request.
+  const lines = [
+    `{"cmd":"ban","address":"192.0.2.1","seconds":${deep(10000)}}`,
+    `{"cmd":${deep(5000)}}`,
+    deep(30000),
+    '{"cmd":"status"}',
+  ];
+  const r = await exchange(sock, lines.join('\n') + '\n', 4);
+  const res = r.lines.map((l) => JSON.parse(l));
+  assert.equal(res.length, 4);
+  for (const x of res.slice(0, 3)) assert.match(x.error, /^malformed request: nested deeper than 8 levels at line 1, column \d+$/);
+  assert.deepEqual(res[3], { ok: true, result: { echo: { cmd: 'status' } } });
+  assert.deepEqual(seen, [{ cmd: 'status' }]);
+});
+
+test('the request deadline is not extended by bytes that do not finish a request', async (t) => {
+  const sock = path.join(tmpdir(t), 'tallow.sock');
+  const server = await ControlServer.listen(sock, async (req) => ({ ok: true, result: req.cmd }), { requestTimeoutMs: 300 });
+  t.after(() => server.close());
+  // One byte every 100 ms: an idle timer would never fire; the deadline does, at about 300 ms.
+  const dribbler = net.createConnection(sock);
+  await new Promise<void>((r) => dribbler.on('connect', () => r()));
+  const started = Date.now();
+  const drip = setInterval(() => dribbler.write('{'), 100);
+  t.after(() => clearInterval(drip));
+  const closedAfter = await new Promise<number>((resolve) => {
+    const giveUp = setTimeout(() => resolve(Infinity), 2000);
+    dribbler.on('close', () => { clearTimeout(giveUp); resolve(Date.now() - started); });
+    dribbler.on('error', () => {});
+  });
+  clearInterval(drip);
+  dribbler.destroy();
+  assert.ok(closedAfter >= 250 && closedAfter < 1000, `the dribbling client was cut off after ${closedAfter} ms`);
+
+  // Whole requests each within the deadline keep a connection open for longer than one deadline.
+  const c = net.createConnection(sock);
+  t.after(() => c.destroy());
+  c.setEncoding('utf8');
+  let got = '';
+  c.on('data', (d: string) => (got += d));
+  await new Promise<void>((r) => c.on('connect', () => r()));
+  for (let i = 0; i < 5; i++) {
+    c.write('{"cmd":"status"}\n');
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  assert.equal(c.destroyed, false, 'a client that keeps asking is served');
+  assert.equal(got, '{"ok":true,"result":"status"}\n'.repeat(5));
+});
+
+test('a client that sends without reading is paused, costs bounded memory, and gets every answer once it reads', async (t) => {
+  const sock = path.join(tmpdir(t), 'tallow.sock');
+  let served = 0;
+  const big = 'x'.repeat(1000); // about 1 KiB per answer
+  const server = await ControlServer.listen(sock, async () => {
+    served++;
+    return { ok: true, result: big };
+  });
+  t.after(() => server.close());
+  const n = 20_000;
+  const c = net.createConnection(sock);
+  t.after(() => c.destroy());
+  await new Promise<void>((r) => c.on('connect', () => r()));
+  c.pause(); // never read, for now
+  c.write('{"cmd":"status"}\n'.repeat(n));
+  await new Promise((r) => setTimeout(r, 700));
+  // Without backpressure all 20,000 answers (20 MB) would be queued by now. With it, the server
+  // stops at what the socket buffers hold plus MAX_QUEUED_REPLY_BYTES.
+  assert.ok(served < 1000, `served ${served} requests to a client that reads nothing`);
+  const before = served;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(served, before, 'and then waits');
+  // Now read: every answer arrives, in order, none lost.
+  let lines = 0;
+  let rest = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${lines} of ${n} answers`)), 20_000);
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      const parts = (rest + d).split('\n');
+      rest = parts.pop()!;
+      for (const p of parts) {
+        assert.equal(p, `{"ok":true,"result":"${big}"}`);
+        lines++;
+      }
+      if (lines === n) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    c.resume();
+  });
+  assert.equal(served, n);
+});
+
+const asRoot = { skip: process.geteuid?.() !== 0 ? 'needs root (chown)' : false };
+
+test("an existing socket directory others can write, or another user's, is refused", asRoot, async (t) => {
+  const base = tmpdir(t);
+  const dir = path.join(base, 'run');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const sock = path.join(dir, 'tallow.sock');
+  const handler = async (): Promise<ControlResponse> => ({ ok: true, result: 0 });
+  fs.chmodSync(dir, 0o777);
+  await assert.rejects(ControlServer.listen(sock, handler), {
+    message: `control socket directory ${dir}: writable by group and others (mode 0777) (chmod go-w ${dir}); refusing to use it`,
+  });
+  fs.chmodSync(dir, 0o755);
+  fs.chownSync(dir, 65534, 65534);
+  await assert.rejects(ControlServer.listen(sock, handler), (e: Error & { exitCode?: number }) => {
+    assert.match(e.message, new RegExp(`^control socket directory ${dir}: owned by uid 65534, not uid 0`));
+    assert.equal(e.exitCode, 78);
+    return true;
+  });
+  assert.equal(fs.existsSync(sock), false, 'nothing was created in it');
+  fs.chownSync(dir, 0, 0);
+  const s = await ControlServer.listen(sock, handler);
+  await s.close();
+});
