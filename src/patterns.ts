@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { MatchGroup } from './journal';
 import { backtrackingRisk } from './regex-safety';
+import { parseJson, type JsonError } from './json';
 
 export interface Pattern {
   /** `sshd.json#3`: file name and item index, used in logs as the reason. */
@@ -120,9 +121,10 @@ export function parsePatternFile(text: string, name: string, path: string): Patt
   };
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJson(text); // nesting-limited: the checks below walk the value recursively
   } catch (e) {
-    fail(`JSON syntax: ${(e as Error).message}`);
+    const j = e as JsonError;
+    fail(j.kind === 'depth' ? j.message : `JSON syntax: ${j.detail ?? j.message}`);
   }
   if (!Array.isArray(doc)) fail('expected an array of {"filter": ..., "items": [...]}');
   const blocks = doc as unknown[];
