@@ -25,7 +25,7 @@ function writers(mode: number): string {
   return g && o ? 'group and others' : g ? 'its group' : 'others';
 }
 
-function errText(e: unknown): string {
+function errCode(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   return err && err.code ? err.code : String(e);
 }
@@ -36,7 +36,7 @@ function ancestorProblem(p: string, uid: number): string | null {
   try {
     st = fs.lstatSync(p);
   } catch (e) {
-    return `cannot check ${p}: ${errText(e)}`;
+    return `cannot check ${p}: ${errCode(e)}`;
   }
   // A symlink among the ancestors is judged by its parent (already checked) and its target
   // (checked through the real path).
@@ -68,7 +68,7 @@ export function checkPrivateDir(dir: string, what: string, uid: number = process
   try {
     fs.mkdirSync(abs, { recursive: true, mode: 0o700 });
   } catch (e) {
-    fail(`cannot create it: ${errText(e)}`);
+    fail(`cannot create it: ${errCode(e)}`);
   }
   let real: string;
   let st: fs.Stats;
@@ -76,7 +76,7 @@ export function checkPrivateDir(dir: string, what: string, uid: number = process
     real = fs.realpathSync(abs);
     st = fs.statSync(real);
   } catch (e) {
-    return fail(`cannot check it: ${errText(e)}`);
+    return fail(`cannot check it: ${errCode(e)}`);
   }
   if (!st.isDirectory()) fail('is not a directory');
   if (st.uid !== uid) fail(`owned by uid ${st.uid}, not uid ${uid} (the daemon's user): that user could plant files in it (chown ${uid} ${abs})`);
