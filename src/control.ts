@@ -237,7 +237,7 @@ export class ControlServer {
     if (this.clients.size >= MAX_CLIENTS) {
       this.refused.add(sock);
       sock.on('close', () => this.refused.delete(sock));
-      sock.setTimeout(1000, () => sock.destroy());
+      setTimeout(() => sock.destroy(), 1000).unref(); // a deadline: bytes it sends do not extend it
       sock.end(JSON.stringify({ ok: false, error: 'too many control connections; try again' }) + '\n');
       sock.resume(); // read (and drop) whatever it sends, so its end is seen and the socket freed
       return;
@@ -304,8 +304,10 @@ export class ControlServer {
       serving = true;
       const res = await this.serve(line);
       serving = false;
-      if (res) reply(res);
-      arm();
+      if (res) {
+        reply(res);
+        arm(); // a blank line is no request: it earns no more time
+      }
     };
 
     const pump = async (): Promise<void> => {

@@ -264,20 +264,23 @@ test('the request deadline is not extended by bytes that do not finish a request
   const sock = path.join(tmpdir(t), 'tallow.sock');
   const server = await ControlServer.listen(sock, async (req) => ({ ok: true, result: req.cmd }), { requestTimeoutMs: 300 });
   t.after(() => server.close());
-  // One byte every 100 ms: an idle timer would never fire; the deadline does, at about 300 ms.
-  const dribbler = net.createConnection(sock);
-  await new Promise<void>((r) => dribbler.on('connect', () => r()));
-  const started = Date.now();
-  const drip = setInterval(() => dribbler.write('{'), 100);
-  t.after(() => clearInterval(drip));
-  const closedAfter = await new Promise<number>((resolve) => {
-    const giveUp = setTimeout(() => resolve(Infinity), 2000);
-    dribbler.on('close', () => { clearTimeout(giveUp); resolve(Date.now() - started); });
-    dribbler.on('error', () => {});
-  });
-  clearInterval(drip);
-  dribbler.destroy();
-  assert.ok(closedAfter >= 250 && closedAfter < 1000, `the dribbling client was cut off after ${closedAfter} ms`);
+  // One byte every 100 ms (or a blank line, which asks nothing): an idle timer would never fire;
+  // the deadline does, at about 300 ms.
+  for (const byte of ['{', '\n']) {
+    const dribbler = net.createConnection(sock);
+    await new Promise<void>((r) => dribbler.on('connect', () => r()));
+    const started = Date.now();
+    const drip = setInterval(() => dribbler.write(byte), 100);
+    t.after(() => clearInterval(drip));
+    const closedAfter = await new Promise<number>((resolve) => {
+      const giveUp = setTimeout(() => resolve(Infinity), 2000);
+      dribbler.on('close', () => { clearTimeout(giveUp); resolve(Date.now() - started); });
+      dribbler.on('error', () => {});
+    });
+    clearInterval(drip);
+    dribbler.destroy();
+    assert.ok(closedAfter >= 250 && closedAfter < 1000, `the client dribbling ${JSON.stringify(byte)} was cut off after ${closedAfter} ms`);
+  }
 
   // Whole requests each within the deadline keep a connection open for longer than one deadline.
   const c = net.createConnection(sock);
