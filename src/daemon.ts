@@ -4,7 +4,7 @@
 //   (firewall, log, state, metrics)
 // and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
 // the control socket's requests are answered in requests.ts.
-import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ControlServer, validateRequest, type ControlResponse } from './control';
 import { loadEngine, trackerOptions, type Engine } from './engine';
 import { errText } from './limits';
@@ -22,7 +22,9 @@ import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
 import { Reader } from './reader';
 import { Requests } from './requests';
-import { liveRecords, StateStore, type State } from './state';
+import { NeverBan } from './never-ban';
+import { checkPrivateDir } from './private-dir';
+import { checkStateDir, liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
 import { Tracker } from './tracker';
 import { version } from './version';
@@ -51,6 +53,8 @@ export class Daemon {
   readonly metrics = new Metrics();
   readonly ledger: Ledger;
   readonly tracker: Tracker;
+  /** Unspecified, loopback, multicast, broadcast and the host's own addresses: never banned. */
+  readonly neverBan = new NeverBan();
   engine: Engine;
   firewall!: Firewall;
   readonly reader: Reader;
@@ -67,7 +71,15 @@ export class Daemon {
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
     this.engine = loadEngine(opts.configFile, opts.explicitConfig, opts.shippedPatterns, this.metrics);
-    this.ledger = new Ledger({ emit: (e) => this.events.emit(e) });
+    this.ledger = new Ledger({
+      emit: (e) => this.events.emit(e),
+      // Whoever asks (a log line, the socket, the state file, the kernel's sets, a remote node).
+      refuse: (address, family) => {
+        const why = this.neverBan.has(address, family);
+        if (why) Metrics.bump(this.metrics.bansRefused, why);
+        return why;
+      },
+    });
     this.tracker = new Tracker(trackerOptions(this.engine, (a) => this.ledger.expiryOf(a)));
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
@@ -94,11 +106,14 @@ export class Daemon {
     let state: State | null = null;
     let store: StateStore | null = null;
     if (!this.opts.dryRun) {
+      // Directories another user could write are refused (exit 78) before anything is touched:
+      // they could plant links for the root daemon to write through, or swap the socket.
+      checkStateDir(config.stateDir);
+      checkPrivateDir(path.dirname(config.socket), 'control socket directory');
       store = new StateStore(config.stateDir);
       try {
-        fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
         const loaded = store.load();
-        if (loaded.problem) log.warn(`state file problem: ${loaded.problem}`, { file: store.file });
+        if (loaded.problem) log.warn(`state file problem: ${loaded.problem}; starting without saved state`, { file: store.file });
         state = loaded.state;
       } catch (e) {
         log.warn(`state file unreadable: ${errText(e)}; starting without saved state`, { file: store.file });
@@ -146,6 +161,7 @@ export class Daemon {
 
     log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.reader.position}`);
     log.debug('journal matches', { matches: this.engine.matches.map((g) => g.join('+')).join(' | '), fields: this.engine.fields.join(',') });
+    this.neverBan.start();
     this.startTimers();
     notify(`READY=1\nSTATUS=${this.statusLine()}`);
     this.loop = this.reader.run((batch) => this.process(batch));
@@ -210,7 +226,9 @@ export class Daemon {
       this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, at: now });
       if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name });
       for (const d of this.tracker.observe(match, now)) {
-        if (d.action === 'ban') this.ledger.ban({ ...d, origin: 'rule' }, now);
+        if (d.action !== 'ban') continue;
+        const out = this.ledger.ban({ ...d, origin: 'rule' }, now);
+        if (!out.ok && this.ledger.refusal(d.address, d.family)) this.log.warn(`not banned, never banned: ${d.address} (${out.why})`, { pattern: d.pattern });
       }
     }
     if (batch.length) m.journalLagSeconds = Math.max(0, now / 1000 - batch[batch.length - 1].realtime / 1e6);
@@ -321,6 +339,7 @@ export class Daemon {
     await this.exporter?.close();
     await this.events.flush();
     await this.events.close();
+    this.neverBan.close();
     this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) });
   }
 }

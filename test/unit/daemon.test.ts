@@ -147,3 +147,19 @@ test('start-up errors are thrown for the CLI to report: bad config (78), bad pat
   fs.writeFileSync(path.join(s2.dir, 'local', 'x.json'), '[{"filter":"_EXE=/x","items":[{"ban":0,"score":1,"pattern":"(a+)+$"}]}]');
   await assert.rejects(Daemon.start(s2.opts), (e: Error & { exitCode?: number }) => e.exitCode === 78 && /x\.json/.test(e.message));
 });
+
+test('addresses that must never be banned are refused whoever asks: a log line, the socket, the state file', async (t) => {
+  const s = setup(t, ['whitelist=192.0.2.1']);
+  const d = await Daemon.start(s.opts);
+  t.after(() => d.stop());
+  for (const [address, why] of [['0.0.0.0', /unspecified/], ['::', /unspecified/], ['224.0.0.1', /multicast/], ['255.255.255.255', /broadcast/], ['127.0.0.5', /loopback/], ['ff02::1', /multicast/]] as const) {
+    const r = await d.handle({ cmd: 'ban', address });
+    assert.equal(r.ok, false, address);
+    assert.match(!r.ok ? r.error : '', why, address);
+  }
+  d.process([failed('0.0.0.0'), failed('0.0.0.0'), failed('203.0.113.30'), failed('203.0.113.30')]);
+  assert.ok(s.lines.some((l) => /^warn: not banned, never banned: 0\.0\.0\.0 \(unspecified\)/.test(l)), s.lines.join('\n'));
+  assert.deepEqual(d.list().map((i) => i.address), ['203.0.113.30'], 'the others still banned');
+  assert.deepEqual(d.ledger.restore([{ address: '127.0.0.1', family: 4, expiry: Date.now() + 60_000, since: Date.now(), origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 }], Date.now()), 0);
+  assert.equal((d.metrics.json().bans_refused_total as Record<string, number>).unspecified >= 3, true);
+});
