@@ -5,10 +5,12 @@ import { isAbsolute } from 'node:path';
 import type { Family } from './address';
 import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
 import { MAX_BAN_SECONDS } from './limits';
+import { defaultHistorySettings, HISTORY_KEYS, type HistorySettings } from './history/settings';
 
 export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables';
 
-export interface Config {
+/** The history_* keys, bantime_increment, bantime_max, recidive_window: src/history/settings.ts. */
+export interface Config extends HistorySettings {
   /** The file read, or null for built-in defaults (no /etc/tallow.conf). */
   file: string | null;
   // tallow's keys
@@ -64,6 +66,7 @@ export function defaultConfig(): Config {
     socket: '/run/tallow/tallow.sock',
     metricsListen: '',
     metricsTextfile: '',
+    ...defaultHistorySettings(),
   };
 }
 
@@ -144,6 +147,7 @@ const KEYS: Record<string, Setter> = {
     else return `expected an absolute path or off, got '${v}'`;
     return null;
   },
+  ...HISTORY_KEYS,
   whitelist: () => null, // collected separately (repeatable)
 };
 

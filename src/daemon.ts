@@ -18,6 +18,10 @@ import { metricsListener } from './listeners/metrics';
 import { StateListener } from './listeners/state';
 import type { Log } from './log';
 import { Metrics } from './metrics';
+import { historyListener } from './history';
+import { HISTORY_RESTART_KEYS } from './history/settings';
+import type { HistoryListener } from './listeners/history';
+import { BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
 import { Reader } from './reader';
@@ -60,6 +64,9 @@ export class Daemon {
   readonly reader: Reader;
   events!: Dispatcher;
   state: StateListener | null = null;
+  history: HistoryListener | null = null;
+  /** Repeat offenders: the step between the tracker's decision and the ledger (recidive.ts). */
+  readonly steps: BanSteps;
   private readonly log: Log;
   private control: ControlServer | null = null;
   private exporter: MetricsExport | null = null;
@@ -81,6 +88,7 @@ export class Daemon {
       },
     });
     this.tracker = new Tracker(trackerOptions(this.engine, (a) => this.ledger.expiryOf(a)));
+    this.steps = new BanSteps(stepOptions(this.engine.config));
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
   }
@@ -132,6 +140,9 @@ export class Daemon {
       this.state = new StateListener(store, () => this.snapshot(), this.metrics, (msg) => log.error(`saving state failed: ${msg}`), state?.cursor ?? null);
       listeners.push(this.state);
     }
+    listeners.push(this.steps.listener());
+    this.history = historyListener(config, log, this.metrics, this.opts.dryRun);
+    if (this.history) listeners.push(this.history);
     listeners.push(...(this.opts.listeners ?? []));
     this.events = new Dispatcher(listeners, log);
     this.metrics.gauges = {
@@ -145,6 +156,8 @@ export class Daemon {
       firewallPending: () => this.firewall.queued,
     };
 
+    // Before the first ban is decided: the repeat-offender steps the history remembers.
+    await this.history?.start(Date.now() - config.recidiveWindow * 1000, (bans) => this.steps.load(bans, Date.now()));
     if (state) this.restore(state);
     await this.adoptKernelBans();
 
@@ -227,7 +240,7 @@ export class Daemon {
       if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name });
       for (const d of this.tracker.observe(match, now)) {
         if (d.action !== 'ban') continue;
-        const out = this.ledger.ban({ ...d, origin: 'rule' }, now);
+        const out = this.ledger.ban({ ...this.steps.apply(d, now), origin: 'rule' }, now);
         if (!out.ok && this.ledger.refusal(d.address, d.family)) this.log.warn(`not banned, never banned: ${d.address} (${out.why})`, { pattern: d.pattern });
       }
     }
@@ -303,11 +316,12 @@ export class Daemon {
       return false;
     }
     const old = this.engine.config;
-    const keys = [...RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
+    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
     this.engine = next;
     this.tracker.configure(trackerOptions(next, (a) => this.ledger.expiryOf(a)));
+    this.steps.configure(stepOptions(next.config));
     this.logEngine(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',

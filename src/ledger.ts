@@ -27,6 +27,8 @@ export interface Ban {
   pattern: string | null;
   score: number;
   count: number;
+  /** repeat-offender step (bantime_increment): absent or 0 for a first ban */
+  step?: number;
 }
 
 /**
@@ -47,6 +49,7 @@ export interface BanRequest {
   pattern: string | null;
   score: number;
   count: number;
+  step?: number;
 }
 
 export interface LedgerOptions {
@@ -112,6 +115,7 @@ export class Ledger {
       score: req.score,
       count: req.count,
     };
+    if (req.step) ban.step = req.step;
     this.put(ban);
     this.opts.emit({ kind: 'ban', ban, cause: 'new' });
     return { ok: true, ban };

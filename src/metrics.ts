@@ -56,6 +56,11 @@ export class Metrics {
   stateSaveFailures = 0;
   stateSaveSeconds = 0;
   stateBytes = 0;
+  // history (dropped events: tallow_listener_events_dropped_total{listener="history"})
+  historyRowsStored = 0;
+  historyStoreErrors = 0;
+  historyRowsPruned = 0;
+  historyMatchesCapped = 0;
 
   gauges: GaugeSource | null = null;
 
@@ -106,6 +111,10 @@ export class Metrics {
       { name: 'tallow_state_saves_total', help: 'State file saves.', type: 'counter', samples: one(this.stateSaves) },
       { name: 'tallow_state_save_failures_total', help: 'State file saves that failed (retried).', type: 'counter', samples: one(this.stateSaveFailures) },
       { name: 'tallow_state_save_duration_seconds', help: 'Duration of the last state save.', type: 'gauge', samples: one(this.stateSaveSeconds) },
+      { name: 'tallow_history_rows_stored_total', help: 'Rows written to the history (bans, unbans, matches).', type: 'counter', samples: one(this.historyRowsStored) },
+      { name: 'tallow_history_store_errors_total', help: 'Failed history writes, opens and deletions (writes are retried).', type: 'counter', samples: one(this.historyStoreErrors) },
+      { name: 'tallow_history_rows_pruned_total', help: 'History rows deleted as older than history_days.', type: 'counter', samples: one(this.historyRowsPruned) },
+      { name: 'tallow_history_matches_capped_total', help: 'Matches past history_matches_per_hour for their address, counted in one row instead of stored.', type: 'counter', samples: one(this.historyMatchesCapped) },
       { name: 'tallow_state_bytes', help: 'Size of the last state file written.', type: 'gauge', samples: one(this.stateBytes) },
     ];
     return out;

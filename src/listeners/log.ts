@@ -27,6 +27,8 @@ export function logListener(log: Log): Listener {
             reason: b.reason,
           };
           if (b.origin !== 'rule' && b.origin !== 'manual') fields.origin = b.origin;
+          // A repeat offender's step (bantime_increment): 1 is the first longer ban.
+          if (b.step) fields.step = String(b.step);
           log.action('ban', fields);
         } else if (e.kind === 'unban') {
           const fields: Record<string, string> = { address: e.ban.address, reason: e.reason };

@@ -5,6 +5,7 @@
 //        | {banMany: {v4: n, v6: n, seconds}} | active
 import { execFileSync } from 'node:child_process';
 import type { Config } from '../../src/config';
+import { defaultHistorySettings } from '../../src/history/settings';
 import type { Family } from '../../src/address';
 import type { Logger } from '../../src/log';
 import { chooseBackend, Firewall, type FirewallOptions } from '../../src/firewall/index';
@@ -33,7 +34,7 @@ export function baseConfig(over: Partial<Config> = {}): Config {
     socket: '/run/tallow.sock',
     metricsListen: '',
     metricsTextfile: '',
-    ...over,
+    ...defaultHistorySettings(), ...over,
   };
 }
 

@@ -3,6 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Config } from '../../src/config';
+import { defaultHistorySettings } from '../../src/history/settings';
 import type { Family } from '../../src/address';
 import type { BanEntry, FirewallBackend, KernelBan, Logger } from '../../src/firewall/backend';
 import { chooseBackend, Firewall, FirewallError, type FirewallOptions } from '../../src/firewall/index';
@@ -15,7 +16,7 @@ function config(over: Partial<Config> = {}): Config {
   return {
     file: null, fwcmdPath: '/nonexistent-tallow', iptPath: '/nonexistent-tallow', expires: 3600, whitelist: [], ipv6: true,
     nocreate: false, threshold: 1, backend: 'auto', nftPath: '/nonexistent-tallow', maxelem: 1_000_000, maxRecords: 1000,
-    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', metricsListen: '', metricsTextfile: '', ...over,
+    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', metricsListen: '', metricsTextfile: '', ...defaultHistorySettings(), ...over,
   };
 }
 

@@ -1,0 +1,30 @@
+// Which history store tallow.conf asks for: none (history=off, or a dry run, which must not
+// change what a real run later reads), an SQLite file in state_dir, or PostgreSQL.
+import * as path from 'node:path';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
+import { HistoryListener } from '../listeners/history';
+import { PgStore, pgSettings } from './postgres';
+import { HISTORY_FILE, SqliteStore } from './sqlite';
+import type { HistoryStore } from './store';
+
+export function historyStore(config: Config, log: Logger, readonly = false): HistoryStore | null {
+  if (config.history === 'off') return null;
+  if (config.history === 'sqlite') return new SqliteStore(path.join(config.stateDir, HISTORY_FILE), log, readonly);
+  return new PgStore(pgSettings(config), log);
+}
+
+export function historyListener(config: Config, log: Logger, metrics: Metrics, dryRun: boolean): HistoryListener | null {
+  const store = dryRun ? null : historyStore(config, log);
+  if (!store) return null;
+  return new HistoryListener({
+    store,
+    log,
+    metrics,
+    matches: config.historyMatches,
+    matchesPerHour: config.historyMatchesPerHour,
+    days: config.historyDays,
+    maxQueue: config.historyQueue,
+  });
+}

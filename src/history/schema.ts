@@ -1,0 +1,65 @@
+// The history's schema, version by version. A store runs, in one transaction at open, every
+// migration above the version it finds, so a file or database written by an older tallow is
+// brought up to date and one written by a newer tallow is refused (not silently misread).
+// Version 1: bans (with their end) and matches. Version 2: the repeat-offender step of each ban,
+// and the count of a row that sums up matches past the hourly cap.
+
+export type Dialect = 'sqlite' | 'postgresql';
+
+/** DDL per version; `ID` and `REAL` are spelled per dialect below. */
+const MIGRATIONS: string[][] = [
+  // 1
+  [
+    `CREATE TABLE bans (
+      id ID,
+      address TEXT NOT NULL,
+      family INTEGER NOT NULL,
+      since BIGINT NOT NULL,
+      expiry BIGINT NOT NULL,
+      origin TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      pattern TEXT,
+      score REAL NOT NULL,
+      count INTEGER NOT NULL,
+      ended BIGINT,
+      end_reason TEXT,
+      UNIQUE (address, since))`,
+    'CREATE INDEX bans_since ON bans (since)',
+    `CREATE TABLE matches (
+      id ID,
+      address TEXT NOT NULL,
+      at BIGINT NOT NULL,
+      pattern TEXT NOT NULL)`,
+    'CREATE INDEX matches_address_at ON matches (address, at)',
+    'CREATE TABLE progress (run TEXT PRIMARY KEY, seq BIGINT NOT NULL, at BIGINT NOT NULL)',
+  ],
+  // 2
+  [
+    'ALTER TABLE bans ADD COLUMN step INTEGER NOT NULL DEFAULT 0',
+    'ALTER TABLE matches ADD COLUMN n INTEGER NOT NULL DEFAULT 1',
+    'CREATE INDEX bans_reason_since ON bans (reason, since)',
+  ],
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+function spell(sql: string, d: Dialect): string {
+  return d === 'sqlite'
+    ? sql.replace(/\bID\b/g, 'INTEGER PRIMARY KEY').replace(/\bBIGINT\b/g, 'INTEGER')
+    : sql.replace(/\bID\b/g, 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY').replace(/\bREAL\b/g, 'DOUBLE PRECISION');
+}
+
+/** The statements that bring a schema at version `from` to SCHEMA_VERSION (`from` 0: none yet). */
+export function migrations(from: number, d: Dialect): { version: number; statements: string[] }[] {
+  if (from > SCHEMA_VERSION) {
+    throw new Error(`the history was written by a newer tallow (schema version ${from}, this one knows up to ${SCHEMA_VERSION})`);
+  }
+  const out: { version: number; statements: string[] }[] = [];
+  for (let v = from + 1; v <= SCHEMA_VERSION; v++) out.push({ version: v, statements: MIGRATIONS[v - 1].map((s) => spell(s, d)) });
+  return out;
+}
+
+/** Version 1 exactly as the first release wrote it (test fixtures: migration from an older file). */
+export function schemaAt(version: number, d: Dialect): string[] {
+  return MIGRATIONS.slice(0, version).flat().map((s) => spell(s, d));
+}

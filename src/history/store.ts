@@ -1,0 +1,211 @@
+// What the history keeps and how it is asked, whatever holds it (SQLite file, PostgreSQL). The
+// listener turns events into rows; a store writes one batch of rows in one transaction, answers
+// queries, deletes old rows in small batches. Rows carry the listener's sequence number: a store
+// remembers the last one written per daemon run in the same transaction, so a batch retried after
+// an unclear failure (PostgreSQL gone between COMMIT and its answer) is never stored twice.
+import type { Family } from '../address';
+
+export interface BanRow {
+  kind: 'ban';
+  seq: number;
+  address: string;
+  family: Family;
+  /** ms since epoch */
+  since: number;
+  expiry: number;
+  origin: string;
+  reason: string;
+  pattern: string | null;
+  score: number;
+  count: number;
+  /** repeat-offender step (0: a first ban) */
+  step: number;
+  /** restored: stored already unless lost; adopted: found in the kernel, stored unless a ban in the history covers it */
+  cause: 'new' | 'restored' | 'adopted';
+}
+
+export interface UnbanRow {
+  kind: 'unban';
+  seq: number;
+  address: string;
+  /** the ended ban's start */
+  since: number;
+  at: number;
+  reason: string;
+}
+
+export interface MatchRow {
+  kind: 'match';
+  seq: number;
+  address: string;
+  at: number;
+  pattern: string;
+  /** 1, or the matches past the hourly cap summed up in one row (pattern '*') */
+  n: number;
+}
+
+export type HistoryRow = BanRow | UnbanRow | MatchRow;
+
+/** What rows to read: one address or all, since a time, of one rule. Newest first, at most `limit`. */
+export interface RowFilter {
+  address?: string;
+  /** ms since epoch */
+  since?: number;
+  /** a pattern (`sshd.json#3`) or a pattern file (`sshd.json`) */
+  rule?: string;
+  limit: number;
+}
+
+/** One line of `tallow history`: a ban (with its end, if any) or matches. */
+export interface HistoryBan {
+  kind: 'ban';
+  address: string;
+  since: number;
+  expiry: number;
+  seconds: number;
+  origin: string;
+  reason: string;
+  pattern: string | null;
+  score: number;
+  count: number;
+  step: number;
+  ended: number | null;
+  endReason: string | null;
+}
+
+export interface HistoryMatch {
+  kind: 'match';
+  address: string;
+  at: number;
+  pattern: string;
+  n: number;
+}
+
+export type HistoryItem = HistoryBan | HistoryMatch;
+
+export interface TopItem {
+  address: string;
+  bans: number;
+  matches: number;
+  lastBan: number | null;
+  lastSeen: number;
+  /** patterns seen, most frequent first */
+  rules: string[];
+}
+
+/** The latest repeat-offender step of an address: what the recidive view is loaded from. */
+export interface LastBan {
+  address: string;
+  since: number;
+  step: number;
+}
+
+export interface HistoryStore {
+  /** `sqlite /var/lib/tallow/history.sqlite`, `postgresql tallow@host/db`: for log lines */
+  readonly where: string;
+  readonly isOpen: boolean;
+  /** Connect, create or migrate the schema. Throws (with a clear message) when it cannot. */
+  open(): Promise<void>;
+  /** One transaction; rows with seq at or below what this run stored already are skipped. */
+  write(run: string, rows: HistoryRow[]): Promise<void>;
+  /** Delete up to `limit` rows older than `before` (ms); returns how many went. */
+  prune(before: number, limit: number): Promise<number>;
+  bans(f: RowFilter): Promise<HistoryBan[]>;
+  matches(f: RowFilter): Promise<HistoryMatch[]>;
+  /** Every address with a ban or a match since `since`. */
+  addresses(since: number): Promise<string[]>;
+  /** Addresses by number of bans since `since`, most first. */
+  topBanned(since: number, rule: string | undefined, limit: number): Promise<{ address: string; bans: number; lastBan: number }[]>;
+  /** Matches of one address since `since`, per pattern, most first. */
+  matchSummary(address: string, since: number): Promise<{ pattern: string; n: number; last: number }[]>;
+  /** Threshold bans since `since` (ms): the last one per address, for the repeat-offender view. */
+  lastBans(since: number): Promise<LastBan[]>;
+  close(): Promise<void>;
+}
+
+/** The SQL both stores share; `?` placeholders (PostgreSQL's store numbers them). */
+export const SQL = {
+  progressGet: 'SELECT seq FROM progress WHERE run = ?',
+  progressPut: 'INSERT INTO progress (run, seq, at) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET seq = excluded.seq, at = excluded.at',
+  banInsert:
+    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address, since) DO NOTHING',
+  // Found in the kernel at start: already stored when a ban of the address in the history still runs then.
+  banAdopt:
+    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step) SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS INTEGER), CAST(? AS INTEGER) WHERE NOT EXISTS (SELECT 1 FROM bans WHERE address = ? AND expiry >= ?) ON CONFLICT (address, since) DO NOTHING',
+  // The latest ban of the address that started at or before the ended one (an adopted ban's own
+  // row may have been skipped as covered by the original).
+  unban:
+    'UPDATE bans SET ended = ?, end_reason = ? WHERE address = ? AND ended IS NULL AND since = (SELECT max(since) FROM bans WHERE address = ? AND since <= ?)',
+  matchInsert: 'INSERT INTO matches (address, at, pattern, n) VALUES (?, ?, ?, ?)',
+  // Oldest rows first by id (ids grow with time): no index on `at` is needed, a clock step
+  // backwards only keeps a few rows a little longer.
+  pruneMatches: 'DELETE FROM matches WHERE id IN (SELECT id FROM matches ORDER BY id LIMIT ?) AND at < ?',
+  pruneBans: 'DELETE FROM bans WHERE id IN (SELECT id FROM bans ORDER BY id LIMIT ?) AND since < ?',
+  pruneProgress: 'DELETE FROM progress WHERE at < ?',
+  lastBans:
+    "SELECT address, since, step FROM bans b WHERE reason = 'threshold' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold')",
+};
+
+/** `sshd.json` means every pattern of that file; `sshd.json#3` that one pattern. */
+export function ruleClause(column: string, rule: string | undefined): { sql: string; args: (string | number)[] } {
+  if (!rule) return { sql: '', args: [] };
+  return { sql: ` AND (${column} = ? OR substr(${column}, 1, ?) = ?)`, args: [rule, rule.length + 1, `${rule}#`] };
+}
+
+/** SELECTs for bans() and matches(), from a filter; newest first. */
+export function selectRows(kind: 'bans' | 'matches', f: RowFilter): { sql: string; args: (string | number)[] } {
+  const time = kind === 'bans' ? 'since' : 'at';
+  const cols =
+    kind === 'bans'
+      ? 'address, since, expiry, origin, reason, pattern, score, count, step, ended, end_reason'
+      : 'address, at, pattern, n';
+  let sql = `SELECT ${cols} FROM ${kind} WHERE 1 = 1`;
+  const args: (string | number)[] = [];
+  if (f.address !== undefined) (sql += ' AND address = ?'), args.push(f.address);
+  if (f.since !== undefined) (sql += ` AND ${time} >= ?`), args.push(f.since);
+  const r = ruleClause('pattern', f.rule);
+  sql += r.sql;
+  args.push(...r.args);
+  // Without an address, the newest matches are the highest ids (no index on `at`).
+  sql += f.address === undefined && kind === 'matches' ? ' ORDER BY id DESC' : ` ORDER BY ${time} DESC`;
+  sql += ' LIMIT ?';
+  args.push(f.limit);
+  return { sql, args };
+}
+
+export const READ_SQL = {
+  addresses: 'SELECT address FROM bans WHERE since >= ? UNION SELECT address FROM matches WHERE at >= ?',
+  topBanned: (rule: string | undefined) => {
+    const r = ruleClause('pattern', rule);
+    return {
+      sql: `SELECT address, count(*) AS bans, max(since) AS last_ban FROM bans WHERE since >= ?${r.sql} GROUP BY address ORDER BY count(*) DESC, max(since) DESC LIMIT ?`,
+      args: r.args,
+    };
+  },
+  matchSummary: 'SELECT pattern, sum(n) AS n, max(at) AS last FROM matches WHERE address = ? AND at >= ? GROUP BY pattern ORDER BY sum(n) DESC',
+};
+
+/** A database row of bans as the query returns it (PostgreSQL gives BIGINT as text). */
+export function banFromRow(r: Record<string, unknown>): HistoryBan {
+  const since = Number(r.since);
+  const expiry = Number(r.expiry);
+  return {
+    kind: 'ban',
+    address: String(r.address),
+    since,
+    expiry,
+    seconds: Math.round((expiry - since) / 1000),
+    origin: String(r.origin),
+    reason: String(r.reason),
+    pattern: r.pattern === null ? null : String(r.pattern),
+    score: Number(r.score),
+    count: Number(r.count),
+    step: Number(r.step),
+    ended: r.ended === null ? null : Number(r.ended),
+    endReason: r.end_reason === null ? null : String(r.end_reason),
+  };
+}
+
+export function matchFromRow(r: Record<string, unknown>): HistoryMatch {
+  return { kind: 'match', address: String(r.address), at: Number(r.at), pattern: String(r.pattern), n: Number(r.n) };
+}

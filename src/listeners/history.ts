@@ -1,0 +1,193 @@
+// The history as a listener: every ban (new, restored, adopted), unban and (unless
+// history_matches=0) match becomes a row, written in batches of BATCH in one transaction each,
+// a tick after the decision, never in its path. When the store fails (file full, server away,
+// wrong password) the dispatcher keeps the events and retries with back-off; past history_queue
+// events it drops and counts them (tallow_listener_events_dropped_total{listener="history"},
+// and a log line). Bans go on whatever the store does.
+//
+// The match cap: per address and clock hour, the first history_matches_per_hour matches are
+// stored one row each; the rest are counted and stored as one row (pattern '*', n = how many)
+// when the address is next seen in a later hour, at the hour's first event, or at close. So a
+// flood of 1,000,000 matches from one address stores at most cap+1 rows an hour.
+import { randomBytes } from 'node:crypto';
+import type { Listener, TallowEvent } from '../events';
+import { errText } from '../limits';
+import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
+import type { HistoryRow, HistoryStore, LastBan } from '../history/store';
+
+/** Rows per transaction: large enough to make a flood cheap (bench/history), small enough to hold the loop only briefly. */
+export const BATCH = 1000;
+const HOUR_MS = 3_600_000;
+const PRUNE_EVERY_MS = HOUR_MS;
+/** Rows deleted per statement: a short transaction, the daemon's loop free in between. */
+const PRUNE_BATCH = 1000;
+
+export interface HistoryOptions {
+  store: HistoryStore;
+  log: Logger;
+  metrics: Metrics;
+  matches: boolean;
+  matchesPerHour: number;
+  days: number;
+  maxQueue: number;
+}
+
+interface CapEntry {
+  hour: number;
+  stored: number;
+  over: number;
+}
+
+export class HistoryListener implements Listener {
+  readonly name = 'history';
+  readonly wantsMatches: boolean;
+  readonly maxQueue: number;
+  readonly maxBatch = BATCH;
+  readonly store: HistoryStore;
+  /** This daemon run; with each row's sequence number it makes a retried batch idempotent. */
+  private readonly run = `${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}`;
+  private seq = 0;
+  /** Each event becomes its rows once: a retry writes the same rows with the same numbers. */
+  private readonly rows = new WeakMap<TallowEvent, HistoryRow[]>();
+  private readonly cap = new Map<string, CapEntry>();
+  private hour = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private pruning = false;
+  private closed = false;
+  private reported = false;
+
+  constructor(private readonly o: HistoryOptions) {
+    this.store = o.store;
+    this.wantsMatches = o.matches;
+    this.maxQueue = o.maxQueue;
+  }
+
+  /**
+   * Open the store now (so a wrong setting is said at start, not at the first ban) and then hand
+   * the repeat-offender view its data. A failure is logged; writes retry it later.
+   */
+  async start(recidiveSince: number, loaded: (bans: LastBan[]) => void): Promise<void> {
+    const { log } = this.o;
+    try {
+      await this.store.open();
+      log.info(`history: ${this.store.where}`, { days: String(this.o.days), matches: String(this.o.matches) });
+      loaded(await this.store.lastBans(recidiveSince));
+    } catch (e) {
+      this.o.metrics.historyStoreErrors++;
+      this.reported = true;
+      log.error(`history: ${errText(e)}; bans go on, events wait (up to history_queue=${this.maxQueue}) until the store is back`);
+      return;
+    }
+    this.timer = setInterval(() => void this.prune(Date.now()), PRUNE_EVERY_MS);
+    this.timer.unref();
+    void this.prune(Date.now());
+  }
+
+  async handle(events: TallowEvent[]): Promise<void> {
+    const rows: HistoryRow[] = [];
+    for (const e of events) {
+      let r = this.rows.get(e);
+      if (!r) this.rows.set(e, (r = this.toRows(e)));
+      rows.push(...r);
+    }
+    if (rows.length === 0) return;
+    try {
+      await this.store.write(this.run, rows);
+    } catch (e) {
+      this.o.metrics.historyStoreErrors++;
+      throw e;
+    }
+    this.o.metrics.historyRowsStored += rows.length;
+    if (this.reported) {
+      this.reported = false;
+      this.o.log.info(`history: ${this.store.where} reachable again`);
+    }
+  }
+
+  /** Rows older than history_days, in small batches, yielding to the loop between them. */
+  async prune(now: number): Promise<number> {
+    if (this.pruning || this.closed) return 0;
+    this.pruning = true;
+    let total = 0;
+    try {
+      const before = now - this.o.days * 86_400_000;
+      for (let i = 0; i < 10_000 && !this.closed; i++) {
+        const n = await this.store.prune(before, PRUNE_BATCH);
+        total += n;
+        if (n === 0) break;
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      this.o.metrics.historyStoreErrors++;
+      this.o.log.warn(`history: deleting rows older than ${this.o.days} days failed: ${errText(e)}; tried again later`);
+    } finally {
+      this.pruning = false;
+    }
+    this.o.metrics.historyRowsPruned += total;
+    if (total) this.o.log.info(`history: ${total} rows older than ${this.o.days} days deleted`);
+    return total;
+  }
+
+  private toRows(e: TallowEvent): HistoryRow[] {
+    if (e.kind === 'ban') {
+      const b = e.ban;
+      return [
+        {
+          kind: 'ban', seq: ++this.seq, address: b.address, family: b.family, since: b.since, expiry: b.expiry, origin: b.origin,
+          reason: b.reason, pattern: b.pattern, score: b.score, count: b.count, step: b.step ?? 0, cause: e.cause,
+        },
+      ];
+    }
+    if (e.kind === 'unban') return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, at: e.at, reason: e.reason }];
+    const out = this.rollHour(e.at);
+    let c = this.cap.get(e.address);
+    const hour = Math.floor(e.at / HOUR_MS);
+    if (c && c.hour !== hour) {
+      if (c.over) out.push(this.overRow(e.address, c));
+      c = undefined;
+    }
+    if (!c) this.cap.set(e.address, (c = { hour, stored: 0, over: 0 }));
+    if (c.stored < this.o.matchesPerHour) {
+      c.stored++;
+      out.push({ kind: 'match', seq: ++this.seq, address: e.address, at: e.at, pattern: e.pattern, n: 1 });
+    } else {
+      c.over++;
+      this.o.metrics.historyMatchesCapped++;
+    }
+    return out;
+  }
+
+  /** A new hour: every address's count starts again; what went over the cap is written now. */
+  private rollHour(at: number): HistoryRow[] {
+    const hour = Math.floor(at / HOUR_MS);
+    if (hour === this.hour) return [];
+    this.hour = hour;
+    const out: HistoryRow[] = [];
+    for (const [address, c] of this.cap) {
+      if (c.hour === hour) continue;
+      if (c.over) out.push(this.overRow(address, c));
+      this.cap.delete(address);
+    }
+    return out;
+  }
+
+  private overRow(address: string, c: CapEntry): HistoryRow {
+    return { kind: 'match', seq: ++this.seq, address, at: c.hour * HOUR_MS + HOUR_MS - 1, pattern: '*', n: c.over };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    // What went over the cap this hour: one last row each (best effort, the store may be away).
+    const rest: HistoryRow[] = [];
+    for (const [address, c] of this.cap) if (c.over) rest.push(this.overRow(address, c));
+    this.cap.clear();
+    try {
+      if (rest.length && this.store.isOpen) await this.store.write(this.run, rest);
+    } catch (e) {
+      this.o.log.warn(`history: the last ${rest.length} match summaries were not stored: ${errText(e)}`);
+    }
+    await this.store.close();
+  }
+}
