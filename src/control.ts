@@ -69,6 +69,8 @@ export interface ListItem {
   origin?: string;
   /** threshold, instant, manual, adopted */
   reason?: string;
+  /** repeat-offender step (bantime_increment), absent for a first ban */
+  step?: number;
 }
 
 /** `metrics`: Prometheus text exposition format. */

@@ -209,6 +209,12 @@ export function formatStatus(s: StatusResult): string {
 export function formatList(items: ListItem[]): string {
   if (items.length === 0) return 'no addresses are banned\n';
   const sorted = [...items].sort((a, b) => b.remaining - a.remaining || a.address.localeCompare(b.address));
+  // The STEP column only once bantime_increment has made a repeat offender's ban longer.
+  if (sorted.some((i) => i.step)) {
+    const rows = [['ADDRESS', 'REMAINING', 'SCORE', 'COUNT', 'STEP', 'PATTERN']];
+    for (const i of sorted) rows.push([i.address, formatDuration(i.remaining), score(i.score), String(i.count), String(i.step ?? 0), i.pattern ?? '-']);
+    return table(rows, [false, true, true, true, true, false]);
+  }
   const rows = [['ADDRESS', 'REMAINING', 'SCORE', 'COUNT', 'PATTERN']];
   for (const i of sorted) rows.push([i.address, formatDuration(i.remaining), score(i.score), String(i.count), i.pattern ?? '-']);
   return table(rows, [false, true, true, true, false]);

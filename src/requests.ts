@@ -54,6 +54,7 @@ export class Requests {
         pattern: b.pattern,
         origin: b.origin,
         reason: b.reason,
+        ...(b.step ? { step: b.step } : {}),
       });
     }
     out.sort((a, b) => a.remaining - b.remaining);

@@ -218,7 +218,16 @@ export class PgStore implements HistoryStore {
 
   /** Bans, then unbans, then matches, each kind in one statement over arrays (one round trip). */
   private async insert(c: Client, rows: HistoryRow[]): Promise<void> {
-    const bans = rows.filter((r): r is BanRow => r.kind === 'ban' && r.cause !== 'adopted');
+    // Renewed bans first, one by one (a few, after a restart): those with no running row to update join the inserts.
+    const bans: BanRow[] = [];
+    for (const r of rows) {
+      if (r.kind !== 'ban' || r.cause === 'adopted') continue;
+      if (r.cause === 'renewed') {
+        const u = await c.query(numbered(SQL.banRenew), [r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.address, (r.covers ?? 0) - 2000]);
+        if (u.rowCount) continue;
+      }
+      bans.push(r);
+    }
     if (bans.length) {
       const col = <K extends keyof BanRow>(k: K) => bans.map((b) => b[k]);
       await c.query(

@@ -142,7 +142,7 @@ export class SqliteStore implements HistoryStore {
         else {
           const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step];
           if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, r.expiry - 2000);
-          else s.banInsert.run(...v);
+          else if (r.cause !== 'renewed' || s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.address, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
         }
       }
       if (last > done) s.progressPut.run(run, last, Date.now());

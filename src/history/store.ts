@@ -20,8 +20,14 @@ export interface BanRow {
   count: number;
   /** repeat-offender step (0: a first ban) */
   step: number;
-  /** restored: stored already unless lost; adopted: found in the kernel, stored unless a ban in the history covers it */
-  cause: 'new' | 'restored' | 'adopted';
+  /**
+   * restored: stored already unless lost; adopted: found in the kernel, stored unless a ban in the
+   * history covers it; renewed: decided again for an address adopted at start, from journal lines
+   * read again after a restart (the same attack): the running row is brought up to date, not doubled.
+   */
+  cause: 'new' | 'restored' | 'adopted' | 'renewed';
+  /** renewed: the adopted ban's expiry (which row is running) */
+  covers?: number;
 }
 
 export interface UnbanRow {
@@ -132,6 +138,8 @@ export const SQL = {
   // Found in the kernel at start: already stored when a ban of the address in the history still runs then.
   banAdopt:
     'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step) SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS INTEGER), CAST(? AS INTEGER) WHERE NOT EXISTS (SELECT 1 FROM bans WHERE address = ? AND expiry >= ?) ON CONFLICT (address, since) DO NOTHING',
+  banRenew:
+    'UPDATE bans SET expiry = ?, origin = ?, reason = ?, pattern = ?, score = ?, count = ?, step = ? WHERE id = (SELECT max(id) FROM bans WHERE address = ? AND ended IS NULL AND expiry >= ?)',
   // The latest ban of the address that started at or before the ended one (an adopted ban's own
   // row may have been skipped as covered by the original).
   unban:

@@ -51,6 +51,8 @@ export class HistoryListener implements Listener {
   /** Each event becomes its rows once: a retry writes the same rows with the same numbers. */
   private readonly rows = new WeakMap<TallowEvent, HistoryRow[]>();
   private readonly cap = new Map<string, CapEntry>();
+  /** Bans adopted from the kernel at start and still running: address -> expiry. */
+  private readonly adopted = new Map<string, number>();
   private hour = 0;
   private timer: NodeJS.Timeout | null = null;
   private pruning = false;
@@ -132,14 +134,24 @@ export class HistoryListener implements Listener {
   private toRows(e: TallowEvent): HistoryRow[] {
     if (e.kind === 'ban') {
       const b = e.ban;
+      // Found in the kernel at start: a new decision for it while it runs is the same attack read
+      // again from the journal (the state file was older than the kernel), not a second ban.
+      const adopted = this.adopted.get(b.address);
+      this.adopted.delete(b.address);
+      if (e.cause === 'adopted') this.adopted.set(b.address, b.expiry);
+      const renewed = e.cause === 'new' && adopted !== undefined && b.since <= adopted;
       return [
         {
           kind: 'ban', seq: ++this.seq, address: b.address, family: b.family, since: b.since, expiry: b.expiry, origin: b.origin,
-          reason: b.reason, pattern: b.pattern, score: b.score, count: b.count, step: b.step ?? 0, cause: e.cause,
+          reason: b.reason, pattern: b.pattern, score: b.score, count: b.count, step: b.step ?? 0,
+          ...(renewed ? { cause: 'renewed' as const, covers: adopted } : { cause: e.cause }),
         },
       ];
     }
-    if (e.kind === 'unban') return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, at: e.at, reason: e.reason }];
+    if (e.kind === 'unban') {
+      this.adopted.delete(e.ban.address);
+      return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, at: e.at, reason: e.reason }];
+    }
     const out = this.rollHour(e.at);
     let c = this.cap.get(e.address);
     const hour = Math.floor(e.at / HOUR_MS);

@@ -50,7 +50,7 @@ test('bans, unbans and matches become rows with reason, pattern, score, count, d
   assert.equal(s.metrics.historyRowsStored, 4);
 });
 
-test('a batch handed again after an unclear failure is stored once; restored and adopted bans are not stored twice', async (t) => {
+test('a batch handed again after an unclear failure is stored once; restored, adopted and re-decided adopted bans are not stored twice', async (t) => {
   const s = setup(t);
   const events: TallowEvent[] = [
     { kind: 'ban', ban: ban('198.51.100.1', T0), cause: 'new' },
@@ -67,12 +67,14 @@ test('a batch handed again after an unclear failure is stored once; restored and
     { kind: 'ban', ban: ban('198.51.100.1', T0), cause: 'restored' },
     { kind: 'ban', ban: ban('198.51.100.1', later, { origin: 'adopted', reason: 'adopted', expiry: T0 + 3_600_000 - 400 }), cause: 'adopted' },
     { kind: 'ban', ban: ban('198.51.100.9', later, { origin: 'adopted', reason: 'adopted', pattern: null }), cause: 'adopted' },
+    // The journal lines after the saved cursor are read again: the same attack decided again.
+    { kind: 'ban', ban: ban('198.51.100.1', later + 5, { count: 6 }), cause: 'new' },
   ]);
   const db = s.db();
   t.after(() => db.close());
-  assert.deepEqual(db.prepare('SELECT address, origin FROM bans ORDER BY address').all(), [
-    { address: '198.51.100.1', origin: 'rule' },
-    { address: '198.51.100.9', origin: 'adopted' },
+  assert.deepEqual(db.prepare('SELECT address, origin, since, expiry, count FROM bans ORDER BY address').all(), [
+    { address: '198.51.100.1', origin: 'rule', since: T0, expiry: later + 5 + 3_600_000, count: 6 },
+    { address: '198.51.100.9', origin: 'adopted', since: later, expiry: later + 3_600_000, count: 5 },
   ]);
   assert.equal((db.prepare('SELECT count(*) AS n FROM matches').get() as { n: number }).n, 2);
 });
