@@ -11,6 +11,7 @@ export const EX_CONFIG = 78;
 
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
        tallow status [--json] | list [--json] | metrics | ban ADDRESS [--time SECONDS] | unban ADDRESS
+       tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
        tallow test [OPTIONS] [FILE...]
        tallow --help | --version
 
@@ -31,6 +32,9 @@ Commands (to the running daemon, over its control socket):
   metrics            every counter and gauge in Prometheus' text format
   ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
   unban ADDRESS      lift the ban and forget the address's record
+  history            what happened to an address or network and why (--since 7d, --rule sshd.json,
+                     --top: most banned; marks allowlisted addresses that attacked); read from the
+                     history file itself when the daemon is not running
   test               try patterns on log lines or the journal (see tallow test --help)
 
 Signals: SIGHUP reloads tallow.conf and the patterns, SIGUSR1 logs the record table,
@@ -53,6 +57,7 @@ export type Parsed =
   | { kind: 'version' }
   | { kind: 'ctl'; sub: 'status' | 'list' | 'metrics' | 'ban' | 'unban'; args: string[] }
   | { kind: 'test'; args: string[] }
+  | { kind: 'history'; args: string[] }
   | { kind: 'usage'; error: string };
 
 const CTL = new Set(['status', 'list', 'metrics', 'ban', 'unban']);
@@ -61,6 +66,7 @@ export function parseArgs(argv: string[]): Parsed {
   const first = argv[0];
   if (first !== undefined && CTL.has(first)) return { kind: 'ctl', sub: first as 'status', args: argv.slice(1) };
   if (first === 'test') return { kind: 'test', args: argv.slice(1) };
+  if (first === 'history') return { kind: 'history', args: argv.slice(1) };
   const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -147,6 +153,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'ctl': {
       const { ctlMain } = await import('./ctl');
       return ctlMain(p.sub, p.args);
+    }
+    case 'history': {
+      const { historyMain } = await import('./history-cli');
+      return historyMain(p.args);
     }
     case 'test': {
       const { testMain } = await import('./tester');

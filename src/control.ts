@@ -9,13 +9,15 @@ import { parseAddress, type Family } from './address';
 import { parseJson } from './json';
 import { MAX_BAN_SECONDS } from './limits';
 import { checkPrivateDir } from './private-dir';
+import { validateHistory, type HistoryRequest } from './history/query';
 
 export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'list' }
   | { cmd: 'metrics' }
   | { cmd: 'ban'; address: string; seconds?: number }
-  | { cmd: 'unban'; address: string };
+  | { cmd: 'unban'; address: string }
+  | HistoryRequest;
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
 
@@ -116,7 +118,8 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     return { error: 'a request must be a JSON object like {"cmd":"status"}' };
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, ban, unban)' };
+  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, ban, unban, history)' };
+  if (v.cmd === 'history') return validateHistory(v);
   const allowed: Record<string, string[]> = {
     status: ['cmd'],
     list: ['cmd'],
@@ -125,7 +128,7 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     unban: ['cmd', 'address'],
   };
   const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
-  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, ban, unban)` };
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, ban, unban, history)` };
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
   }

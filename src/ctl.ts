@@ -96,7 +96,7 @@ function socketPath(p: Parsed): string {
   return loadConfig(p.config ?? DEFAULT_CONFIG_FILE, p.config !== undefined).socket || DEFAULT_SOCKET;
 }
 
-class CtlFailure extends Error {
+export class CtlFailure extends Error {
   constructor(message: string, readonly code: number) {
     super(message);
   }

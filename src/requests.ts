@@ -7,6 +7,7 @@ import { errText } from './limits';
 import { fmtScore } from './listeners/log';
 import type { Logger } from './log';
 import { version } from './version';
+import { historyQuery } from './history/query';
 
 export class Requests {
   constructor(private readonly d: Daemon) {}
@@ -97,6 +98,11 @@ export class Requests {
           d.state?.changed();
           await d.firewall.flush();
           return { ok: true, result: { address, family, wasBanned: had !== undefined } };
+        }
+        case 'history': {
+          if (!d.history) return { ok: false, error: d.dryRun ? 'a dry run keeps no history' : 'the history is off (history=off in tallow.conf)' };
+          const allow = d.engine.allowlist;
+          return { ok: true, result: await historyQuery(d.history.store, req, (a, f) => allow.has(a, f)) };
         }
         default:
           return { ok: false, error: `unknown command: ${String((req as { cmd?: unknown }).cmd)}` };

@@ -156,7 +156,16 @@ describe('history in a real daemon', { timeout: 400_000 }, () => {
     await d2.ready();
     await attack('r3', [fail]);
     await d2.waitLine('third ban, step 2 after a restart', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=12 .*reason=threshold step=2$`));
+    // `tallow history` through the daemon, then straight from the file once it has stopped.
+    const steps = async () => {
+      const r = await sb.run([process.execPath, CLI, 'history', a, '--json', '--config', conf], { net: 'server' });
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { items: { kind: string; seconds: number; step: number }[] }).items.filter((i) => i.kind === 'ban').map((i) => [i.seconds, i.step]);
+    };
+    await waitFor('the third ban stored', async () => (await steps()).length === 3, 5000, 100);
+    assert.deepEqual(await steps(), [[3, 0], [6, 1], [12, 2]]);
     d2.kill('SIGTERM');
     assert.equal((await d2.wait()).code, 0);
+    assert.deepEqual(await steps(), [[3, 0], [6, 1], [12, 2]]);
   });
 });

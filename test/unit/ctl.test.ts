@@ -43,7 +43,7 @@ async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: s
       case 'list': return { ok: true, result: LIST };
       case 'ban': return req.address === '192.0.2.66' ? { ok: false, error: '192.0.2.66 is allowlisted' } : { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 3600 } };
       case 'unban': return { ok: true, result: { address: req.address, family: 4, wasBanned: req.address === '203.0.113.9' } };
-      case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };
+      case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };      case 'history': return { ok: false, error: 'the history is off' };
     }
   });
   t.after(() => server.close());
