@@ -15,6 +15,9 @@ pkgs=(
   mandoc
   # metrics: promtool (from prometheus) checks the exposition format; curl reads the endpoint
   prometheus curl
+  # history: better-sqlite3 is compiled from source by npm ci (g++, make, python3 above);
+  # PostgreSQL's server binaries (initdb, pg_ctl, psql) for a test cluster of its own
+  postgresql
 )
 missing=()
 for p in "${pkgs[@]}"; do
