@@ -24,6 +24,7 @@ import {
 } from './store';
 
 export const HISTORY_FILE = 'history.sqlite';
+const MULTI = 100;
 
 /** SQLite's codes for a file that is not (or no longer) a sound database. */
 const BROKEN = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_VTAB', 'SQLITE_CORRUPT_SEQUENCE']);
@@ -108,6 +109,7 @@ export class SqliteStore implements HistoryStore {
     }
     this.db = null;
     this.stmts = null;
+    this.multiMatch = null;
     fs.renameSync(this.file, aside);
     for (const ext of ['-wal', '-shm']) {
       if (fs.existsSync(this.file + ext)) fs.renameSync(this.file + ext, aside + ext);
@@ -129,22 +131,33 @@ export class SqliteStore implements HistoryStore {
     }
   }
 
+  /** INSERT of MULTI matches in one statement: about 1.5 times the rows per second of one by one (bench/README). */
+  private multiMatch: Stmt | null = null;
+
   private writeSync(run: string, rows: HistoryRow[]): void {
     const s = this.stmts!;
+    this.multiMatch ??= this.db!.prepare(`INSERT INTO matches (address, at, pattern, n) VALUES ${Array(MULTI).fill('(?, ?, ?, ?)').join(', ')}`);
+    const multi = this.multiMatch;
     this.db!.transaction(() => {
       const done = Number((s.progressGet.get(run) as { seq?: number } | undefined)?.seq ?? 0);
       let last = done;
+      // Matches gather here until MULTI of them go in at once; bans and unbans do not wait for
+      // them (the order of match rows against ban rows means nothing).
+      const pending: (string | number)[] = [];
       for (const r of rows) {
         if (r.seq <= done) continue;
         last = Math.max(last, r.seq);
-        if (r.kind === 'match') s.matchInsert.run(r.address, r.at, r.pattern, r.n);
-        else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.address, r.since);
+        if (r.kind === 'match') {
+          pending.push(r.address, r.at, r.pattern, r.n);
+          if (pending.length === MULTI * 4) multi.run(pending.splice(0));
+        } else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.address, r.since);
         else {
           const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step];
           if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, r.expiry - 2000);
           else if (r.cause !== 'renewed' || s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.address, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
         }
       }
+      for (let i = 0; i < pending.length; i += 4) s.matchInsert.run(pending.slice(i, i + 4));
       if (last > done) s.progressPut.run(run, last, Date.now());
     })();
   }
@@ -198,5 +211,6 @@ export class SqliteStore implements HistoryStore {
     this.db?.close();
     this.db = null;
     this.stmts = null;
+    this.multiMatch = null;
   }
 }

@@ -196,7 +196,10 @@ export class HistoryListener implements Listener {
     for (const [address, c] of this.cap) if (c.over) rest.push(this.overRow(address, c));
     this.cap.clear();
     try {
-      if (rest.length && this.store.isOpen) await this.store.write(this.run, rest);
+      if (rest.length && this.store.isOpen) {
+        await this.store.write(this.run, rest);
+        this.o.metrics.historyRowsStored += rest.length;
+      }
     } catch (e) {
       this.o.log.warn(`history: the last ${rest.length} match summaries were not stored: ${errText(e)}`);
     }
