@@ -11,6 +11,8 @@ import { HistoryListener } from '../../src/listeners/history';
 import { Metrics } from '../../src/metrics';
 import { schemaAt, SCHEMA_VERSION } from '../../src/history/schema';
 import { SqliteStore } from '../../src/history/sqlite';
+import { historyListener } from '../../src/history';
+import { parseConfig } from '../../src/config';
 import { ban, collect, tmpdir } from './history-helpers';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
@@ -162,4 +164,18 @@ test('a file from a newer tallow is refused with a clear message, not overwritte
   const store = new SqliteStore(file, collect());
   await assert.rejects(store.open(), /written by a newer tallow \(schema version 99, this one knows up to \d+\)/);
   assert.ok(fs.existsSync(file));
+});
+
+test('history keys: off and dry runs keep no store; bad values are refused with file:line', () => {
+  const log = collect();
+  const metrics = new Metrics();
+  assert.equal(historyListener(parseConfig('history=off\n', 'a.conf'), log, metrics, false), null);
+  assert.equal(historyListener(parseConfig('', 'a.conf'), log, metrics, true), null, 'a dry run');
+  assert.ok(historyListener(parseConfig('state_dir=/nonexistent-tallow\n', 'a.conf'), log, metrics, false) instanceof HistoryListener);
+  assert.throws(() => parseConfig('\nhistory=mysql://x\n', 'a.conf'), /a\.conf:2: history: expected sqlite, off, postgresql/);
+  assert.throws(() => parseConfig('history_password_file=db.secret\n', 'a.conf'), /a\.conf:1: history_password_file: expected an absolute path or off/);
+  assert.throws(() => parseConfig('history_days=0\n', 'a.conf'), /a\.conf:1: history_days: expected a whole number from 1 to 36500/);
+  assert.throws(() => parseConfig('history_sslmode=maybe\n', 'a.conf'), /a\.conf:1: history_sslmode: expected disable, prefer, require/);
+  const pg = parseConfig('history=postgresql://tallow@db.example/tallow\n', 'a.conf');
+  assert.equal(pg.history, 'postgresql://tallow@db.example/tallow');
 });
