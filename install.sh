@@ -99,6 +99,9 @@ node=$(command -v node || true)
 [ -n "$node" ] || { echo "install.sh: node is not installed (scripts/deps.sh installs it)" >&2; exit 69; }
 if [ -n "$build" ]; then
   echo "== building (npm ci, addon, TypeScript)"
+  # Native modules (the addon, better-sqlite3 when no prebuilt binary can be fetched) are built
+  # against this Node's own headers, never downloaded ones.
+  export npm_config_nodedir="${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}"
   npm ci --no-audit --no-fund   # also builds the addon (package.json "install" script)
   npm run build:ts
 fi
