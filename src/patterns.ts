@@ -4,8 +4,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { MatchGroup } from './journal';
-import { backtrackingRisk } from './regex-safety';
 import { parseJson, type JsonError } from './json';
+import { literalPrefix, unsupportedSyntax } from './pattern-syntax';
 
 export interface Pattern {
   /** `sshd.json#3`: file name and item index, used in logs as the reason. */
@@ -36,27 +36,45 @@ export interface CompiledPattern {
   prefixed: boolean;
   /** Where the address is: the named group `ip`, else capture group 1. */
   group: 'ip' | 1;
+  /** Text every match starts with ('' when none): checked before the regex runs. */
+  head: string;
 }
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = `${OCTET}(?:\\.${OCTET}){3}`;
-/** What `<IP>` stands for: an IPv4 or IPv6 address (IPv4-mapped included), no spaces, no brackets.
- *  Strict enough that nothing else fits; the captured text is validated again by parseAddress. */
-export const ADDRESS_REGEX = `(?:${IPV4}|(?:[0-9a-fA-F]{0,4}:){2,7}(?:${IPV4}|[0-9a-fA-F]{0,4}))`;
+const HEX = '[0-9a-fA-F]{0,4}';
+/** What `<IP>` stands for: an IPv4 or IPv6 address (IPv4-mapped included), no spaces, no brackets,
+ *  then an optional zone index (`%eth0`) left out of the capture. Written for the linear engine's
+ *  budget (nested counts multiply to 12, not `(?:hex{0,4}:){2,7}`'s 28); the group count is left
+ *  open because parseAddress validates the captured text anyway. */
+export const ADDRESS_REGEX = `(?<ip>${IPV4}|${HEX}(?::${HEX}){2,}(?::${IPV4})?)(?:%[0-9A-Za-z_.-]+)?`;
 /** What `<PORT>` stands for. */
 export const PORT_REGEX = '\\d{1,5}';
 
-/** Messages longer than this are not matched (counted instead): sshd never logs more than ~1 KiB,
- *  and the cap bounds the cost of polynomial patterns such as tallow's `.* for .* from`. */
+/** Messages longer than this are not matched (counted in Matcher.stats.oversized): sshd never logs
+ *  more than ~1 KiB, and matching is linear, so the cap only bounds the work per entry. */
 export const MAX_MESSAGE_LENGTH = 8192;
 
-let fallbackEnabled = false;
-/** Let V8 switch a regex to its linear-time engine when it backtracks excessively: a second line of
- *  defence behind backtrackingRisk, for any shape the load-time check does not know. Idempotent. */
-export function enableLinearFallback(): void {
-  if (fallbackEnabled) return;
+/** Backtracks one regex call may make before V8 reruns it in the linear-time engine. A call's work
+ *  is then at most this many backtracks (each followed by at most one pass over the message) plus
+ *  one linear-engine run: linear in the message length. sshd lines need a few hundred at most. */
+export const BACKTRACKS_BEFORE_LINEAR = 10_000;
+
+let linearEngineEnabled = false;
+/**
+ * Make every regex call in this process linear-time in the worst case: V8 runs it in its fast
+ * backtracking engine (irregexp) and, after BACKTRACKS_BEFORE_LINEAR backtracks, reruns it in its
+ * linear-time engine. That engine declines some syntax, and a declined regex would keep
+ * backtracking, so compilePattern refuses every pattern the engine cannot run (it compiles each with
+ * the `l` flag). Pure `l` regexes would be linear too, but cost 5-40x more per ordinary sshd line
+ * (bench/README.md). Idempotent; Node keeps V8 flags writable (--no-freeze-flags-after-init).
+ */
+export function enableLinearEngine(): void {
+  if (linearEngineEnabled) return;
+  setFlagsFromString('--enable-experimental-regexp-engine');
   setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
-  fallbackEnabled = true;
+  setFlagsFromString(`--regexp-backtracks-before-fallback=${BACKTRACKS_BEFORE_LINEAR}`);
+  linearEngineEnabled = true;
 }
 
 /** Compile one pattern as written in a file; throws Error (without file/item) when it is refused. */
@@ -67,21 +85,27 @@ export function compilePattern(source: string): CompiledPattern {
     throw new Error('<IP> may appear only once');
   }
   if (hasIpTag && source.includes('(?<ip>')) throw new Error('both <IP> and a group named ip');
-  const expanded = source.replace('<IP>', `(?<ip>${ADDRESS_REGEX})`).split('<PORT>').join(PORT_REGEX);
-  let regex: RegExp;
+  const expanded = source.replace('<IP>', ADDRESS_REGEX).split('<PORT>').join(PORT_REGEX);
+  let probe: RegExp;
   try {
-    regex = new RegExp(expanded);
+    probe = new RegExp(expanded); // syntax errors first, in V8's words; never run
   } catch (e) {
     throw new Error(`regex does not compile: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
   }
   // Count capture groups: an empty alternative always matches, with every group undefined.
-  const groups = new RegExp(`${expanded}|`).exec('')!.length - 1;
+  const groups = new RegExp(`${probe.source}|`).exec('')!.length - 1;
   const named = /\(\?<ip>/.test(expanded);
   if (groups === 0) throw new Error('no capture group, named group ip or <IP> tag for the address');
-  // The check reads the pattern as written (the <IP> expansion is known safe and would only add noise).
-  const risk = backtrackingRisk(source.replace('<IP>', '(?<ip>x)').split('<PORT>').join('\\d'));
-  if (risk) throw new Error(risk);
-  return { regex, prefixed, group: named ? 'ip' : 1 };
+  const unsupported = unsupportedSyntax(expanded);
+  if (unsupported) throw new Error(unsupported);
+  enableLinearEngine();
+  try {
+    new RegExp(expanded, 'l'); // the proof: V8 compiles for its linear-time engine or refuses
+  } catch {
+    throw new Error('the linear-time regex engine cannot run this pattern (see tallow.patterns(5), SYNTAX)');
+  }
+  // Compiled after enableLinearEngine: runs in irregexp, falls back to the linear engine (see there).
+  return { regex: new RegExp(expanded), prefixed, group: named ? 'ip' : 1, head: literalPrefix(expanded) };
 }
 
 const FIELD_TERM = /^[A-Z0-9_]+=/;
@@ -182,7 +206,6 @@ function jsonFiles(dir: string, required: boolean): string[] {
 
 /** Shipped directory first, then the administrator's: same name overrides, others add. All or nothing. */
 export function loadPatternFiles(shippedDir: string, localDir: string): PatternFile[] {
-  enableLinearFallback();
   const chosen = new Map<string, string>();
   for (const f of jsonFiles(shippedDir, false)) chosen.set(f, join(shippedDir, f));
   for (const f of jsonFiles(localDir, false)) chosen.set(f, join(localDir, f));

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
-import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile, type Pattern } from './patterns';
+import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, MAX_MESSAGE_LENGTH, type PatternFile, type Pattern } from './patterns';
 import { readOptions, UsageError } from './options';
 import { Matcher } from './matcher';
 import { Tracker, type Decision } from './tracker';
@@ -291,6 +291,8 @@ function report(run: Run, source: string, io: TesterIO): void {
   o.push(`Patterns: ${npat} in ${nfiles} file${nfiles === 1 ? '' : 's'} (${[...new Set(run.files.map((f) => f.path))].join(', ')})`);
   o.push(`Read ${run.total} ${source}: ${run.matched} matched, ${run.total - run.matched} not matched.`);
   if (run.badAddress) o.push(`${run.badAddress} matched a pattern whose captured address was not a valid IP address (ignored).`);
+  const oversized = run.matcher.metrics.oversizedMessages;
+  if (oversized) o.push(`${oversized} ${oversized === 1 ? 'was' : 'were'} longer than ${MAX_MESSAGE_LENGTH} characters: not matched (counted as oversized, as the daemon does).`);
   o.push('');
 
   const hits = [...run.perPattern.values()].filter((p) => p.lines > 0);

@@ -144,6 +144,13 @@ test('usage errors exit 2; an unreadable input exits 66', async () => {
   assert.match(d.err, /cannot read: EISDIR/);
 });
 
+test('lines over the length cap are counted in the report, never matched', async () => {
+  const long = `Failed password for invalid user ${'x'.repeat(8200)} from 203.0.113.9 port 1 ssh2`;
+  const r = await run(['--config', CONF, '--patterns', PATTERNS, '-'], `${long}\n${long}\nFailed password for root from 203.0.113.9 port 2 ssh2\n`);
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^Read 3 lines from stdin: 1 matched, 2 not matched\.\n2 were longer than 8192 characters: not matched \(counted as oversized, as the daemon does\)\.$/m);
+});
+
 test('--field gives text lines the fields another filter wants', async () => {
   const r = await run(['--config', CONF, '--patterns', PATTERNS, '--field', 'SYSLOG_IDENTIFIER=myapp'], 'login failed from 198.51.100.3\n');
   assert.equal(r.code, 0);
