@@ -162,13 +162,8 @@ function topLevelAlternation(source: string): boolean {
   return false;
 }
 
-/**
- * The text every match must start with: the literal characters after a leading `^` (empty when
- * the pattern is not anchored or alternates at the top). The matcher checks it with startsWith
- * before running the regex: the linear engine costs ~0.3 µs per call even on a line it rejects at
- * the first character, so most lines should never reach it.
- */
-export function literalPrefix(source: string): string {
+/** The literal characters after a leading `^` ('' when not anchored or alternating at the top). */
+function literalPrefix(source: string): string {
   if (source[0] !== '^' || topLevelAlternation(source)) return '';
   let out = '';
   for (let i = 1; i < source.length; ) {
@@ -190,4 +185,38 @@ export function literalPrefix(source: string): string {
     i = next;
   }
   return out;
+}
+
+/** Index just past the group opened at `open` (source[open] is `(`), or -1. */
+function groupEnd(source: string, open: number): number {
+  let depth = 0;
+  let inClass = false;
+  for (let i = open; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * Texts of which every match starts with one: the literal start after `^`, looking through
+ * leading optional groups (`^(?:error: )?Received` gives `error: ` and `Received`). Empty when
+ * some match may start with anything. The matcher checks them with startsWith before running the
+ * regex: most journal lines then never reach a regex at all.
+ */
+export function literalHeads(source: string): string[] {
+  const heads: string[] = [];
+  let rest = source;
+  while (rest.startsWith('^(?:')) {
+    const end = groupEnd(rest, 1);
+    if (end < 0 || rest[end] !== '?') break;
+    heads.push(literalPrefix(`^${rest.slice(4, end - 1)}`));
+    rest = `^${rest.slice(end + (rest[end + 1] === '?' ? 2 : 1))}`;
+  }
+  heads.push(literalPrefix(rest));
+  return heads.includes('') ? [] : heads;
 }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { MatchGroup } from './journal';
 import { parseJson, type JsonError } from './json';
-import { literalPrefix, unsupportedSyntax } from './pattern-syntax';
+import { literalHeads, unsupportedSyntax } from './pattern-syntax';
 
 export interface Pattern {
   /** `sshd.json#3`: file name and item index, used in logs as the reason. */
@@ -36,8 +36,8 @@ export interface CompiledPattern {
   prefixed: boolean;
   /** Where the address is: the named group `ip`, else capture group 1. */
   group: 'ip' | 1;
-  /** Text every match starts with ('' when none): checked before the regex runs. */
-  head: string;
+  /** Every match starts with one of these (empty: with anything); checked before the regex runs. */
+  heads: string[];
 }
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
@@ -105,7 +105,7 @@ export function compilePattern(source: string): CompiledPattern {
     throw new Error('the linear-time regex engine cannot run this pattern (see tallow.patterns(5), SYNTAX)');
   }
   // Compiled after enableLinearEngine: runs in irregexp, falls back to the linear engine (see there).
-  return { regex: new RegExp(expanded), prefixed, group: named ? 'ip' : 1, head: literalPrefix(expanded) };
+  return { regex: new RegExp(expanded), prefixed, group: named ? 'ip' : 1, heads: literalHeads(expanded) };
 }
 
 const FIELD_TERM = /^[A-Z0-9_]+=/;

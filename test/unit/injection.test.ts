@@ -23,6 +23,14 @@ const INJECTED = [
   `' from ${VICTIM}`,
   `from ${VICTIM}`,
   `x rhost=${VICTIM}`,
+  `x ${VICTIM} port 22: Too many authentication failures`,
+  `x ${VICTIM} port 22: Change of username or service not allowed: (x`,
+  `x", client host "y" from ${VICTIM} port 22 ssh2: RSA SHA256:abc, client user "z`,
+  `x (${VICTIM})`,
+  `x from ${VICTIM} not allowed because listed in DenyUsers`,
+  `x from ${VICTIM} via 192.0.2.1`,
+  `${VICTIM} port 22:3: x`,
+  `x from ${VICTIM}%eth0 port 22 ssh2`,
 ];
 // Every sshd wording that carries attacker text, with %U% the attacker's text.
 const TEMPLATES = [
@@ -34,8 +42,29 @@ const TEMPLATES = [
   `error: maximum authentication attempts exceeded for invalid user %U% from ${REAL} port 4000 ssh2 [preauth]`,
   `error: PAM: Authentication failure for illegal user %U% from ${REAL}`,
   `Bad protocol version identification '%U%' from ${REAL} port 4000`,
-  `Received disconnect from ${REAL} port 4000:11: %U% [preauth]`,
+  `Received disconnect from ${REAL} port 4000:3: %U% [preauth]`,
   `Unable to negotiate with ${REAL} port 4000: no matching key exchange method found. Their offer: %U% [preauth]`,
+  // issue 13's wordings
+  `error: Received disconnect from ${REAL} port 4000:14: %U% [preauth]`,
+  `Received disconnect from ${REAL}: 3: %U% [preauth]`,
+  `User %U% from ${REAL} not allowed because not listed in AllowUsers`,
+  `Disconnecting invalid user %U% ${REAL} port 4000: Too many authentication failures [preauth]`,
+  `Disconnecting authenticating user %U% ${REAL} port 4000: Bad packet length 1349676916. [preauth]`,
+  `Failed unknown for invalid user %U% from ${REAL} port 4000 ssh2`,
+  `Failed password for invalid user %U% from ${REAL} port 4000`,
+  `Failed password for invalid user %U% from ${REAL}`,
+  `error: PAM: authentication error for illegal user %U% from ${REAL} via 192.0.2.1`,
+  `PAM: User not known to the underlying authentication module for illegal user %U% from ${REAL}  `,
+  `[ID 800047 auth.info] Failed password for invalid user %U% from ${REAL} port 4000 ssh2`,
+  `fatal: Unable to negotiate with ${REAL} port 4000: no matching cipher found. Their offer: %U% [preauth]`,
+  `Bad protocol version identification %U% from ${REAL} port 4000`,
+];
+// Wordings with attacker text on both sides of the address: a payload with spaces (or quotes)
+// leaves the line unmatched; it must never yield the victim.
+const STRICT_TEMPLATES = [
+  `Disconnecting invalid user %U% ${REAL} port 4000: Change of username or service not allowed: (%U%,ssh-connection) -> (%U%,ssh-connection) [preauth]`,
+  `Failed hostbased for %U% from ${REAL} port 4000 ssh2: RSA SHA256:Zm9vYmFy, client user "%U%", client host "%U%"`,
+  `refused connect from %U% (${REAL})`,
 ];
 
 test('injection: the embedded address is never matched, the real one is', () => {
@@ -60,6 +89,21 @@ test('injection: the embedded address is never matched, the real one is', () => 
   assert.ok(tracker.get(REAL)?.banned, 'the real client was not banned');
   // every template matches with most payloads (a newline may make a line unmatched, never wrong)
   assert.ok(real >= TEMPLATES.length * (INJECTED.length - 1), `only ${real} matches`);
+});
+
+test('injection: wordings with attacker text on both sides match plain names, never the embedded address', () => {
+  const matcher = new Matcher(loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns'));
+  const at = (message: string) => matcher.match({ cursor: 'c', realtime: 0, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0' } })?.address;
+  const wrong: string[] = [];
+  for (const t of STRICT_TEMPLATES) {
+    assert.equal(at(t.split('%U%').join('x')), REAL, t);
+    for (const u of INJECTED) {
+      const message = t.split('%U%').join(u);
+      const got = at(message);
+      if (got !== undefined && got !== REAL) wrong.push(`${got} from ${JSON.stringify(message)}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
 });
 
 test('injection: a forged sshd line from an ordinary user (logger -t sshd) is not selected', () => {
