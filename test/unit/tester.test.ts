@@ -68,6 +68,68 @@ Lines no pattern matched (5):
   assert.equal(r.out, expected);
 });
 
+test('the shipped patterns over mixed sshd lines give the report worked out by hand (issue 13)', async () => {
+  const MIXED = path.join(FIX, 'tester-sshd-mixed.txt');
+  const dir = path.resolve(__dirname, '../../../patterns');
+  const r = await run(['--config', CONF, '--unmatched', MIXED]);
+  assert.equal(r.err, '');
+  assert.equal(r.code, 0);
+  // Pattern sources as written in patterns/*.json; P is the optional Solaris-style prefix of every sshd pattern.
+  const P = String.raw`^(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?`;
+  const KEY = String.raw`[A-Z0-9-]+ (?:SHA256:[A-Za-z0-9+/=]+|MD5(?::[0-9a-f]{2})+)`;
+  const expected = `Patterns: 25 in 2 files (${dir}/dovecot.json, ${dir}/sshd.json)
+Read 20 lines from ${MIXED}: 15 matched, 5 not matched.
+
+Matches per pattern:
+  dovecot.json#1: 1 line (score 0.6, ban 50)  ${String.raw`^pam_unix\(dovecot:auth\): authentication failure; logname=\S* uid=\d+ euid=\d+ tty=dovecot ruser=(?:[^ ]+(?: [^ ]+)*)? rhost=<IP>(?:  user=(?:[^ ]+(?: [^ ]+)*)?)?$`}
+     198.51.100.7  1
+  sshd.json#1: 1 line (score 0.5, ban 30)  ${P}Failed [^ ]+ for root from <IP>(?: port <PORT>)?(?: ssh[12])?(?:: ${KEY})?$
+     192.0.2.10  1  allowlisted, never banned
+  sshd.json#2: 3 lines (score 0.2, ban 0)  ${P}Failed [^ ]+ for (?:invalid user )?.* from <IP>(?: port <PORT>)?(?: ssh[12])?(?:: ${KEY})?$
+     198.51.100.50  1
+     203.0.113.20   1
+     203.0.113.24   1
+  sshd.json#4: 1 line (score 0.5, ban 0)  ${P}${String.raw`error: maximum authentication attempts exceeded for (?:invalid user )?.* from <IP> port <PORT> ssh2(?: \[preauth\])?$`}
+     203.0.113.20  1
+  sshd.json#5: 1 line (score 0, ban 0)  ${P}${String.raw`Disconnecting (?:invalid|authenticating) user .* <IP> port <PORT>: Too many authentication failures(?: \[preauth\])?$`}
+     203.0.113.20  1
+  sshd.json#8: 1 line (score 0, ban 0)  ${P}${String.raw`(?:error: )?PAM: (?:[Aa]uthentication (?:failure|error)|User not known to the underlying authentication module|[Uu]nknown user) for (?:illegal user )?.* from <IP>(?: via [^ ]+)? *$`}
+     203.0.113.24  1
+  sshd.json#9: 1 line (score 0.2, ban 10)  ${P}Invalid user .* from <IP>(?: port <PORT>)?$
+     2001:db8::25  1
+  sshd.json#10: 1 line (score 0.2, ban 10)  ${P}User .* from <IP> not allowed because .+$
+     203.0.113.20  1
+  sshd.json#11: 2 lines (score 0.5, ban 30)  ${P}${String.raw`ROOT LOGIN REFUSED FROM <IP>(?: port <PORT>)?(?: \[preauth\])?$`}
+     198.51.100.22  2
+  sshd.json#12: 1 line (score 0.3, ban 10)  ${P}${String.raw`(?:error: )?Received disconnect from <IP>(?: port <PORT>:|: )(?:[0-9]|1[02-9]|[2-9][0-9]|[0-9]{3,}): .*\[preauth\]$`}
+     203.0.113.14  1
+  sshd.json#13: 1 line (score 0.4, ban 15)  ${P}${String.raw`Connection (?:closed|reset) by (?:authenticating|invalid) user .* <IP> port <PORT>(?: \[preauth\])?$`}
+     203.0.113.20  1
+  sshd.json#24: 1 line (score 0.3, ban 10)  ${P}${String.raw`refused connect from (?:[^ ]+ \()?<IP>\)?$`}
+     203.0.113.26  1
+
+Bans the tracker would make (threshold 1, expires 600 s):
+  ADDRESS        SECONDS  REASON     SCORE  COUNT  TIMES  FIRST AT  PATTERN
+  203.0.113.14        10  instant     0.30      1      1  line 3    sshd.json#12
+  203.0.113.20        10  instant     0.20      1      1  line 5    sshd.json#10
+  198.51.100.22       30  instant     0.50      1      1  line 9    sshd.json#11
+  198.51.100.22      600  threshold   1.00      2      1  line 10   sshd.json#11
+  2001:db8::25        10  instant     0.20      1      1  line 13   sshd.json#9
+  203.0.113.26        10  instant     0.30      1      1  line 14   sshd.json#24
+  198.51.100.7        50  instant     0.60      1      1  line 19   dovecot.json#1
+  203.0.113.20       600  threshold   1.30      5      1  line 20   sshd.json#13
+  6 addresses banned, 2 for the full 600 s.
+
+Lines no pattern matched (5):
+  line 1: Received disconnect from 203.0.113.14 port 52000:11: Bye Bye [preauth]
+  line 2: Disconnected from invalid user admin 203.0.113.14 port 52000 [preauth]
+  line 4: Disconnected from authenticating user root 203.0.113.14 port 52000 [preauth]
+  line 15: Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFy
+  line 18: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.24  user=alice
+`;
+  assert.equal(r.out, expected);
+});
+
 test('stdin ("-" or no file); nothing matched is exit 1; repeated instant bans are one row', async () => {
   const lines = ['Connection closed by 203.0.113.5 port 1 [preauth]', 'Connection closed by 203.0.113.5 port 2 [preauth]', 'hello'].join('\n');
   // Two instant bans of 20 s (scores 0.5 then 1.0: the second reaches the threshold instead).
