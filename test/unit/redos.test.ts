@@ -29,6 +29,38 @@ const CRAFTED = [
   ' user '.repeat(KIB64 / 6),
 ];
 const PATTERNS_JS = JSON.stringify(require.resolve('../../src/patterns'));
+const RELAY_PREFIX = '(?:\\[ID \\d+ [a-z0-9]+\\.[a-z]+\\] )?';
+
+// One real line per shipped sshd pattern, %U% where sshd writes attacker text (a user name, a
+// client string). Filled with 64 KiB of text that repeats the line's own fixed parts around an
+// injected address, each line must still yield the real client, and nothing once its tail is broken.
+const REAL = '198.51.100.50';
+const LONG_LINES = [
+  `Failed password for root from ${REAL} port 4000 ssh2`,
+  `Failed password for invalid user %U% from ${REAL} port 4000 ssh2`,
+  `Failed hostbased for %U% from ${REAL} port 4000 ssh2: RSA SHA256:abc, client user "%U%", client host "h"`,
+  `error: maximum authentication attempts exceeded for invalid user %U% from ${REAL} port 4000 ssh2 [preauth]`,
+  `Disconnecting invalid user %U% ${REAL} port 4000: Too many authentication failures [preauth]`,
+  `Disconnecting invalid user x ${REAL} port 4000: Change of username or service not allowed: (x,ssh-connection) -> (%U%`,
+  `Disconnecting authenticating user %U% ${REAL} port 4000: Bad packet length 1349676916. [preauth]`,
+  `error: PAM: Authentication failure for illegal user %U% from ${REAL} via 192.0.2.1`,
+  `Invalid user %U% from ${REAL} port 4000`,
+  `User %U% from ${REAL} not allowed because not listed in AllowUsers`,
+  `ROOT LOGIN REFUSED FROM ${REAL} port 4000 [preauth]`,
+  `error: Received disconnect from ${REAL} port 4000:3: %U% [preauth]`,
+  `Connection closed by invalid user %U% ${REAL} port 4000 [preauth]`,
+  `Connection closed by ${REAL} port 4000 [preauth]`,
+  `Did not receive identification string from ${REAL} port 4000`,
+  `Bad protocol version identification '%U%' from ${REAL} port 4000`,
+  `banner exchange: Connection from ${REAL} port 4000: invalid format`,
+  `banner exchange: Connection from ${REAL} port 4000: %U%`,
+  `fatal: Unable to negotiate with ${REAL} port 4000: no matching key exchange method found. Their offer: %U%`,
+  `Unable to negotiate with ${REAL} port 4000: no matching cipher found. Their offer: %U%`,
+  `fatal: Timeout before authentication for ${REAL} port 4000`,
+  `Timeout before authentication for connection from ${REAL} to 192.0.2.1, pid = 4242`,
+  `drop connection #3 from [${REAL}]:4000 on [192.0.2.1]:22 penalty: %U%`,
+  `refused connect from scanner.example.net (${REAL})`,
+];
 
 /** Run `script` in a child node with a deadline; returns its stdout. A stall is a kill, and fails. */
 function inChild(script: string, deadlineMs = 120_000): string {
@@ -43,8 +75,10 @@ test('redos: every shipped pattern completes on 64 KiB crafted messages', () => 
   let runs = 0;
   for (const f of files) {
     for (const p of f.patterns) {
-      // the head of the pattern (its literal start) followed by crafted text, so the wildcard parts run
-      const head = p.source.replace(/^\^/, '').split(/[\\(<[.]/)[0];
+      // the head of the pattern (its literal start, after the optional relay and level prefixes)
+      // followed by crafted text, so the wildcard parts run
+      const head = p.source.replace(/^\^/, '').replace(RELAY_PREFIX, '').replace(/^\(\?:(error|fatal): \)\?/, '$1: ').split(/[\\(<[.]/)[0];
+      assert.ok(head.length >= 4 || f.name !== 'sshd.json', `${p.name}: no literal head found for the crafted text`);
       for (const body of CRAFTED) {
         const text = (head + body).slice(0, KIB64) + '!';
         const m = new Matcher([{ ...f, patterns: [p] }]);
@@ -57,6 +91,37 @@ test('redos: every shipped pattern completes on 64 KiB crafted messages', () => 
     }
   }
   assert.ok(runs >= 18 * CRAFTED.length, `only ${runs} runs`);
+});
+
+test('redos: 64 KiB lines repeating each wording around an injected address yield the real client, or nothing once broken', () => {
+  const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns').filter((f) => f.name === 'sshd.json');
+  const patterns = files.flatMap((f) => f.patterns);
+  assert.equal(LONG_LINES.length, patterns.length, 'one line per shipped sshd pattern');
+  const script = `
+    const { compilePattern } = require(${PATTERNS_JS});
+    const [sources, lines] = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+    const out = [];
+    sources.forEach((source, i) => {
+      const re = compilePattern(source).regex;
+      const line = lines[i];
+      // the line's own text, with the real address swapped for the victim's, repeated as the user name
+      const unit = ' ' + line.split('%U%').join('x').split('${REAL}').join('203.0.113.9') + ' ';
+      const filler = unit.repeat(Math.ceil(${KIB64} / unit.length)).slice(0, ${KIB64});
+      const text = line.split('%U%').join(line.includes('%U%') ? filler.replace(/"/g, '') : '');
+      const m = re.exec(line.includes('%U%') ? text : filler.replace(/"/g, '') + text);
+      // a pattern ending in free text (.* or .+ before $) matches a longer tail too: nothing to break
+      const broken = !/\\.[*+]\\$$/.test(source) && re.test(text + ' !');
+      out.push([m ? (m.groups && m.groups.ip) || m[1] : null, broken]);
+    });
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['-e', script], { input: JSON.stringify([patterns.map((p) => p.source), LONG_LINES]), timeout: 300_000, encoding: 'utf8' });
+  assert.equal(r.signal, null, 'a 64 KiB line stalled the matcher');
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(r.stdout) as Array<[string | null, boolean]>;
+  const wrong = results.map(([got, broken], i) => ({ i, got, broken })).filter(({ i, got, broken }) => broken || (LONG_LINES[i].includes('%U%') ? got !== null && got !== REAL : got !== null));
+  assert.deepEqual(wrong.map(({ i, got, broken }) => `${patterns[i].name}: got ${got}${broken ? ', matched when broken' : ''}`), []);
+  // the lines with attacker text do match at 64 KiB (an unmatched long line would prove nothing)
+  assert.ok(results.filter(([got], i) => LONG_LINES[i].includes('%U%') && got === REAL).length >= 12, JSON.stringify(results));
 });
 
 test('redos: every loaded pattern is one the linear-time engine runs (so V8\'s fallback never declines it)', () => {
