@@ -17,10 +17,49 @@ export interface Match extends Address {
 /** One filter group as sd-journal reads it: same field OR'ed, different fields AND'ed. */
 type CompiledGroup = Array<[field: string, values: Set<string>]>;
 
+interface CompiledEntry {
+  pattern: Pattern;
+  regex: RegExp;
+  prefixed: boolean;
+  group: 'ip' | 1;
+  heads: string[];
+}
+
+/** A pattern as a candidate for messages with a given first character: only the heads that can match. */
+interface Candidate {
+  entry: CompiledEntry;
+  heads: string[];
+}
+
 interface CompiledFile {
   name: string;
   groups: CompiledGroup[];
-  patterns: Array<{ pattern: Pattern; regex: RegExp; prefixed: boolean; group: 'ip' | 1; heads: string[] }>;
+  /** The patterns (in file order) that can match a message starting with this character... */
+  byFirstChar: Map<string, Candidate[]>;
+  /** ...and those for any other first character (no literal start, or written as MESSAGE=). */
+  anyFirstChar: Candidate[];
+}
+
+/** Most journal lines start with a character no pattern can start with: look each file's
+ *  candidates up by it, so a line costs one Map lookup per file, not a test per pattern. */
+function compileFile(f: PatternFile): CompiledFile {
+  const patterns: CompiledEntry[] = f.patterns.map((pattern) => ({ pattern, ...compilePattern(pattern.source) }));
+  const open = (p: CompiledEntry) => p.heads.length === 0 || p.prefixed;
+  const byFirstChar = new Map<string, Candidate[]>();
+  for (const c of new Set(patterns.flatMap((p) => (open(p) ? [] : p.heads.map((h) => h[0]))))) {
+    const list: Candidate[] = [];
+    for (const p of patterns) {
+      if (open(p)) list.push({ entry: p, heads: p.heads });
+      else if (p.heads.some((h) => h[0] === c)) list.push({ entry: p, heads: p.heads.filter((h) => h[0] === c) });
+    }
+    byFirstChar.set(c, list);
+  }
+  return { name: f.name, groups: f.filter.map(compileGroup), byFirstChar, anyFirstChar: patterns.filter(open).map((p) => ({ entry: p, heads: p.heads })) };
+}
+
+function startsWithAny(text: string, heads: string[]): boolean {
+  for (let i = 0; i < heads.length; i++) if (text.startsWith(heads[i])) return true;
+  return heads.length === 0;
 }
 
 function compileGroup(group: MatchGroup): CompiledGroup {
@@ -58,11 +97,7 @@ export class Matcher {
     files: PatternFile[],
     readonly metrics: Metrics = new Metrics(),
   ) {
-    this.files = files.map((f) => ({
-      name: f.name,
-      groups: f.filter.map(compileGroup),
-      patterns: f.patterns.map((pattern) => ({ pattern, ...compilePattern(pattern.source) })),
-    }));
+    this.files = files.map(compileFile);
   }
 
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
@@ -77,10 +112,12 @@ export class Matcher {
     let prefixedText: string | undefined;
     for (const file of this.files) {
       if (!selects(file.groups, entry.fields)) continue;
-      for (const p of file.patterns) {
+      const candidates = file.byFirstChar.get(message[0]) ?? file.anyFirstChar;
+      for (let i = 0; i < candidates.length; i++) {
+        const p = candidates[i].entry;
         const text = p.prefixed ? (prefixedText ??= `MESSAGE=${message}`) : message;
         // Cheap literal test first (see literalHeads): most lines never reach a regex.
-        if (p.heads.length > 0 && !p.heads.some((h) => text.startsWith(h))) continue;
+        if (!startsWithAny(text, candidates[i].heads)) continue;
         const m = p.regex.exec(text);
         if (m === null) continue;
         const raw = p.group === 'ip' ? m.groups?.ip : m[1];

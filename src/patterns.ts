@@ -55,10 +55,12 @@ export const PORT_REGEX = '\\d{1,5}';
  *  more than ~1 KiB, and matching is linear, so the cap only bounds the work per entry. */
 export const MAX_MESSAGE_LENGTH = 8192;
 
-/** Backtracks one regex call may make before V8 reruns it in the linear-time engine. A call's work
- *  is then at most this many backtracks (each followed by at most one pass over the message) plus
- *  one linear-engine run: linear in the message length. sshd lines need a few hundred at most. */
-export const BACKTRACKS_BEFORE_LINEAR = 10_000;
+/** Backtracks one regex call may make before V8 reruns it in the linear-time engine (V8's own
+ *  default). Each backtrack undoes at most one step forward, so a call costs at most about this many
+ *  steps plus one linear-engine run: linear in the message length. sshd lines need a few hundred;
+ *  a lower bound only hands crafted lines sooner to the linear engine, which is slower per character
+ *  (bench/README.md). */
+export const BACKTRACKS_BEFORE_LINEAR = 50_000;
 
 let linearEngineEnabled = false;
 /**
