@@ -137,12 +137,14 @@ test('redos: every loaded pattern is one the linear-time engine runs (so V8\'s f
 test('redos: tallow test --patterns FILE runs the same engine (a crafted line finishes)', () => {
   const dir = mkdtempSync(join(tmpdir(), `tallow-redos-${process.pid}-`));
   try {
+    // Polynomial (n^3) in a backtracking engine, and accepted by the old structural check too: it
+    // finishes only when V8 falls back to the linear engine, which tallow test once never enabled.
     const file = join(dir, 'evil.json');
-    writeFileSync(file, JSON.stringify([{ filter: '_UID=0', items: [{ ban: 0, score: 1, pattern: '^(?:\\w+\\s?)+ from <IP>$' }] }]));
+    writeFileSync(file, JSON.stringify([{ filter: '_UID=0', items: [{ ban: 0, score: 1, pattern: '^(?:a|b)*(?:a|c)*(?:a|d)*x from <IP>$' }] }]));
     const input = join(dir, 'input.log');
-    writeFileSync(input, `${'a'.repeat(4000)} from 192.0.2.1!\n`);
+    writeFileSync(input, `${'a'.repeat(8000)} from 192.0.2.1!\n`);
     const cli = require.resolve('../../src/cli');
-    const r = spawnSync(process.execPath, [cli, 'test', '--config', '/dev/null', '--patterns', file, input], { timeout: 120_000, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'test', '--config', '/dev/null', '--patterns', file, input], { timeout: 60_000, encoding: 'utf8' });
     assert.equal(r.signal, null, 'tallow test stalled on the crafted line');
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stdout, /^Read 1 line from .*: 0 matched, 1 not matched\.$/m);
