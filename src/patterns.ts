@@ -51,7 +51,7 @@ export const ADDRESS_REGEX = `(?<ip>${IPV4}|${HEX}(?::${HEX}){2,}(?::${IPV4})?)(
 /** What `<PORT>` stands for. */
 export const PORT_REGEX = '\\d{1,5}';
 
-/** Messages longer than this are not matched (counted in Matcher.stats.oversized): sshd never logs
+/** Messages longer than this are not matched (counted in Matcher.metrics.oversizedMessages): sshd never logs
  *  more than ~1 KiB, and matching is linear, so the cap only bounds the work per entry. */
 export const MAX_MESSAGE_LENGTH = 8192;
 

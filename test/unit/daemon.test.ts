@@ -144,7 +144,7 @@ test('start-up errors are thrown for the CLI to report: bad config (78), bad pat
   const s = setup(t, ['bogus=1']);
   await assert.rejects(Daemon.start(s.opts), (e: Error & { exitCode?: number }) => e.exitCode === 78 && /tallow\.conf:\d+: unknown key 'bogus'/.test(e.message));
   const s2 = setup(t);
-  fs.writeFileSync(path.join(s2.dir, 'local', 'x.json'), '[{"filter":"_EXE=/x","items":[{"ban":0,"score":1,"pattern":"(a+)+$"}]}]');
+  fs.writeFileSync(path.join(s2.dir, 'local', 'x.json'), '[{"filter":"_EXE=/x","items":[{"ban":0,"score":1,"pattern":"(?=a)(a+)$"}]}]');
   await assert.rejects(Daemon.start(s2.opts), (e: Error & { exitCode?: number }) => e.exitCode === 78 && /x\.json/.test(e.message));
 });
 
