@@ -1,5 +1,6 @@
-// What a pattern may use, and its fixed literal start. Every pattern runs in V8's linear-time regex
-// engine (the `l` flag, see compilePattern), so no input can make matching super-linear. That engine
+// What a pattern may use, and its fixed literal start. Every pattern must be one V8's linear-time
+// regex engine can run (checked with the `l` flag, see compilePattern), because V8 reruns a match
+// there once it backtracks too much: no input can make matching super-linear. That engine
 // refuses backreferences, lookarounds, flags and counted repeats it would have to unroll too far;
 // this scanner names the construct, so the refusal says what to change instead of V8's "Cannot be
 // executed in linear time". It applies Node 20's rules on every Node version (newer V8 accepts a
