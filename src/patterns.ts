@@ -3,8 +3,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import type { MatchGroup } from './journal';
+import { isFieldName, type MatchGroup } from './journal';
 import { parseJson, type JsonError } from './json';
+import { MAX_BAN_SECONDS } from './limits';
 import { literalHeads, unsupportedSyntax } from './pattern-syntax';
 
 export interface Pattern {
@@ -110,11 +111,10 @@ export function compilePattern(source: string): CompiledPattern {
   return { regex: new RegExp(expanded), prefixed, group: named ? 'ip' : 1, heads: literalHeads(expanded) };
 }
 
-const FIELD_TERM = /^[A-Z0-9_]+=/;
-
 function filterTerm(t: unknown, where: string): string {
-  if (typeof t !== 'string' || !FIELD_TERM.test(t)) {
-    throw new Error(`${where}: expected "FIELD=value" (FIELD in capitals, digits, _), got ${JSON.stringify(t)}`);
+  // The journal's own rule for field names (a leading digit is refused by sd_journal_add_match).
+  if (typeof t !== 'string' || t.indexOf('=') < 1 || !isFieldName(t.slice(0, t.indexOf('=')))) {
+    throw new Error(`${where}: expected "FIELD=value" (FIELD in capitals, digits, _, not starting with a digit), got ${JSON.stringify(t)}`);
   }
   return t;
 }
@@ -176,8 +176,8 @@ export function parsePatternFile(text: string, name: string, path: string): Patt
       const it = item as Record<string, unknown>;
       for (const key of ['ban', 'score', 'pattern']) if (!(key in it)) bad(`missing key "${key}"`);
       const { ban, score, pattern } = it;
-      if (typeof ban !== 'number' || !Number.isInteger(ban) || ban < 0 || ban > 2147483) {
-        bad(`"ban" must be a whole number of seconds from 0 to 2147483, got ${JSON.stringify(ban)}`);
+      if (typeof ban !== 'number' || !Number.isInteger(ban) || ban < 0 || ban > MAX_BAN_SECONDS) {
+        bad(`"ban" must be a whole number of seconds from 0 to ${MAX_BAN_SECONDS}, got ${JSON.stringify(ban)}`);
       }
       if (typeof score !== 'number' || !Number.isFinite(score) || score < 0) {
         bad(`"score" must be a number of 0 or more, got ${JSON.stringify(score)}`);

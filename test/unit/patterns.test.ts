@@ -117,3 +117,14 @@ test('patterns: every shipped source pins _UID=0 or a unit; forgeable filters ar
   assert.match(w[0], /^\/etc\/tallow\/mine\.json \(block 1\): filter SYSLOG_IDENTIFIER=myapp trusts only fields the sender chooses/);
   assert.match(w[1], /^\/etc\/tallow\/mine\.json \(block 2\): filter _EXE=\/usr\/bin\/other does not pin _UID=0/);
 });
+
+test('patterns: a filter field the journal would refuse (leading digit, lower case, empty) is refused at load', () => {
+  for (const bad of ['1FIELD=x', 'field=x', '=x', 'A B=x']) {
+    assert.throws(
+      () => parsePatternFile(JSON.stringify([{ filter: bad, items: [] }]), 'x.json', '/p/x.json'),
+      (e: Error) => e instanceof PatternError && /\/p\/x\.json: filter: expected "FIELD=value"/.test(e.message),
+      bad,
+    );
+  }
+  assert.deepEqual(parsePatternFile(JSON.stringify([{ filter: '_A1=x', items: [] }]), 'x.json', '/p/x.json')[0].filter, [['_A1=x']]);
+});
