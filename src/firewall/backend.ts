@@ -39,10 +39,32 @@ export interface FirewallBackend {
   setup(): Promise<void>;
   /** Are our sets and rules still in place? (someone may have flushed or reloaded the firewall) */
   check(): Promise<boolean>;
-  /** Additions (or timeout refreshes) and removals together, in one process; absent removals are no error. */
+  /**
+   * Additions (or timeout refreshes) and removals together; absent removals are no error. Throws
+   * RefusedError when the tool took the batch but refused some of its elements (the queue then
+   * splits the batch to find them); any other error means nothing can be trusted to have landed.
+   */
   apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void>;
   /** What the kernel holds now. */
   list(): Promise<KernelBan[]>;
+  /**
+   * Cheap look (no process where the backend keeps a session): is each of these bans in the
+   * kernel? A missing set answers false. Lets the queue notice a flushed set within seconds
+   * without listing every element.
+   */
+  present?(sample: { address: string; family: Family }[]): Promise<boolean[]>;
+  /** Calls `changed` when something outside may have removed sets or rules (a firewall reload). */
+  watch?(changed: () => void): void;
+  /** Ends long-lived helper processes. */
+  close?(): Promise<void>;
+}
+
+/** The tool took the batch and refused part of it for its elements' sake (not a missing set). */
+export class RefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedError';
+  }
 }
 
 /** A backend module exports one of these; the registry in index.ts lists them. */

@@ -33,10 +33,22 @@ export function showArgv(argv: string[]): string {
   return argv.join(' ');
 }
 
+let execs = 0;
+
+/** Firewall tool processes started by this process so far (metrics, benchmarks, tests). */
+export function execCount(): number {
+  return execs;
+}
+
+export function countExec(): void {
+  execs++;
+}
+
 /** Resolves with the exit status whatever it is; rejects only when the tool could not run at all. */
 export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     let child;
+    countExec();
     try {
       child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
     } catch (e) {

@@ -1,8 +1,10 @@
 // Backend choice, and the queue between the ledger's events and the kernel: everything decided
-// in one tick goes out in one process, failures are retried with back-off (never dropped), and
-// what someone else flushed or deleted is re-created and re-filled from the ledger's bans.
+// while the previous batch was in flight goes out as one batch (through the backend's long-lived
+// session), failures are retried with back-off (never dropped), elements the kernel refuses are
+// found by splitting the batch and dropped with an error naming them, and what someone else
+// flushed or deleted is re-created and re-filled from the ledger's bans.
 import type { Config } from '../config';
-import type { BanEntry, BackendModule, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { RefusedError, type BanEntry, type BackendModule, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
 import type { Family } from '../address';
 import type { Metrics } from '../metrics';
 import { dryrunBackend } from './dryrun';
@@ -56,8 +58,15 @@ export interface HeldBan {
 }
 
 export interface FirewallOptions {
-  /** How often sets, rules and contents are verified (ms). */
+  /** How often sets and rules are verified with the tools (ms). */
   checkIntervalMs?: number;
+  /**
+   * How often a few held bans are looked up through the backend's session (no process), so an
+   * emptied set is re-filled within seconds (ms).
+   */
+  probeIntervalMs?: number;
+  /** An element the kernel refused and that was dropped (the ledger should forget that ban). */
+  onRefused?: (address: string, family: Family, reason: string) => void;
   /** First retry delay after a failure (ms); doubles up to retryMaxMs. */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -69,14 +78,27 @@ export interface FirewallOptions {
 }
 
 type Pending = { add: true; family: Family; expiry: number } | { add: false; family: Family };
+type Op = [address: string, pending: Pending];
+
+/** Held bans looked up per family by the probe. */
+const SAMPLE = 3;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
 export class Firewall {
-  private readonly opts: Required<Omit<FirewallOptions, 'metrics'>>;
+  private readonly opts: Required<Omit<FirewallOptions, 'metrics' | 'onRefused'>>;
   private readonly metrics: Metrics | undefined;
+  private readonly onRefused: FirewallOptions['onRefused'];
+  /** Addresses whose last change the kernel refused: not probed, not re-filled, until changed again. */
+  private refused = new Map<string, string>();
+  /** Callers of outcome() waiting for an address's change to land. */
+  private outcomes = new Map<string, ((why: string | null) => void)[]>();
+  /** Sampled bans were missing: the next check compares the sets with the ledger. */
+  private suspect = false;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probing = false;
   /** Changes not yet sent; the latest decision about an address wins. */
   private pending = new Map<string, Pending>();
   private started = false;
@@ -88,15 +110,18 @@ export class Firewall {
   private retryTimer: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
   private waiters: (() => void)[] = [];
+  /** The batch being sent (outcome() waits for its addresses too). */
+  private inflight: Map<string, Pending> | null = null;
 
   constructor(
     readonly backend: FirewallBackend,
     private readonly log: Logger,
     opts: FirewallOptions = {},
   ) {
-    const { metrics, ...rest } = opts;
+    const { metrics, onRefused, ...rest } = opts;
     this.metrics = metrics;
-    this.opts = { checkIntervalMs: 30_000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, held: () => [], ...rest };
+    this.onRefused = onRefused;
+    this.opts = { checkIntervalMs: 30_000, probeIntervalMs: 2000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, held: () => [], ...rest };
   }
 
   /** Changes waiting to be sent. */
@@ -130,6 +155,16 @@ export class Firewall {
       this.schedule();
     }, this.opts.checkIntervalMs);
     this.checkTimer.unref();
+    if (this.backend.present) {
+      this.probeTimer = setInterval(() => void this.probe(), this.opts.probeIntervalMs);
+      this.probeTimer.unref();
+    }
+    // A reload seen as it happens: compare with the ledger at once.
+    this.backend.watch?.(() => {
+      this.needsCheck = true;
+      this.suspect = true;
+      this.schedule();
+    });
     this.schedule();
   }
 
@@ -143,6 +178,7 @@ export class Firewall {
         continue;
       }
       this.pending.set(e.address, { add: true, family: e.family, expiry: now + seconds * 1000 });
+      this.refused.delete(e.address);
     }
     this.schedule();
   }
@@ -154,8 +190,31 @@ export class Firewall {
         continue;
       }
       this.pending.set(e.address, { add: false, family: e.family });
+      this.refused.delete(e.address);
     }
     this.schedule();
+  }
+
+  /**
+   * Resolves once the address's queued change reached the kernel (null), or with why not: the
+   * kernel refused it (dropped), or the firewall failed and it waits for a retry. Nothing
+   * queued: null at once. For `tallow ban`/`unban`, after ban()/unban().
+   */
+  outcome(address: string): Promise<string | null> {
+    if (!this.pending.has(address) && !this.inflight?.has(address)) return Promise.resolve(this.refused.get(address) ?? null);
+    if (!this.started || this.closed) return Promise.resolve('the firewall is not running');
+    return new Promise((resolve) => {
+      const list = this.outcomes.get(address);
+      if (list) list.push(resolve);
+      else this.outcomes.set(address, [resolve]);
+    });
+  }
+
+  private settle(address: string, why: string | null): void {
+    const list = this.outcomes.get(address);
+    if (!list) return;
+    this.outcomes.delete(address);
+    for (const f of list) f(why);
   }
 
   /** Resolves when everything queued so far reached the kernel (or failed and was re-queued). */
@@ -173,22 +232,70 @@ export class Firewall {
   async close(): Promise<void> {
     this.closed = true;
     if (this.checkTimer) clearInterval(this.checkTimer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.checkTimer = this.retryTimer = null;
+    this.checkTimer = this.retryTimer = this.probeTimer = null;
     if (this.running) await this.running;
     if (this.pending.size) this.log.warn('firewall closing with changes not applied', { count: String(this.pending.size) });
+    for (const a of [...this.outcomes.keys()]) this.settle(a, 'the firewall closed before it was applied');
     this.wake();
+    await this.backend.close?.();
   }
 
   private delay(failures: number): number {
     return Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.max(0, failures - 1));
   }
 
-  /** The ledger's bans still running, by family. */
+  /** The ledger's bans still running, minus those the kernel refused. */
   private held(now: number): HeldBan[] {
     const out: HeldBan[] = [];
-    for (const b of this.opts.held()) if (b.expiry > now) out.push(b);
+    for (const b of this.opts.held()) if (b.expiry > now && !this.refused.has(b.address)) out.push(b);
     return out;
+  }
+
+  /** Up to SAMPLE held bans per family, neither queued nor about to expire: first found, no full walk. */
+  private sample(now: number): HeldBan[] {
+    const out: HeldBan[] = [];
+    const n = { 4: 0, 6: 0 };
+    for (const b of this.opts.held()) {
+      if (b.expiry <= now + 5000 || this.pending.has(b.address) || this.refused.has(b.address) || n[b.family] >= SAMPLE) continue;
+      out.push(b);
+      n[b.family]++;
+      if (n[4] >= SAMPLE && n[6] >= SAMPLE) break;
+    }
+    return out;
+  }
+
+  /** Families whose sampled bans are all missing from the kernel (present() answers through the session). */
+  private async missingFamilies(now: number): Promise<Set<Family>> {
+    const out = new Set<Family>();
+    const sample = this.sample(now);
+    if (!sample.length || !this.backend.present) return out;
+    const found = await this.backend.present(sample);
+    for (const f of [4, 6] as Family[]) {
+      const idx = sample.map((b, i) => (b.family === f ? i : -1)).filter((i) => i >= 0);
+      if (idx.length && idx.every((i) => !found[i])) out.add(f);
+    }
+    return out;
+  }
+
+  /** The periodic cheap look: sampled bans missing means a flushed set; the next check re-fills. */
+  private async probe(): Promise<void> {
+    if (this.probing || this.closed || this.running || this.retryTimer) return;
+    this.probing = true;
+    try {
+      if ((await this.missingFamilies(Date.now())).size) {
+        this.needsCheck = true;
+        this.suspect = true;
+        this.schedule();
+      }
+    } catch {
+      // A failing session: let the full check find out what is wrong.
+      this.needsCheck = true;
+      this.schedule();
+    } finally {
+      this.probing = false;
+    }
   }
 
   /** One drain per tick, none while a batch is in flight (it picks up the new work) or a retry waits. */
@@ -221,14 +328,18 @@ export class Firewall {
         if (this.pending.size === 0) return;
         batch = this.pending;
         this.pending = new Map();
+        this.inflight = batch;
         await this.send(batch);
+        this.inflight = null;
         if (this.failures) this.log.info('firewall working again', { backend: this.backend.name });
         this.failures = 0;
       } catch (e) {
+        this.inflight = null;
         if (batch) {
           // Put the failed batch back; anything decided since about the same address wins.
           for (const [a, v] of this.pending) batch.set(a, v);
           this.pending = batch;
+          for (const a of batch.keys()) this.settle(a, `not in the firewall yet: ${errText(e)} (will retry)`);
         }
         this.failures++;
         if (this.metrics) this.metrics.firewallFailures++;
@@ -252,46 +363,82 @@ export class Firewall {
   /** Sends one batch; each ban carries its REMAINING time (a retried ban does not get extended). */
   private async send(batch: Map<string, Pending>): Promise<void> {
     const now = Date.now();
+    const ops: Op[] = [];
+    for (const [address, p] of batch) {
+      if (!p.add || p.expiry > now) ops.push([address, p]);
+      else this.settle(address, null); // expired while queued, nothing to add
+    }
+    if (ops.length) await this.sendOps(ops, now);
+  }
+
+  /**
+   * A batch the kernel refuses in part is halved until the refused elements are alone; they are
+   * dropped with an error naming them, everything else lands. Other errors go up (batch retried).
+   */
+  private async sendOps(ops: Op[], now: number): Promise<void> {
     const add: BanEntry[] = [];
     const remove: { address: string; family: Family }[] = [];
-    for (const [address, p] of batch) {
-      if (!p.add) remove.push({ address, family: p.family });
-      else if (p.expiry > now) add.push({ address, family: p.family, seconds: Math.ceil((p.expiry - now) / 1000) });
-      // else: expired while queued, nothing to add
+    for (const [address, p] of ops) {
+      if (p.add) add.push({ address, family: p.family, seconds: Math.max(1, Math.ceil((p.expiry - now) / 1000)) });
+      else remove.push({ address, family: p.family });
     }
-    if (add.length === 0 && remove.length === 0) return;
-    await this.backend.apply(add, remove);
+    try {
+      await this.backend.apply(add, remove);
+    } catch (e) {
+      if (!(e instanceof RefusedError)) throw e;
+      if (ops.length > 1) {
+        const mid = ops.length >>> 1;
+        await this.sendOps(ops.slice(0, mid), now);
+        await this.sendOps(ops.slice(mid), now);
+        return;
+      }
+      const [address, p] = ops[0];
+      this.refused.set(address, e.message);
+      this.log.error(p.add ? 'the firewall refused a ban; dropped' : 'the firewall refused an unban; dropped', {
+        backend: this.backend.name,
+        address,
+        error: e.message,
+      });
+      this.settle(address, e.message);
+      this.onRefused?.(address, p.family, e.message);
+      return;
+    }
     if (this.metrics) {
       this.metrics.firewallBatches++;
-      this.metrics.firewallElements += add.length + remove.length;
+      this.metrics.firewallElements += ops.length;
     }
+    for (const [address] of ops) this.settle(address, null);
   }
 
   /**
    * Sets or rules gone (a firewall reload, a flush by hand): re-create them and re-fill every ban we
    * still hold. A set that exists but holds none of our bans of its family was flushed: re-fill it.
-   * (Single entries removed by an administrator are left removed.)
+   * (Single entries removed by an administrator are left removed.) The sets are listed only when
+   * sampled bans were missing, or when the backend cannot look bans up cheaply.
    */
   private async repair(): Promise<void> {
-    const now = Date.now();
-    const held = this.held(now);
+    const suspect = this.suspect;
+    this.suspect = false;
     if (!(await this.backend.check())) {
       this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
       await this.backend.setup();
       if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
       if (this.metrics) this.metrics.firewallRepairs++;
-      this.refill(held, new Set<Family>([4, 6]));
-    } else if (held.length) {
-      const inKernel = new Set((await this.backend.list()).map((k) => k.address));
-      const emptied = new Set<Family>();
-      for (const f of [4, 6] as Family[]) {
-        const ours = held.filter((b) => b.family === f && !this.pending.has(b.address));
-        if (ours.length && !ours.some((b) => inKernel.has(b.address))) emptied.add(f);
-      }
-      if (emptied.size) {
-        this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, families: [...emptied].join(',') });
-        if (this.metrics) this.metrics.firewallRepairs++;
-        this.refill(held, emptied);
+      this.refill(this.held(Date.now()), new Set<Family>([4, 6]));
+    } else if (!this.backend.present || suspect || (await this.missingFamilies(Date.now())).size) {
+      const held = this.held(Date.now());
+      if (held.length) {
+        const inKernel = new Set((await this.backend.list()).map((k) => k.address));
+        const emptied = new Set<Family>();
+        for (const f of [4, 6] as Family[]) {
+          const ours = held.filter((b) => b.family === f && !this.pending.has(b.address));
+          if (ours.length && !ours.some((b) => inKernel.has(b.address))) emptied.add(f);
+        }
+        if (emptied.size) {
+          this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, families: [...emptied].join(',') });
+          if (this.metrics) this.metrics.firewallRepairs++;
+          this.refill(held, emptied);
+        }
       }
     }
     this.needsCheck = false;

@@ -1,10 +1,13 @@
 // ipset + iptables/ip6tables, tallow's own backend: sets `tallow` / `tallow6` (hash:ip with a
 // default timeout) and one DROP rule at the top of INPUT per family. Sets are never destroyed, so
-// bans survive a restart of the daemon. Bans go in with one `ipset restore` per batch.
+// bans survive a restart of the daemon. Bans, unbans and re-fills go through one long-lived
+// `ipset -` (interactive mode: one line per element, a refused line does not stop the next).
 import * as path from 'node:path';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { RefusedError, type BackendModule, type BanEntry, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
 import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, run, runOk } from './exec';
+import { ToolSession } from './session';
+import { NftMonitor } from './monitor';
 import { clampSeconds, validAddress } from './validate';
 
 export const SET_NAME: Record<Family, string> = { 4: 'tallow', 6: 'tallow6' };
@@ -37,10 +40,39 @@ export function parseSave(text: string, family: Family): KernelBan[] {
   return out;
 }
 
-/** Runs `ipset restore -exist` with the script; nothing when empty. Shared with firewalld on iptables. */
-export async function ipsetRestore(ipset: string, script: string): Promise<void> {
+/** `ipset -` kept running; the sentinel `-o TAG` is refused with "unknown output mode 'TAG'". */
+export function ipsetSession(ipset: string): ToolSession {
+  return new ToolSession([ipset, '-'], { sentinel: (tag) => `-o ${tag}` }, TIMEOUT_MS);
+}
+
+/** Errors that say the set itself is missing or the kernel is unusable: the whole batch failed. */
+const SET_FAILURE = /set with the given name does not exist|Kernel error|Cannot open session|Kernel support protocol/i;
+
+/**
+ * Sends a batch through the session. Lines that the kernel refuses (an element a set cannot
+ * hold) make a RefusedError; a missing set a CommandError. Shared with firewalld.
+ */
+export async function ipsetApply(session: ToolSession, add: BanEntry[], remove: { address: string; family: Family }[], fams: Family[]): Promise<void> {
+  const script = restoreScript(add, remove, fams);
   if (!script) return;
-  await runOk([ipset, 'restore', '-exist'], { input: script, timeoutMs: TIMEOUT_MS });
+  const lines = script.trimEnd().split('\n').map((l) => `${l} -exist`);
+  const errors = (await session.exec(lines)).split('\n').filter((l) => l.trim() && !l.startsWith('Warning:')).join(' | ');
+  if (!errors) return;
+  if (SET_FAILURE.test(errors)) throw new CommandError(`ipset: ${errors}`, ['ipset', '-'], null);
+  throw new RefusedError(`ipset refused: ${errors}`);
+}
+
+/** Is each address in our set? Through the session: `test` answers on stderr, one line each. */
+export async function ipsetPresent(session: ToolSession, sample: { address: string; family: Family }[]): Promise<boolean[]> {
+  const ok = sample.filter((s) => validAddress(s.address, s.family));
+  if (ok.length === 0) return sample.map(() => false);
+  const text = await session.exec(ok.map((s) => `test ${SET_NAME[s.family]} ${s.address}`));
+  const yes = new Set<string>();
+  for (const line of text.split('\n')) {
+    const m = /^(?:Warning: )?(\S+) is in set (\S+)\.$/.exec(line.trim());
+    if (m) yes.add(`${m[2]} ${m[1]}`);
+  }
+  return sample.map((s) => yes.has(`${SET_NAME[s.family]} ${s.address}`));
 }
 
 export async function ipsetNames(ipset: string): Promise<Set<string>> {
@@ -60,12 +92,15 @@ export async function ipsetList(ipset: string, fams: Family[]): Promise<KernelBa
 class IpsetBackend implements FirewallBackend {
   readonly name = 'ipset';
   private readonly fams: Family[];
+  readonly session: ToolSession;
+  private monitor: NftMonitor | null = null;
 
   constructor(
     private readonly config: FirewallSettings,
     private readonly log: Logger,
   ) {
     this.fams = families(config);
+    this.session = ipsetSession(this.tool('ipset'));
   }
 
   private tool(name: string): string {
@@ -132,11 +167,25 @@ class IpsetBackend implements FirewallBackend {
   }
 
   apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
-    return ipsetRestore(this.tool('ipset'), restoreScript(add, remove, this.fams));
+    return ipsetApply(this.session, add, remove, this.fams);
   }
 
   list(): Promise<KernelBan[]> {
     return ipsetList(this.tool('ipset'), this.fams);
+  }
+
+  present(sample: { address: string; family: Family }[]): Promise<boolean[]> {
+    return ipsetPresent(this.session, sample);
+  }
+
+  watch(changed: () => void): void {
+    // iptables-nft rules are nftables rules: their deletion is an nftables event.
+    this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+  }
+
+  async close(): Promise<void> {
+    this.monitor?.close();
+    await this.session.close();
   }
 }
 

@@ -1,11 +1,14 @@
 // nftables, native: a table of our own, `inet tallow`, with sets `tallow` (ipv4_addr) and
 // `tallow6` (ipv6_addr) carrying per-element timeouts, and a chain hooked on input at priority -10,
 // before the distributions' filter chains (priority 0), so an ACCEPT there cannot let a banned
-// address through. Everything (set-up, bans, unbans) is one `nft -f -` script per batch.
+// address through. Set-up is one `nft -f -` script; bans, unbans and re-fills go through one
+// long-lived `nft -i`, where each line is one transaction.
 import * as path from 'node:path';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
-import { TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, runOk } from './exec';
+import { RefusedError, type BackendModule, type BanEntry, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
+import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, runOk } from './exec';
+import { NftMonitor } from './monitor';
+import { ToolSession } from './session';
 import { clampSeconds, validAddress } from './validate';
 
 export const TABLE = 'tallow';
@@ -44,10 +47,10 @@ function chunks<T>(items: T[]): T[][] {
 }
 
 /**
- * One script for a whole batch. To refresh the timeout of an element already present (older
- * kernels keep the old one on `add`), each added element goes through add (so it exists), delete,
- * add-with-timeout, all inside nft's single transaction; removals are add-then-delete so an absent
- * element is not an error.
+ * One script for a whole batch, one line per chunk: each line is one transaction in `nft -i`. To
+ * refresh the timeout of an element already present (older kernels keep the old one on `add`),
+ * each added element goes through add (so it exists), delete, add-with-timeout, all on one line;
+ * removals are add-then-delete so an absent element is not an error.
  */
 export function batchScript(add: BanEntry[], remove: { address: string; family: Family }[], fams: Family[]): string {
   const lines: string[] = [];
@@ -61,14 +64,12 @@ export function batchScript(add: BanEntry[], remove: { address: string; family: 
     const target = `inet ${TABLE} ${SET[f]}`;
     for (const c of chunks(adds)) {
       const bare = c.map((e) => e.address).join(', ');
-      lines.push(`add element ${target} { ${bare} }`);
-      lines.push(`delete element ${target} { ${bare} }`);
-      lines.push(`add element ${target} { ${c.map((e) => `${e.address} timeout ${e.seconds}s`).join(', ')} }`);
+      const timed = c.map((e) => `${e.address} timeout ${e.seconds}s`).join(', ');
+      lines.push(`add element ${target} { ${bare} }; delete element ${target} { ${bare} }; add element ${target} { ${timed} }`);
     }
     for (const c of chunks(dels)) {
       const bare = c.join(', ');
-      lines.push(`add element ${target} { ${bare} }`);
-      lines.push(`delete element ${target} { ${bare} }`);
+      lines.push(`add element ${target} { ${bare} }; delete element ${target} { ${bare} }`);
     }
   }
   return lines.length ? lines.join('\n') + '\n' : '';
@@ -122,10 +123,17 @@ export function parseSetElements(json: string, f: Family): KernelBan[] {
   return out;
 }
 
+/** Sentinel: a bare word is a syntax error that nft prints with the offending line. */
+export function nftSession(nft: string): ToolSession {
+  return new ToolSession([nft, '-i'], { sentinel: (tag) => tag }, TIMEOUT_MS);
+}
+
 class NftablesBackend implements FirewallBackend {
   readonly name = 'nftables';
   private readonly fams: Family[];
   private readonly nft: string;
+  readonly session: ToolSession;
+  private monitor: NftMonitor | null = null;
 
   constructor(
     private readonly config: FirewallSettings,
@@ -133,6 +141,7 @@ class NftablesBackend implements FirewallBackend {
   ) {
     this.fams = families(config);
     this.nft = path.join(config.nftPath, 'nft');
+    this.session = nftSession(this.nft);
   }
 
   describe(): string {
@@ -145,7 +154,8 @@ class NftablesBackend implements FirewallBackend {
 
   private async state(): Promise<TableState | null> {
     try {
-      const r = await runOk([this.nft, '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: TIMEOUT_MS });
+      // -t: set declarations without their elements (a million of them would be read every check).
+      const r = await runOk([this.nft, '-t', '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: TIMEOUT_MS });
       return parseTable(r.stdout);
     } catch (e) {
       // "No such file or directory": the table is gone; anything else (nft missing...) is an error.
@@ -179,7 +189,28 @@ class NftablesBackend implements FirewallBackend {
   async apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
     const script = batchScript(add, remove, this.fams);
     if (!script) return;
-    await runOk([this.nft, '-f', '-'], { input: script, timeoutMs: TIMEOUT_MS });
+    const errors = await this.session.exec(script.trimEnd().split('\n'));
+    if (!errors) return;
+    const first = errors.split('\n').filter((l) => l.startsWith('Error:')).join(' | ') || errors.split('\n')[0];
+    // Every line adds before it deletes, so "No such file" means the table or set is gone.
+    if (/No such file or directory/.test(first)) throw new CommandError(`nft: ${first}`, [this.nft, '-i'], null);
+    throw new RefusedError(`nft refused: ${first}`);
+  }
+
+  async present(sample: { address: string; family: Family }[]): Promise<boolean[]> {
+    const lines = sample.map((s) => (validAddress(s.address, s.family) ? `get element inet ${TABLE} ${SET[s.family]} { ${s.address} }` : ''));
+    const errors = new Set((await this.session.exec(lines.filter(Boolean))).split('\n'));
+    // nft repeats the line it could not do: the element (or its set) is not there.
+    return lines.map((l) => l !== '' && !errors.has(l));
+  }
+
+  watch(changed: () => void): void {
+    this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+  }
+
+  async close(): Promise<void> {
+    this.monitor?.close();
+    await this.session.close();
   }
 
   async list(): Promise<KernelBan[]> {

@@ -31,7 +31,7 @@ function logger(): Logger & { lines: Line[] } {
 class FakeBackend implements FirewallBackend {
   readonly name = 'fake';
   kernel = new Map<string, { family: Family; seconds: number }>();
-  present = true;
+  setsPresent = true;
   calls: { add: BanEntry[]; remove: { address: string; family: Family }[] }[] = [];
   setups = 0;
   failNext = 0;
@@ -45,10 +45,10 @@ class FakeBackend implements FirewallBackend {
       throw new Error('setup refused');
     }
     this.setups++;
-    this.present = true;
+    this.setsPresent = true;
   }
   async check() {
-    return this.present;
+    return this.setsPresent;
   }
   async apply(add: BanEntry[], remove: { address: string; family: Family }[]) {
     this.calls.push({ add, remove });
@@ -57,7 +57,7 @@ class FakeBackend implements FirewallBackend {
       this.failNext--;
       throw new Error('tool refused');
     }
-    if (!this.present) throw new Error('set does not exist');
+    if (!this.setsPresent) throw new Error('set does not exist');
     for (const e of add) this.kernel.set(e.address, { family: e.family, seconds: e.seconds });
     for (const e of remove) this.kernel.delete(e.address);
   }
@@ -184,7 +184,7 @@ describe('Firewall queue', () => {
     fw.ban([{ address: '203.0.113.1', family: 4, seconds: 1 }, { address: '2001:db8::2', family: 6, seconds: 500 }]);
     await fw.flush();
     await sleep(1100); // the 1 s ban is over
-    be.present = false;
+    be.setsPresent = false;
     be.kernel.clear();
     for (let i = 0; i < 500 && !be.kernel.has('2001:db8::2'); i++) await sleep(10);
     assert.ok(be.kernel.has('2001:db8::2'));
@@ -285,13 +285,13 @@ describe('nftables scripts', () => {
     const s = batchScript([{ address: '192.0.2.1', family: 4, seconds: 10 }], [{ address: '2001:db8::1', family: 6 }], [4, 6]);
     assert.equal(
       s,
-      'add element inet tallow tallow { 192.0.2.1 }\ndelete element inet tallow tallow { 192.0.2.1 }\n' +
+      'add element inet tallow tallow { 192.0.2.1 }; delete element inet tallow tallow { 192.0.2.1 }; ' +
         'add element inet tallow tallow { 192.0.2.1 timeout 10s }\n' +
-        'add element inet tallow tallow6 { 2001:db8::1 }\ndelete element inet tallow tallow6 { 2001:db8::1 }\n',
+        'add element inet tallow tallow6 { 2001:db8::1 }; delete element inet tallow tallow6 { 2001:db8::1 }\n',
     );
     const many = Array.from({ length: 4500 }, (_, i) => ({ address: `2001:db8::${(i + 1).toString(16)}`, family: 6 as Family, seconds: 5 }));
     const lines = batchScript(many, [], [4, 6]).trim().split('\n');
-    assert.equal(lines.length, 9, '3 chunks of 3 statements');
+    assert.equal(lines.length, 3, '3 chunks, one line (one transaction in nft -i) each');
     assert.equal(batchScript([{ address: '192.0.2.1 }; flush ruleset; add element inet tallow tallow { 192.0.2.2', family: 4, seconds: 1 }], [], [4]), '');
   });
 
