@@ -3,7 +3,10 @@
 // Steps: start | flush | list | check | close | {ban:[[addr,family,seconds],...]} | {unban:[[addr,family]...]}
 //        | {sleep: ms} | {exec: argv} (a change "from outside", e.g. ipset flush) | {waitLog: text, ms}
 //        | {banMany: {v4: n, v6: n, seconds}} | active
+//        | {rawBan: [[addr,family,seconds],...]} (straight to the queue, past the ledger's refusals)
+//        | {outcome: addr} | {trickle: {v4, v6, seconds, everyMs, killAt?, tee?}}
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import type { Config } from '../../src/config';
 import { defaultHistorySettings } from '../../src/history/settings';
 import type { Family } from '../../src/address';
@@ -14,6 +17,37 @@ import { firewallListener } from '../../src/listeners/firewall';
 import { manyAddresses } from './firewall-addresses';
 
 type Step = string | Record<string, any>;
+
+/** Our descendants running a firewall tool session (`ipset -`, `nft -i`): what a test kills from outside. */
+function sessionPids(): number[] {
+  const parent = new Map<number, number>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = parent.get(pid); p && p > 1; p = parent.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  const out: number[] = [];
+  for (const pid of parent.keys()) {
+    if (!mine(pid)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue;
+    }
+    const tool = argv[0]?.split('/').pop();
+    if ((tool === 'ipset' && argv[1] === '-') || (tool === 'nft' && argv[1] === '-i')) out.push(pid);
+  }
+  return out;
+}
 
 export function baseConfig(over: Partial<Config> = {}): Config {
   return {
@@ -53,7 +87,9 @@ async function main(): Promise<void> {
     // As the daemon wires it: the ledger holds the bans, its events reach the firewall queue.
     let listener: ReturnType<typeof firewallListener> | null = null;
     const ledger = new Ledger({ emit: (e) => listener!.handle([e]) });
-    fw = new Firewall(backend, log, { ...spec.options, held: () => ledger.values() });
+    const refused: [string, number, string][] = [];
+    fw = new Firewall(backend, log, { ...spec.options, held: () => ledger.values(), onRefused: (a, f, why) => void refused.push([a, f, why]) });
+    results.push({ refused });
     listener = firewallListener(fw);
     const ban = (entries: { address: string; family: Family; seconds: number }[]) => {
       const now = Date.now();
@@ -88,6 +124,32 @@ async function main(): Promise<void> {
         ban(manyAddresses(v4, v6).map((a) => ({ ...a, seconds })));
         await fw.flush();
         results.push({ banMany: ms() });
+      } else if (typeof step === 'object' && step.rawBan) {
+        fw.ban((step.rawBan as [string, Family, number][]).map(([address, family, seconds]) => ({ address, family, seconds })));
+      } else if (typeof step === 'object' && step.outcome) {
+        results.push({ outcome: await fw.outcome(step.outcome) });
+      } else if (typeof step === 'object' && step.trickle) {
+        // Bans one by one, as a real attack decides them, everyMs apart.
+        const { v4, v6, seconds, everyMs, killAt, tee } = step.trickle as { v4: number; v6: number; seconds: number; everyMs: number; killAt?: number; tee?: string };
+        const list = manyAddresses(v4, v6);
+        const r: Record<string, unknown> = { trickle: list.length, killed: [] as number[] };
+        for (let i = 0; i < list.length; i++) {
+          if (i === 1 && tee) {
+            // Was the first ban written to the tool before this second one is even decided?
+            r.firstSentBeforeSecond = fs.existsSync(tee) && fs.readFileSync(tee, 'utf8').includes(` ${list[0].address} `);
+          }
+          if (i === killAt) {
+            for (const pid of sessionPids()) {
+              process.kill(pid, 'SIGKILL');
+              (r.killed as number[]).push(pid);
+            }
+          }
+          ban([{ ...list[i], seconds }]);
+          await new Promise((res) => setTimeout(res, everyMs));
+        }
+        await fw.flush();
+        r.ms = ms();
+        results.push(r);
       } else if (typeof step === 'object' && step.sleep) {
         await new Promise((r) => setTimeout(r, step.sleep));
       } else if (typeof step === 'object' && step.exec) {
