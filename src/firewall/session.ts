@@ -104,6 +104,9 @@ export class ToolSession {
       const lines = this.err.slice(0, i).split('\n');
       lines.pop();
       if (/^Error: syntax error/.test(lines[lines.length - 1] ?? '')) lines.pop();
+      // nft underlines the offending line with carets; those of the previous sentinel may come
+      // after its tag was seen, i.e. here. They carry nothing the Error: line does not say.
+      for (let k = lines.length - 1; k >= 0; k--) if (/^\s*\^+\s*$/.test(lines[k])) lines.splice(k, 1);
       this.waiter = null;
       this.err = '';
       clearTimeout(w.timer);
@@ -120,7 +123,8 @@ export class ToolSession {
       }
     };
     child.on('error', (e: NodeJS.ErrnoException) => gone(e.code === 'ENOENT' ? 'not found' : e.message));
-    child.on('exit', (code, signal) => gone(signal ? `killed by ${signal}` : `exited with status ${code}`));
+    // 'close', not 'exit': what it printed before dying is read by then.
+    child.on('close', (code, signal) => gone(signal ? `killed by ${signal}` : `exited with status ${code}`));
     return child;
   }
 

@@ -4,7 +4,7 @@
 //        | {sleep: ms} | {exec: argv} (a change "from outside", e.g. ipset flush) | {waitLog: text, ms}
 //        | {banMany: {v4: n, v6: n, seconds}} | active
 //        | {rawBan: [[addr,family,seconds],...]} (straight to the queue, past the ledger's refusals)
-//        | {outcome: addr} | {trickle: {v4, v6, seconds, everyMs, killAt?, tee?}}
+//        | {outcome: addr} | {trickle: {v4, v6, seconds, everyMs, killAt?}}
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Config } from '../../src/config';
@@ -130,13 +130,14 @@ async function main(): Promise<void> {
         results.push({ outcome: await fw.outcome(step.outcome) });
       } else if (typeof step === 'object' && step.trickle) {
         // Bans one by one, as a real attack decides them, everyMs apart.
-        const { v4, v6, seconds, everyMs, killAt, tee } = step.trickle as { v4: number; v6: number; seconds: number; everyMs: number; killAt?: number; tee?: string };
+        const { v4, v6, seconds, everyMs, killAt } = step.trickle as { v4: number; v6: number; seconds: number; everyMs: number; killAt?: number };
         const list = manyAddresses(v4, v6);
         const r: Record<string, unknown> = { trickle: list.length, killed: [] as number[] };
         for (let i = 0; i < list.length; i++) {
-          if (i === 1 && tee) {
-            // Was the first ban written to the tool before this second one is even decided?
-            r.firstSentBeforeSecond = fs.existsSync(tee) && fs.readFileSync(tee, 'utf8').includes(` ${list[0].address} `);
+          if (i === 1) {
+            // Did the first ban leave the queue (handed to the tool) before this second one is even
+            // decided? Order, not time: a coalescing window would still hold it.
+            r.firstSentBeforeSecond = fw.queued === 0;
           }
           if (i === killAt) {
             for (const pid of sessionPids()) {

@@ -29,7 +29,8 @@ export async function kernelSet(sb: Sandbox, kind: Kind): Promise<Map<string, nu
       if (!o.set || !['tallow', 'tallow6'].includes(o.set.name)) continue;
       for (const el of o.set.elem ?? []) {
         if (typeof el === 'string') out.set(el, Infinity);
-        else out.set(el.elem.val, el.elem.expires);
+        else if (el.elem && typeof el.elem.val === 'string') out.set(el.elem.val, el.elem.expires);
+        // else: a range or prefix of an administrator's interval set, not one of our bans
       }
     }
     return out;
@@ -74,13 +75,11 @@ export async function dropRules(sb: Sandbox, kind: Kind): Promise<{ v4: number; 
  * A folder of wrappers around the real tools: each call is appended to calls.log, and while the
  * file `fail` exists every call is refused (exit 1), like a broken or wedged tool.
  */
-export function makeToolWrappers(dir: string): { bin: string; calls: () => string[]; fail: string; stdin: string } {
+export function makeToolWrappers(dir: string): { bin: string; calls: () => string[]; fail: string } {
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin, { recursive: true });
   const log = path.join(dir, 'calls.log');
   const fail = path.join(dir, 'fail');
-  // What the long-lived sessions (`ipset -`, `nft -i`) were sent, in order.
-  const stdin = path.join(dir, 'stdin.log');
   const real: Record<string, string> = {
     ipset: '/usr/sbin/ipset',
     iptables: '/usr/sbin/iptables',
@@ -91,14 +90,12 @@ export function makeToolWrappers(dir: string): { bin: string; calls: () => strin
   for (const [name, target] of Object.entries(real)) {
     const script =
       `#!/bin/sh\necho "${name} $*" | cut -c1-200 >> ${log}\nif [ -e ${fail} ]; then echo "${name}: refused by the test" >&2; exit 1; fi\n` +
-      `if [ "$*" = "-" ] || [ "$*" = "-i" ]; then /usr/bin/tee -a ${stdin} | ${target} "$@"; exit $?; fi\n` +
       `exec ${target} "$@"\n`;
     fs.writeFileSync(path.join(bin, name), script, { mode: 0o755 });
   }
   return {
     bin,
     fail,
-    stdin,
     calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
   };
 }

@@ -43,9 +43,8 @@ for (const kind of KINDS) {
         { ban: [['2001:db8:ffff::99', 6, 600]] },
         'flush',
         { exec: ['truncate', '-s', '0', calls] },
-        { exec: ['truncate', '-s', '0', tools.stdin] },
         { sleep: 1000 },
-        { trickle: { v4: 762, v6: 4238, seconds: 1800, everyMs: 10, killAt: 2500, tee: tools.stdin } },
+        { trickle: { v4: 762, v6: 4238, seconds: 1800, everyMs: 10, killAt: 2500 } },
       ]);
       const t = r.results.find((x: any) => 'trickle' in x);
       const seconds = t.ms / 1000;
@@ -53,9 +52,9 @@ for (const kind of KINDS) {
       const sessions = execs.filter((c) => /^(ipset -|nft -i)$/.test(c));
       // The session killed at ban 2,500 is started again once; the rest is the 30 s set/rule check.
       assert.equal(t.killed.length, 1, `one session process killed from outside: ${JSON.stringify(t.killed)}`);
-      assert.equal(sessions.length, 1, `one new session after the kill: ${execs.join('; ')}`);
+      assert.equal(sessions.length, 1, `one new session after the kill: ${execs.join("; ")} ${JSON.stringify(t)} ${JSON.stringify(r.logs).slice(0, 1500)}`);
       assert.ok(execs.length <= 4 + 4 * Math.ceil(seconds / 30), `${execs.length} tool runs for 5,000 bans in ${seconds.toFixed(1)} s: ${execs.slice(0, 20).join('; ')}`);
-      assert.equal(t.firstSentBeforeSecond, true, 'the first ban after a quiet period was written to the tool before the second one was decided');
+      assert.equal(t.firstSentBeforeSecond, true, 'the first ban after a quiet period left the queue (went to the tool) before the second one was decided');
       const set = await kernelSet(sb, kind);
       const missing = manyAddresses(762, 4238).filter((a) => !set.has(a.address));
       assert.equal(missing.length, 0, `every ban in the kernel; missing ${missing.length}, e.g. ${missing.slice(0, 3).map((a) => a.address)}`);
