@@ -6,6 +6,7 @@
 //   node dist/bench/firewall.js [--runs N] [--backends ipset,nftables,firewalld] [--per-process-10k]
 //        [--trickle N] (N bans one by one, 10 ms apart: tool processes and CPU-s with its children)
 //        [--million] (1,000,000 bans: time to ban, check, list, probe, and re-fill after a flush)
+//        [--idle S] (CPU of the queue with 1,000 bans held, S seconds alone)
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as exec from '../src/firewall/exec';
@@ -136,8 +137,31 @@ async function million(kind: Kind): Promise<Record<string, unknown>> {
   return out;
 }
 
+/** CPU of the queue left alone with 1,000 bans held (the daemon's intervals: checks, probes, monitor). */
+async function idle(kind: Kind, seconds: number): Promise<Record<string, unknown>> {
+  const config: Config = baseConfig({ backend: kind, maxelem: 1_000_000 });
+  const held = addresses(1000).map((a) => ({ ...a, expiry: Date.now() + 3_600_000 }));
+  const fw = new Firewall(await chooseBackend(config, quiet, false), quiet, { held: () => held });
+  await fw.start();
+  fw.ban(held.map((a) => ({ address: a.address, family: a.family, seconds: 3600 })));
+  await fw.flush();
+  const e0 = execs();
+  const c0 = cpu();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const mid = cpu();
+  await fw.close();
+  const c1 = cpu();
+  const e1 = execs();
+  return { idle_s: seconds, cpu_self: mid.self - c0.self, cpu_children: c1.children - c0.children, processes: e0 === null || e1 === null ? 'n/a' : e1 - e0,
+    cpu_pct: ((mid.self - c0.self + c1.children - c0.children) / seconds) * 100 };
+}
+
 async function inside(kind: Kind, runs: number, perProcess10k: boolean): Promise<void> {
   const args = process.argv;
+  if (args.includes('--idle')) {
+    process.stdout.write(JSON.stringify({ kind, ...(await idle(kind, Number(args[args.indexOf('--idle') + 1]))) }) + '\n');
+    return;
+  }
   if (args.includes('--trickle')) {
     process.stdout.write(JSON.stringify({ kind, ...(await trickle(kind, Number(args[args.indexOf('--trickle') + 1]))) }) + '\n');
     return;
@@ -196,7 +220,7 @@ async function main(): Promise<void> {
   for (const kind of kinds) {
     const sb = await createSandbox({ network: true, firewalld: kind === 'firewalld' });
     try {
-      const extra = args.includes('--trickle') ? ['--trickle', opt('--trickle', '5000')] : args.includes('--million') ? ['--million'] : [];
+      const extra = args.includes('--trickle') ? ['--trickle', opt('--trickle', '5000')] : args.includes('--million') ? ['--million'] : args.includes('--idle') ? ['--idle', opt('--idle', '60')] : [];
       const argv = [process.execPath, __filename, '--inside', kind, '--runs', String(runs), ...(pp10k ? ['--per-process-10k'] : []), ...extra];
       const r = await sb.run(argv, { net: 'server', timeoutMs: 3_600_000 });
       if (r.code !== 0) throw new Error(`${kind}: ${r.stderr.slice(-2000)}`);
@@ -206,7 +230,7 @@ async function main(): Promise<void> {
       await sb.destroy();
     }
   }
-  if (args.includes('--trickle') || args.includes('--million')) return;
+  if (args.includes('--trickle') || args.includes('--million') || args.includes('--idle')) return;
   const f = (x: number) => x.toFixed(3);
   console.log(`runs=${runs} (100,000: min(runs,3)); medians in seconds; per-process 10k/100k extrapolated from 1,000 unless measured`);
   console.log('backend    setup   batched 1k  10k     100k    | per-process 1k  10k(extrap)  100k(extrap) | ratio 1k  ratio 10k');

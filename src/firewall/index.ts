@@ -3,59 +3,16 @@
 // session), failures are retried with back-off (never dropped), elements the kernel refuses are
 // found by splitting the batch and dropped with an error naming them, and what someone else
 // flushed or deleted is re-created and re-filled from the ledger's bans.
-import type { Config } from '../config';
-import { RefusedError, type BanEntry, type BackendModule, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
+import { RefusedError, type BanEntry, type FirewallBackend, type KernelBan, type Logger } from './backend';
+import { FirewallError } from './choose';
+import { missingFamilies, sampleHeld, type HeldBan } from './probe';
 import type { Family } from '../address';
 import type { Metrics } from '../metrics';
-import { dryrunBackend } from './dryrun';
-import { firewalldBackend } from './firewalld';
-import { ipsetBackend } from './ipset';
-import { nftablesBackend } from './nftables';
 import { clampSeconds, validAddress } from './validate';
 
-/** No usable firewall: the daemon exits with EX_UNAVAILABLE. */
-export class FirewallError extends Error {
-  readonly exitCode = 69;
-}
+export { BACKENDS, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
 
-/** In backend=auto preference order. Adding a backend is adding its module here. */
-export const BACKENDS: readonly BackendModule[] = [firewalldBackend, ipsetBackend, nftablesBackend];
-
-/** The part of tallow.conf the backends read. */
-export function firewallSettings(config: Config): FirewallSettings {
-  const { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath } = config;
-  return { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath };
-}
-
-/** The module running (or to run) for this configuration's `backend` key, if it names one. */
-export function backendModule(name: string): BackendModule | undefined {
-  return [...BACKENDS, dryrunBackend].find((b) => b.name === name);
-}
-
-/** backend=auto: firewalld if running, else ipset+iptables if present, else nftables. dryRun: log only. */
-export async function chooseBackend(config: Config, log: Logger, dryRun: boolean): Promise<FirewallBackend> {
-  const settings = firewallSettings(config);
-  if (dryRun) return dryrunBackend.create(settings, log);
-  if (config.backend === 'auto') {
-    for (const m of BACKENDS) {
-      if (await m.available(settings)) return m.create(settings, log);
-    }
-    throw new FirewallError(`no firewall backend available: ${BACKENDS.map((m) => m.unavailableWhy(settings)).join(', ')}`);
-  }
-  const m = BACKENDS.find((b) => b.name === config.backend);
-  if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${BACKENDS.map((b) => b.name).join(', ')})`);
-  if (!(await m.available(settings))) {
-    throw new FirewallError(`backend=${m.name} is configured but not usable here: ${m.unavailableWhy(settings)}`);
-  }
-  return m.create(settings, log);
-}
-
-/** A ban the firewall should hold: what the ledger knows (expiry in ms since epoch). */
-export interface HeldBan {
-  address: string;
-  family: Family;
-  expiry: number;
-}
+export type { HeldBan };
 
 export interface FirewallOptions {
   /** How often sets and rules are verified with the tools (ms). */
@@ -79,9 +36,6 @@ export interface FirewallOptions {
 
 type Pending = { add: true; family: Family; expiry: number } | { add: false; family: Family };
 type Op = [address: string, pending: Pending];
-
-/** Held bans looked up per family by the probe. */
-const SAMPLE = 3;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -253,30 +207,10 @@ export class Firewall {
     return out;
   }
 
-  /** Up to SAMPLE held bans per family, neither queued nor about to expire: first found, no full walk. */
-  private sample(now: number): HeldBan[] {
-    const out: HeldBan[] = [];
-    const n = { 4: 0, 6: 0 };
-    for (const b of this.opts.held()) {
-      if (b.expiry <= now + 5000 || this.pending.has(b.address) || this.refused.has(b.address) || n[b.family] >= SAMPLE) continue;
-      out.push(b);
-      n[b.family]++;
-      if (n[4] >= SAMPLE && n[6] >= SAMPLE) break;
-    }
-    return out;
-  }
-
-  /** Families whose sampled bans are all missing from the kernel (present() answers through the session). */
-  private async missingFamilies(now: number): Promise<Set<Family>> {
-    const out = new Set<Family>();
-    const sample = this.sample(now);
-    if (!sample.length || !this.backend.present) return out;
-    const found = await this.backend.present(sample);
-    for (const f of [4, 6] as Family[]) {
-      const idx = sample.map((b, i) => (b.family === f ? i : -1)).filter((i) => i >= 0);
-      if (idx.length && idx.every((i) => !found[i])) out.add(f);
-    }
-    return out;
+  /** Families whose sampled held bans are all missing from the kernel. */
+  private missingFamilies(now: number): Promise<Set<Family>> {
+    const sample = sampleHeld(this.opts.held(), (a) => this.pending.has(a) || this.refused.has(a), now);
+    return missingFamilies(this.backend, sample);
   }
 
   /** The periodic cheap look: sampled bans missing means a flushed set; the next check re-fills. */

@@ -1,0 +1,45 @@
+// Which backend runs: backend=auto tries them in order, a named one must be usable here.
+import type { Config } from '../config';
+import type { BackendModule, FirewallBackend, FirewallSettings, Logger } from './backend';
+import { dryrunBackend } from './dryrun';
+import { firewalldBackend } from './firewalld';
+import { ipsetBackend } from './ipset';
+import { nftablesBackend } from './nftables';
+
+/** No usable firewall: the daemon exits with EX_UNAVAILABLE. */
+export class FirewallError extends Error {
+  readonly exitCode = 69;
+}
+
+/** In backend=auto preference order. Adding a backend is adding its module here. */
+export const BACKENDS: readonly BackendModule[] = [firewalldBackend, ipsetBackend, nftablesBackend];
+
+/** The part of tallow.conf the backends read. */
+export function firewallSettings(config: Config): FirewallSettings {
+  const { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath } = config;
+  return { expires, ipv6, nocreate, maxelem, iptPath, nftPath, fwcmdPath };
+}
+
+/** The module running (or to run) for this configuration's `backend` key, if it names one. */
+export function backendModule(name: string): BackendModule | undefined {
+  return [...BACKENDS, dryrunBackend].find((b) => b.name === name);
+}
+
+/** backend=auto: firewalld if running, else ipset+iptables if present, else nftables. dryRun: log only. */
+export async function chooseBackend(config: Config, log: Logger, dryRun: boolean): Promise<FirewallBackend> {
+  const settings = firewallSettings(config);
+  if (dryRun) return dryrunBackend.create(settings, log);
+  if (config.backend === 'auto') {
+    for (const m of BACKENDS) {
+      if (await m.available(settings)) return m.create(settings, log);
+    }
+    throw new FirewallError(`no firewall backend available: ${BACKENDS.map((m) => m.unavailableWhy(settings)).join(', ')}`);
+  }
+  const m = BACKENDS.find((b) => b.name === config.backend);
+  if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${BACKENDS.map((b) => b.name).join(', ')})`);
+  if (!(await m.available(settings))) {
+    throw new FirewallError(`backend=${m.name} is configured but not usable here: ${m.unavailableWhy(settings)}`);
+  }
+  return m.create(settings, log);
+}
+
