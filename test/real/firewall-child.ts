@@ -81,15 +81,15 @@ async function main(): Promise<void> {
   const log: Logger = { info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
   const results: unknown[] = [];
   let fw: Firewall | null = null;
-  const out = (extra: Record<string, unknown>) => process.stdout.write(JSON.stringify({ results, logs, ...extra }) + '\n');
+  // What onRefused reported: [address, family, reason].
+  const refused: [string, number, string][] = [];
+  const out = (extra: Record<string, unknown>) => process.stdout.write(JSON.stringify({ results, logs, refused, ...extra }) + '\n');
   try {
     const backend = await chooseBackend(baseConfig(spec.config), log, !!spec.dryRun);
     // As the daemon wires it: the ledger holds the bans, its events reach the firewall queue.
     let listener: ReturnType<typeof firewallListener> | null = null;
     const ledger = new Ledger({ emit: (e) => listener!.handle([e]) });
-    const refused: [string, number, string][] = [];
     fw = new Firewall(backend, log, { ...spec.options, held: () => ledger.values(), onRefused: (a, f, why) => void refused.push([a, f, why]) });
-    results.push({ refused });
     listener = firewallListener(fw);
     const ban = (entries: { address: string; family: Family; seconds: number }[]) => {
       const now = Date.now();
