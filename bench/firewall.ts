@@ -141,7 +141,10 @@ async function million(kind: Kind): Promise<Record<string, unknown>> {
 async function idle(kind: Kind, seconds: number): Promise<Record<string, unknown>> {
   const config: Config = baseConfig({ backend: kind, maxelem: 1_000_000 });
   const held = addresses(1000).map((a) => ({ ...a, expiry: Date.now() + 3_600_000 }));
-  const fw = new Firewall(await chooseBackend(config, quiet, false), quiet, { held: () => held });
+  // TALLOW_BENCH_PROBE_MS: the probe's interval (A/B of its cost); the daemon's default otherwise.
+  const probe = process.env.TALLOW_BENCH_PROBE_MS;
+  const opts: Record<string, unknown> = { held: () => held, ...(probe ? { probeIntervalMs: Number(probe) } : {}) };
+  const fw = new Firewall(await chooseBackend(config, quiet, false), quiet, opts);
   await fw.start();
   fw.ban(held.map((a) => ({ address: a.address, family: a.family, seconds: 3600 })));
   await fw.flush();
