@@ -28,11 +28,19 @@ export class ToolSession {
   private closed = false;
   /** Processes started so far (1 while the first lives). */
   starts = 0;
+  /** Bytes sent to the running process. */
+  private written = 0;
 
+  /**
+   * recycleBytes: a process that was sent this much is ended after its current request and the
+   * next one starts afresh. `nft -i` keeps every line in its editing history (measured: RSS grows
+   * by what it was sent), so a session must not live forever.
+   */
   constructor(
     private readonly argv: string[],
     private readonly syntax: SessionSyntax,
     private readonly timeoutMs: number,
+    private readonly recycleBytes = 16 * 1024 * 1024,
   ) {}
 
   /** PID of the running tool, if any (tests kill it from outside). */
@@ -54,7 +62,13 @@ export class ToolSession {
   private async execNow(lines: string[], retry: boolean): Promise<string> {
     if (this.closed) throw new CommandError(`${showArgv(this.argv)}: session closed`, this.argv, null);
     try {
-      return await this.once(lines);
+      const errors = await this.once(lines);
+      if (this.written > this.recycleBytes && this.child) {
+        const old = this.child;
+        this.child = null;
+        old.stdin!.end();
+      }
+      return errors;
     } catch (e) {
       if (!retry || !(e instanceof SessionDied)) throw e;
       // Died under this block (killed, crashed): the next process gets it again.
@@ -73,13 +87,16 @@ export class ToolSession {
       }, this.timeoutMs);
       this.waiter = { tag, resolve, reject, timer };
       this.err = '';
-      child.stdin!.write(lines.length ? lines.join('\n') + '\n' + this.syntax.sentinel(tag) + '\n' : this.syntax.sentinel(tag) + '\n');
+      const text = lines.length ? lines.join('\n') + '\n' + this.syntax.sentinel(tag) + '\n' : this.syntax.sentinel(tag) + '\n';
+      this.written += text.length;
+      child.stdin!.write(text);
     });
   }
 
   private start(): ChildProcess {
     countExec();
     this.starts++;
+    this.written = 0;
     const child = spawn(this.argv[0], this.argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
     this.child = child;
     // Prompts and echoes: nothing we need, but the pipe must not fill up.

@@ -77,6 +77,16 @@ describe('ToolSession (ipset -)', () => {
     await s.close();
   });
 
+  test('a process that was sent recycleBytes is replaced between requests (nft -i keeps its history), nothing lost', async () => {
+    const { ToolSession } = await import('../../src/firewall/session');
+    const s = new ToolSession([tool, '-'], { sentinel: (tag) => `-o ${tag}` }, 10_000, 200);
+    for (let i = 1; i <= 10; i++) await ipsetApply(s, [ban(`192.0.2.${i}`)], [], [4]);
+    assert.ok(s.starts >= 3, `replaced as it went: ${s.starts} processes`);
+    await ipsetApply(s, [ban('192.0.2.11')], [], [4]);
+    assert.deepEqual(await ipsetPresent(s, [{ address: '192.0.2.11', family: 4 }]), [true]);
+    await s.close();
+  });
+
   test('a tool that cannot start is a CommandError, not a hang', async () => {
     const s = ipsetSession(path.join(dir, 'no-such-ipset'));
     await assert.rejects(ipsetApply(s, [ban('192.0.2.1')], [], [4]), (e: Error) => e instanceof CommandError && /not found/.test(e.message));
