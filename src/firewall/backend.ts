@@ -53,8 +53,11 @@ export interface FirewallBackend {
    * without listing every element.
    */
   present?(sample: { address: string; family: Family }[]): Promise<boolean[]>;
-  /** Calls `changed` when something outside may have removed sets or rules (a firewall reload). */
-  watch?(changed: () => void): void;
+  /**
+   * Calls `changed` when something outside may have removed sets or rules (a firewall reload).
+   * Resolves true when reloads will be seen this way (then the queue does not poll with present()).
+   */
+  watch?(changed: () => void): Promise<boolean>;
   /** Ends long-lived helper processes. */
   close?(): Promise<void>;
 }

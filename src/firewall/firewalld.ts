@@ -14,7 +14,7 @@ import type { Family } from '../address';
 import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
 import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
 import { SET_NAME, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession } from './ipset';
-import { NftMonitor } from './monitor';
+import { NftMonitor, iptablesIsNft } from './monitor';
 import type { ToolSession } from './session';
 
 const IPV: Record<Family, string> = { 4: 'ipv4', 6: 'ipv6' };
@@ -120,9 +120,10 @@ class FirewalldBackend implements FirewallBackend {
     return ipsetPresent(this.session, sample);
   }
 
-  watch(changed: () => void): void {
-    // A reload deletes and re-creates firewalld's rules (nftables, or iptables-nft direct rules).
+  async watch(changed: () => void): Promise<boolean> {
+    // iptables-nft rules are nftables rules: a reload deletes them and nft monitor says so.
     this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    return this.monitor !== null && (await iptablesIsNft(path.join(this.config.iptPath, 'iptables')));
   }
 
   async close(): Promise<void> {

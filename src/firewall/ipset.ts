@@ -7,7 +7,7 @@ import type { Family } from '../address';
 import { RefusedError, type BackendModule, type BanEntry, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
 import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, run, runOk } from './exec';
 import { ToolSession } from './session';
-import { NftMonitor } from './monitor';
+import { NftMonitor, iptablesIsNft } from './monitor';
 import { clampSeconds, validAddress } from './validate';
 
 export const SET_NAME: Record<Family, string> = { 4: 'tallow', 6: 'tallow6' };
@@ -178,9 +178,10 @@ class IpsetBackend implements FirewallBackend {
     return ipsetPresent(this.session, sample);
   }
 
-  watch(changed: () => void): void {
-    // iptables-nft rules are nftables rules: their deletion is an nftables event.
+  async watch(changed: () => void): Promise<boolean> {
+    // iptables-nft rules are nftables rules: a reload deletes them and nft monitor says so.
     this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    return this.monitor !== null && (await iptablesIsNft(this.iptables(4)));
   }
 
   async close(): Promise<void> {

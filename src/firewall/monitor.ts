@@ -6,16 +6,27 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from './backend';
-import { countExec } from './exec';
+import { countExec, run } from './exec';
+
+/** Are these iptables rules nftables rules (iptables-nft), whose deletion `nft monitor` sees? */
+export async function iptablesIsNft(iptables: string): Promise<boolean> {
+  try {
+    return /nf_tables/.test((await run([iptables, '-V'], { timeoutMs: 10_000 })).stdout);
+  } catch {
+    return false;
+  }
+}
 
 /** Lines that come in a burst (a flush deletes many rules) make one call, this long after the first. */
 const SETTLE_MS = 100;
+const LATE_MS = 2000;
 const RESTART_MS = [1000, 5000, 30_000, 60_000];
 
 export class NftMonitor {
   private child: ChildProcess | null = null;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
+  private late: NodeJS.Timeout | null = null;
   private restarts = 0;
 
   private constructor(
@@ -44,6 +55,13 @@ export class NftMonitor {
     (child.stderr as unknown as { unref(): void }).unref();
     child.stdout!.on('data', () => {
       this.restarts = 0;
+      // Once soon, and once when the burst has been quiet a while: a check that ran in the middle
+      // of a reload (firewalld takes about a second) may have seen sets not yet emptied.
+      if (this.late) clearTimeout(this.late);
+      this.late = setTimeout(() => {
+        this.late = null;
+        if (!this.closed) this.changed();
+      }, LATE_MS);
       if (this.timer) return;
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -67,6 +85,7 @@ export class NftMonitor {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.late) clearTimeout(this.late);
     const c = this.child;
     this.child = null;
     if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

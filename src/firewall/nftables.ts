@@ -201,8 +201,9 @@ class NftablesBackend implements FirewallBackend {
   // elements, measured), so a probe would cost more than it saves. A reload or `nft flush ruleset`
   // deletes our rule and wakes the monitor; a set flushed by hand waits for the 30 s check.
 
-  watch(changed: () => void): void {
+  async watch(changed: () => void): Promise<boolean> {
     this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    return this.monitor !== null;
   }
 
   async close(): Promise<void> {
