@@ -14,7 +14,8 @@ function v6(net: number, i: number): string {
  */
 export function attackers(m: number): string[] {
   const out: string[] = [];
-  for (const net of ['198.51.100', '203.0.113']) for (let h = 1; h <= 254 && out.length < m; h++) out.push(`${net}.${h}`);
+  // From .2: .1 is the sandbox server's own address, which the daemon rightly never bans.
+  for (const net of ['198.51.100', '203.0.113']) for (let h = 2; h <= 254 && out.length < m; h++) out.push(`${net}.${h}`);
   for (let i = 0; out.length < m; i++) out.push(v6(0x1000 + (i >> 16), i & 0xffff));
   return out;
 }
