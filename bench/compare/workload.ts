@@ -9,7 +9,7 @@ function v6(net: number, i: number): string {
 }
 
 /**
- * Attackers for the flood: 198.51.100.1-254 and 203.0.113.1-254 first, then IPv6 (10,000+
+ * Attackers for the flood: 198.51.100.2-254 and 203.0.113.2-254 first, then IPv6 (10,000+
  * distinct documentation IPv4 addresses do not exist).
  */
 export function attackers(m: number): string[] {
