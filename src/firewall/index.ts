@@ -159,6 +159,7 @@ export class Firewall {
   outcome(address: string): Promise<string | null> {
     if (!this.pending.has(address) && !this.inflight?.has(address)) return Promise.resolve(this.refused.get(address) ?? null);
     if (!this.started || this.closed) return Promise.resolve('the firewall is not running');
+    if (this.retryTimer) return Promise.resolve(`not in the firewall yet: retrying after a failure (backend ${this.backend.name})`);
     return new Promise((resolve) => {
       const list = this.outcomes.get(address);
       if (list) list.push(resolve);
