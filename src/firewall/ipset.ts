@@ -84,7 +84,8 @@ export async function ipsetList(ipset: string, fams: Family[]): Promise<KernelBa
   const out: KernelBan[] = [];
   for (const f of fams) {
     const r = await runOk([ipset, 'list', '-o', 'save', SET_NAME[f]], { timeoutMs: TIMEOUT_MS });
-    out.push(...parseSave(r.stdout, f));
+    // Not push(...): a spread of a million elements overflows the stack.
+    for (const b of parseSave(r.stdout, f)) out.push(b);
   }
   return out;
 }
