@@ -37,6 +37,9 @@ export interface FirewallOptions {
 type Pending = { add: true; family: Family; expiry: number } | { add: false; family: Family };
 type Op = [address: string, pending: Pending];
 
+/** Elements per request to the tool. */
+const SLICE = 20_000;
+
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -305,7 +308,9 @@ export class Firewall {
       if (!p.add || p.expiry > now) ops.push([address, p]);
       else this.settle(address, null); // expired while queued, nothing to add
     }
-    if (ops.length) await this.sendOps(ops, now);
+    // Slices keep each request to the tool well inside its timeout (a million bans at once took
+    // longer than the 120 s a request may take) and let a failure lose only a slice's progress.
+    for (let i = 0; i < ops.length; i += SLICE) await this.sendOps(ops.slice(i, i + SLICE), now);
   }
 
   /**

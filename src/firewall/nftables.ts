@@ -153,15 +153,13 @@ class NftablesBackend implements FirewallBackend {
   }
 
   private async state(): Promise<TableState | null> {
-    try {
-      // -t: set declarations without their elements (a million of them would be read every check).
-      const r = await runOk([this.nft, '-t', '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: TIMEOUT_MS });
-      return parseTable(r.stdout);
-    } catch (e) {
-      // "No such file or directory": the table is gone; anything else (nft missing...) is an error.
-      if (/No such file or directory|does not exist/i.test((e as Error).message) && !/cannot run/.test((e as Error).message)) return null;
-      throw e;
-    }
+    // `-t list ruleset`: tables, sets, chains and rules without set elements, 0.02 s at 200,000
+    // elements, where `list table` and `list chain` (even with -t) read every element: 3.7 s
+    // at 200,000, 49 s at 1,000,000 (measured), every check.
+    const r = await runOk([this.nft, '-t', '-j', 'list', 'ruleset'], { timeoutMs: TIMEOUT_MS });
+    const doc = JSON.parse(r.stdout) as { nftables?: NftObject[] };
+    if (!(doc.nftables ?? []).some((o) => o.table && o.table.family === 'inet' && o.table.name === TABLE)) return null;
+    return parseTable(r.stdout);
   }
 
   async setup(): Promise<void> {
