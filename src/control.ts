@@ -85,6 +85,8 @@ export interface BanResult {
   address: string;
   family: Family;
   seconds: number;
+  /** set when the ban is held but not in the kernel yet (the firewall is failing; it is retried) */
+  pending?: string;
 }
 
 /** `unban`: wasBanned false means there was no ban (the record, if any, is still forgotten). */
@@ -92,6 +94,8 @@ export interface UnbanResult {
   address: string;
   family: Family;
   wasBanned: boolean;
+  /** set when the removal has not reached the kernel yet (retried) */
+  pending?: string;
 }
 
 /** Longest manual ban: the kernel's ipset timeout limit, ~24.8 days. */

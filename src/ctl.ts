@@ -282,11 +282,13 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
       case 'ban': {
         const b = res.result as BanResult;
         io.out(`banned ${b.address} for ${b.seconds} s (${formatDuration(b.seconds)})\n`);
+        if (b.pending) io.err(`tallow ban: note: ${b.pending}\n`);
         break;
       }
       case 'unban': {
         const u = res.result as UnbanResult;
         io.out(u.wasBanned ? `unbanned ${u.address}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
+        if (u.pending) io.err(`tallow unban: note: ${u.pending}\n`);
         break;
       }
     }

@@ -10,6 +10,7 @@ import { loadEngine, trackerOptions, type Engine } from './engine';
 import { errText } from './limits';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
+import { execCount } from './firewall/exec';
 import type { JournalEntry } from './journal';
 import { Ledger } from './ledger';
 import { firewallListener } from './listeners/firewall';
@@ -132,7 +133,16 @@ export class Daemon {
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
     const backend = await chooseBackend(config, log, this.opts.dryRun);
-    this.firewall = new Firewall(backend, log, { held: () => this.ledger.values(), metrics: this.metrics });
+    this.firewall = new Firewall(backend, log, {
+      held: () => this.ledger.values(),
+      metrics: this.metrics,
+      // An element the kernel refuses was dropped (and named) by the queue: the ledger forgets it
+      // too, so `tallow list` and the state file show only what the kernel can hold.
+      onRefused: (address) => {
+        this.metrics.firewallRefused++;
+        this.ledger.unban(address, 'refused', Date.now());
+      },
+    });
     await this.firewall.start();
 
     const listeners: Listener[] = [firewallListener(this.firewall), logListener(log), metricsListener(this.metrics)];
@@ -154,6 +164,7 @@ export class Daemon {
       },
       listeners: () => this.events.stats(),
       firewallPending: () => this.firewall.queued,
+      firewallToolRuns: execCount,
     };
 
     // Before the first ban is decided: the repeat-offender steps the history remembers.

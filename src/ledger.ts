@@ -12,7 +12,8 @@ export type Origin = 'rule' | 'manual' | 'adopted' | `remote:${string}`;
 export type BanReason = 'threshold' | 'instant' | 'manual' | 'adopted';
 
 /** Why a ban ended. */
-export type UnbanReason = 'expired' | 'manual';
+/** `refused`: the kernel would not hold it (dropped by the firewall queue, logged there). */
+export type UnbanReason = 'expired' | 'manual' | 'refused';
 
 export interface Ban {
   address: string;

@@ -25,6 +25,7 @@ export interface GaugeSource {
   bansActive(): { 4: number; 6: number };
   listeners(): { name: string; queued: number; failures: number; dropped: number; delivered: number }[];
   firewallPending(): number;
+  firewallToolRuns(): number;
 }
 
 export class Metrics {
@@ -51,6 +52,7 @@ export class Metrics {
   firewallElements = 0;
   firewallFailures = 0;
   firewallRepairs = 0;
+  firewallRefused = 0;
   // state
   stateSaves = 0;
   stateSaveFailures = 0;
@@ -103,6 +105,8 @@ export class Metrics {
       { name: 'tallow_firewall_elements_total', help: 'Additions and removals sent to the firewall.', type: 'counter', samples: one(this.firewallElements) },
       { name: 'tallow_firewall_failures_total', help: 'Firewall batches that failed (each is retried).', type: 'counter', samples: one(this.firewallFailures) },
       { name: 'tallow_firewall_repairs_total', help: 'Times lost sets or rules were re-created or re-filled.', type: 'counter', samples: one(this.firewallRepairs) },
+      { name: 'tallow_firewall_refused_total', help: 'Elements the kernel refused (dropped, each named in the log).', type: 'counter', samples: one(this.firewallRefused) },
+      { name: 'tallow_firewall_tool_runs_total', help: 'Firewall tool processes started (sessions, checks, monitors).', type: 'counter', samples: one(g?.firewallToolRuns() ?? 0) },
       { name: 'tallow_firewall_pending', help: 'Firewall changes waiting to be sent.', type: 'gauge', samples: one(g?.firewallPending() ?? 0) },
       { name: 'tallow_listener_queue_length', help: 'Events waiting for each listener.', type: 'gauge', samples: per((l) => l.queued) },
       { name: 'tallow_listener_events_total', help: 'Events delivered to each listener.', type: 'counter', samples: per((l) => l.delivered) },

@@ -84,8 +84,11 @@ export class Requests {
           // A manual ban replaces whatever ban there was, even a longer one.
           const out = d.ledger.ban({ ...decision, origin: 'manual' }, now, true);
           if (!out.ok) return { ok: false, error: `${address} was not banned: ${out.why}` };
-          await d.firewall.flush();
-          return { ok: true, result: { address, family, seconds: Math.ceil(seconds) } };
+          const notYet = await d.firewall.outcome(address);
+          // Refused by the kernel: dropped, and the ledger has forgotten it. Otherwise it is held
+          // and will reach the kernel when the firewall works again.
+          if (notYet && !d.ledger.get(address)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
+          return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(notYet ? { pending: notYet } : {}) } };
         }
         case 'unban': {
           const { address } = req;
@@ -96,8 +99,8 @@ export class Requests {
           // absent entry is no error).
           if (!had) d.firewall.unban([{ address, family }]);
           d.state?.changed();
-          await d.firewall.flush();
-          return { ok: true, result: { address, family, wasBanned: had !== undefined } };
+          const why = await d.firewall.outcome(address);
+          return { ok: true, result: { address, family, wasBanned: had !== undefined, ...(why ? { pending: why } : {}) } };
         }
         case 'history': {
           if (!d.history) return { ok: false, error: d.dryRun ? 'a dry run keeps no history' : 'the history is off (history=off in tallow.conf)' };

@@ -1,6 +1,7 @@
 // The kernel as a listener: new and restored bans go into the firewall queue (which batches them
 // into one process per tick and retries on failure), manual unbans come out. Expired bans need
-// nothing: the kernel entry carries its own timeout. Adopted bans are already in the kernel.
+// nothing: the kernel entry carries its own timeout. Adopted bans are already in the kernel, and
+// a ban the kernel refused was never there.
 import type { Listener, TallowEvent } from '../events';
 import type { BanEntry } from '../firewall/backend';
 import type { Firewall } from '../firewall';
@@ -21,7 +22,8 @@ export function firewallListener(firewall: Firewall): Listener {
           if (e.cause === 'adopted') continue;
           const seconds = (e.ban.expiry - now) / 1000;
           if (seconds > 0) add.push({ address: e.ban.address, family: e.ban.family, seconds });
-        } else if (e.kind === 'unban' && e.reason !== 'expired') {
+        } else if (e.kind === 'unban' && e.reason === 'manual') {
+          // expired: the kernel entry times out by itself; refused: the kernel never held it.
           remove.push({ address: e.ban.address, family: e.ban.family });
         }
       }

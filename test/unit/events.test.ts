@@ -144,3 +144,34 @@ test('events: match events go only to listeners that ask; a full queue drops and
   assert.ok(log.errors.some((m) => /listener b: queue full/.test(m)));
   await d.close();
 });
+
+test('events: an element the kernel refuses leaves the ledger (list, state) and is never sent a delete', async () => {
+  const { RefusedError } = await import('../../src/firewall/backend');
+  const calls: { add: string[]; remove: string[] }[] = [];
+  const refusing: FirewallBackend = {
+    name: 'refusing',
+    describe: () => 'refusing',
+    setup: async () => {},
+    check: async () => true,
+    list: async () => [],
+    async apply(add, remove) {
+      calls.push({ add: add.map((e) => e.address), remove: remove.map((e) => e.address) });
+      if (add.some((e) => e.address === '2001:db8::bad')) throw new RefusedError('Kernel error received: set is full');
+    },
+  };
+  const log = quiet();
+  let events!: Dispatcher;
+  const ledger = new Ledger({ emit: (e) => events.emit(e) });
+  const fw = new Firewall(refusing, log, { checkIntervalMs: 600_000, retryBaseMs: 10, held: () => ledger.values(), onRefused: (a) => void ledger.unban(a, 'refused', Date.now()) });
+  await fw.start();
+  events = new Dispatcher([firewallListener(fw)], log);
+  const now = Date.now();
+  for (const a of ['2001:db8::1', '2001:db8::bad', '2001:db8::2']) ledger.ban({ address: a, family: 6, seconds: 60, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 }, now);
+  assert.match((await fw.outcome('2001:db8::bad')) ?? '', /set is full/);
+  await fw.flush();
+  assert.deepEqual([...ledger.values()].map((b) => b.address).sort(), ['2001:db8::1', '2001:db8::2']);
+  assert.ok(calls.every((c) => c.remove.length === 0), `no delete sent for the refused element: ${JSON.stringify(calls)}`);
+  assert.ok(calls.some((c) => c.add.includes('2001:db8::1') && c.add.includes('2001:db8::2')));
+  await fw.close();
+  await events.close();
+});
