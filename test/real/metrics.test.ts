@@ -74,7 +74,7 @@ describe('metrics', { timeout: 180_000 }, () => {
     assert.deepEqual(s.metrics.bans_active, { ipv4: 1, ipv6: 0 });
     assert.ok((s.metrics.journal_entries_read_total as number) >= 2);
     assert.ok((s.metrics.firewall_batches_total as number) >= 1);
-    assert.deepEqual(s.listeners.map((l) => l.name), ['firewall', 'log', 'metrics', 'state']);
+    assert.deepEqual(s.listeners.map((l) => l.name), ['firewall', 'log', 'metrics', 'state', 'recidive', 'history']);
 
     // A manual unban shows as an unban by reason.
     const ub = await sb.run([process.execPath, CLI, 'unban', attacker, '--config', conf], { net: 'server' });
