@@ -41,17 +41,8 @@ export type LedgerEvent =
   | { kind: 'ban'; ban: Ban; cause: 'new' | 'restored' | 'adopted' }
   | { kind: 'unban'; ban: Ban; reason: UnbanReason; at: number };
 
-export interface BanRequest {
-  address: string;
-  family: Family;
-  seconds: number;
-  origin: Origin;
-  reason: BanReason;
-  pattern: string | null;
-  score: number;
-  count: number;
-  step?: number;
-}
+/** A ban as asked for: the ban's own fields, with a duration instead of its times. */
+export type BanRequest = Omit<Ban, 'expiry' | 'since'> & { seconds: number };
 
 export interface LedgerOptions {
   /** Addresses no one may ban (unspecified, loopback, the host's own...): the reason, or null. */
