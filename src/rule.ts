@@ -1,0 +1,28 @@
+// A rule: one block of a patterns file with its policy (issue 14). tallow's files carry no policy
+// keys: their blocks take tallow.conf's threshold and expires and share one score per address,
+// exactly as in tallow. A block with its own policy keeps its own scores. Types only; parsing is
+// in rules.ts, scoring in the tracker.
+import type { Scope } from './scope';
+
+export interface Rule {
+  /** Shown in logs, `list`, `status`, `rules`, metrics. */
+  name: string;
+  /**
+   * Score pool: '' for rules that set none of threshold/limit/findtime/bantime/ports/ban_prefix
+   * (they share tallow.conf's policy and one score per address, as tallow does); else the name.
+   */
+  pool: string;
+  enabled: boolean;
+  /** Score at which an address is banned (`limit` N: N, every match scoring 1 unless its item says). */
+  threshold: number;
+  /** Seconds; matches older than this no longer count. 0: no window (tallow: scores fall only when the record is pruned after `expires`). */
+  findtime: number;
+  /** Seconds a threshold ban lasts. */
+  bantime: number;
+  /** Ports and whether networks are banned. */
+  scope: Scope;
+  /** Prefix length banned per family: 32 / 128 ban the address itself. */
+  prefix: { 4: number; 6: number };
+  /** Where it is defined, for messages: `/etc/tallow/postfix.json (block 1)`. */
+  where: string;
+}
