@@ -90,15 +90,34 @@ if [ -n "$uninstall" ]; then
   exit 0
 fi
 
+# Every step names itself; a step that fails says which and what it exited with, and removes the
+# half-built new tree: the previous install stays as it was until the final swap.
+step='starting'
+say() {
+  step=$1
+  echo "== $1"
+}
+cleanup_failed() {
+  local rc=$?
+  trap - ERR
+  echo "install.sh: failed while $step (exit $rc); the previous install, if any, is unchanged" >&2
+  rm -rf -- "${lib:?}.new" "$bin.tmp" "$unit.tmp"
+  exit "$rc"
+}
+trap cleanup_failed ERR
+set -E
+
 cd "$src"
 if [ -n "$deps" ]; then
-  echo "== installing build and run-time packages (scripts/deps.sh)"
+  say "installing build and run-time packages (scripts/deps.sh)"
   bash scripts/deps.sh
 fi
 node=$(command -v node || true)
 [ -n "$node" ] || { echo "install.sh: node is not installed (scripts/deps.sh installs it)" >&2; exit 69; }
+# npm lists the production dependencies to copy, also with --no-build.
+command -v npm >/dev/null || { echo "install.sh: npm is not installed (scripts/deps.sh installs it with node)" >&2; exit 69; }
 if [ -n "$build" ]; then
-  echo "== building (npm ci, addon, TypeScript)"
+  say "building (npm ci, addon, TypeScript)"
   # Native modules (the addon, better-sqlite3 when no prebuilt binary can be fetched) are built
   # against this Node's own headers, never downloaded ones.
   export npm_config_nodedir="${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}"
@@ -109,7 +128,7 @@ for f in dist/src/cli.js build/Release/tallow.node patterns/sshd.json tallow.con
   [ -e "$f" ] || { echo "install.sh: $src/$f is missing: build first (drop --no-build)" >&2; exit 1; }
 done
 
-echo "== installing into $destdir$prefix"
+say "installing into $destdir$prefix"
 rm -rf -- "$lib.new"
 mkdir -p "$lib.new/build/Release" "$lib.new/node_modules"
 cp -a dist/src "$lib.new/dist-src.tmp"
@@ -118,13 +137,25 @@ find "$lib.new/dist" -name '*.map' -delete
 cp build/Release/tallow.node "$lib.new/build/Release/"
 cp -a patterns "$lib.new/patterns"
 cp package.json "$lib.new/"
-# Production dependencies only, as npm resolved them (no network needed).
-npm ls --omit=dev --parseable --all 2>/dev/null | while read -r dir; do
+# Production dependencies only, as npm resolved them (no network needed). Listed first, so an npm
+# failure stops here with its own words, not as a silent empty node_modules.
+step='listing the production dependencies (npm ls --omit=dev)'
+deplist=$(npm ls --omit=dev --parseable --all 2>"$lib.new/npm-ls.err") || {
+  echo "install.sh: npm ls failed: $(head -c 2000 "$lib.new/npm-ls.err")" >&2
+  false
+}
+rm -f -- "$lib.new/npm-ls.err"
+step="copying the program into $lib.new"
+printf '%s\n' "$deplist" | while read -r dir; do
   case "$dir" in "$src"/node_modules/*) ;; *) continue ;; esac
   rel=${dir#"$src"/}
   mkdir -p "$lib.new/$(dirname "$rel")"
   cp -a "$dir" "$lib.new/$rel"
 done
+for d in $("$node" -p "Object.keys(require('./package.json').dependencies || {}).join(' ')"); do
+  [ -d "$lib.new/node_modules/$d" ] || { echo "install.sh: $d is missing from the copied dependencies (npm ls listed none?)" >&2; false; }
+done
+step="replacing $lib"
 # Swap in the new tree at once: a running daemon keeps its open files, a new start sees all new.
 rm -rf -- "$lib.old"
 [ -d "$lib" ] && mv "$lib" "$lib.old"
@@ -132,6 +163,7 @@ mv "$lib.new" "$lib"
 rm -rf -- "$lib.old"
 chmod -R u=rwX,go=rX "$lib"
 
+step="installing the launcher, man pages, unit and configuration"
 mkdir -p "$(dirname "$bin")"
 cat > "$bin.tmp" <<EOF
 #!/bin/sh
@@ -160,7 +192,7 @@ echo "installed: $bin, $lib, $unit, man pages in $man"
 [ -n "$start" ] || exit 0
 
 if under_systemd; then
-  echo "== starting tallow.service"
+  say "starting tallow.service"
   systemctl daemon-reload
   systemctl enable tallow.service
   systemctl restart tallow.service
