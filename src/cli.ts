@@ -12,6 +12,7 @@ export const EX_CONFIG = 78;
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
        tallow status [--json] | list [--json] | metrics | ban ADDRESS [--time SECONDS] | unban ADDRESS
        tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
+       tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N]
        tallow test [OPTIONS] [FILE...]
        tallow --help | --version
 
@@ -35,6 +36,9 @@ Commands (to the running daemon, over its control socket):
   history            what happened to an address or network and why (--since 7d, --rule sshd.json,
                      --top: most banned; marks allowlisted addresses that attacked); read from the
                      history file itself when the daemon is not running
+  report             bans and unbans per rule, top addresses, networks and patterns, repeat
+                     offenders, bans per hour, against the previous period (default: the last
+                     24h); --format html: one self-contained page; read from the history store
   test               try patterns on log lines or the journal (see tallow test --help)
 
 Signals: SIGHUP reloads tallow.conf and the patterns, SIGUSR1 logs the record table,
@@ -58,6 +62,7 @@ export type Parsed =
   | { kind: 'ctl'; sub: 'status' | 'list' | 'metrics' | 'ban' | 'unban'; args: string[] }
   | { kind: 'test'; args: string[] }
   | { kind: 'history'; args: string[] }
+  | { kind: 'report'; args: string[] }
   | { kind: 'usage'; error: string };
 
 const CTL = new Set(['status', 'list', 'metrics', 'ban', 'unban']);
@@ -67,6 +72,7 @@ export function parseArgs(argv: string[]): Parsed {
   if (first !== undefined && CTL.has(first)) return { kind: 'ctl', sub: first as 'status', args: argv.slice(1) };
   if (first === 'test') return { kind: 'test', args: argv.slice(1) };
   if (first === 'history') return { kind: 'history', args: argv.slice(1) };
+  if (first === 'report') return { kind: 'report', args: argv.slice(1) };
   const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -157,6 +163,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'history': {
       const { historyMain } = await import('./history-cli');
       return historyMain(p.args);
+    }
+    case 'report': {
+      const { reportMain } = await import('./report/cli');
+      return reportMain(p.args);
     }
     case 'test': {
       const { testMain } = await import('./tester');

@@ -1,0 +1,106 @@
+// `tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N]`: the report
+// of a period (default: the last 24 hours) read straight from the history store, whether the
+// daemon runs or not (the SQLite file read-only beside the daemon's writes: WAL allows it; or
+// PostgreSQL). Exit status as `tallow history`: 0 done, 1 no history or unreadable, 2 bad usage,
+// 78 tallow.conf.
+import * as fs from 'node:fs';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from '../config';
+import { EXIT_CONFIG, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type CtlIO } from '../ctl';
+import { historyStore } from '../history';
+import { parseSince } from '../history-cli';
+import { SqliteStore } from '../history/sqlite';
+import { errText } from '../limits';
+import { readOptions, UsageError } from '../options';
+import { buildReport } from './index';
+
+export const REPORT_USAGE = 'tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--config FILE]';
+
+const FORMATS = ['text', 'json', 'html'] as const;
+type Format = (typeof FORMATS)[number];
+
+interface Parsed {
+  since: number;
+  until: number;
+  format: Format;
+  top: number;
+  config?: string;
+}
+
+/** `6h` (ago), `2026-11-20`, `2026-11-20T10:00` (local time) -> ms; the error names the option. */
+function when(option: string, text: string, now: number): number {
+  try {
+    return parseSince(text, now);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^--since/, option));
+  }
+}
+
+function parse(args: string[], now: number): Parsed {
+  let since: string | undefined;
+  let until: string | undefined;
+  const p: Parsed = { since: 0, until: now, format: 'text', top: 10 };
+  for (const o of readOptions(args)) {
+    if (o.name === '--since') since = o.value();
+    else if (o.name === '--until') until = o.value();
+    else if (o.name === '--format') {
+      const v = o.value();
+      if (!(FORMATS as readonly string[]).includes(v)) throw new UsageError(`--format must be text, json or html, not ${JSON.stringify(v).slice(0, 40)}`);
+      p.format = v as Format;
+    } else if (o.name === '--top') {
+      const v = o.value();
+      if (!/^\d{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new UsageError(`--top must be a whole number from 1 to 100, not ${JSON.stringify(v).slice(0, 40)}`);
+      p.top = Number(v);
+    } else if (o.name === '--config') p.config = o.value();
+    else if (o.arg.startsWith('-')) throw new UsageError(`unknown option ${o.arg}`);
+    else throw new UsageError(`unexpected argument ${JSON.stringify(o.arg).slice(0, 80)}`);
+  }
+  p.until = until === undefined ? now : when('--until', until, now);
+  p.since = since === undefined ? p.until - 86_400_000 : when('--since', since, now);
+  if (p.since >= p.until) throw new UsageError(`the period is empty: --since ${new Date(p.since).toISOString()} is not before --until ${new Date(p.until).toISOString()}`);
+  return p;
+}
+
+export async function reportRun(args: string[], io: CtlIO, now = Date.now()): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(`usage: ${REPORT_USAGE}\n`);
+    return EXIT_OK;
+  }
+  let p: Parsed;
+  try {
+    p = parse(args, now);
+  } catch (e) {
+    io.err(`tallow report: ${(e as Error).message}\nusage: ${REPORT_USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(p.config ?? DEFAULT_CONFIG_FILE, p.config !== undefined);
+  } catch (e) {
+    io.err(`tallow: ${(e as Error).message}\n`);
+    return e instanceof ConfigError ? EXIT_CONFIG : EXIT_USAGE;
+  }
+  const quiet = { info() {}, warn() {}, debug() {}, error() {} };
+  const store = historyStore(config, quiet, true);
+  if (!store) {
+    io.err('tallow report: the history is off (history=off in tallow.conf): there is nothing to report from\n');
+    return EXIT_REFUSED;
+  }
+  if (store instanceof SqliteStore && !fs.existsSync(store.file)) {
+    io.err(`tallow report: no history yet (${store.file} does not exist; the daemon creates it)\n`);
+    return EXIT_REFUSED;
+  }
+  try {
+    const r = await buildReport(store, p.since, p.until, { now, top: p.top });
+    io.out(p.format === 'json' ? r.json : p.format === 'html' ? r.html : r.text);
+    return EXIT_OK;
+  } catch (e) {
+    io.err(`tallow report: cannot read the history (${store.where}): ${errText(e)}\n`);
+    return EXIT_REFUSED;
+  } finally {
+    await store.close().catch(() => {});
+  }
+}
+
+export function reportMain(args: string[]): Promise<number> {
+  return reportRun(args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+}
