@@ -18,6 +18,8 @@ pkgs=(
   # history: better-sqlite3 is compiled from source by npm ci (g++, make, python3 above);
   # PostgreSQL's server binaries (initdb, pg_ctl, psql) for a test cluster of its own
   postgresql
+  # report: the HTML report rendered in headless Chromium (no request, figures as the text's)
+  chromium
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -199,6 +199,11 @@ test('rules from the rule column when the history has one (per ban; a ban withou
   assert.deepEqual(d.patterns[0], { pattern: 'sshd.json#2', rule: 'ssh-strict', matches: 16, bans: 5 });
   assert.equal(ruleOf(null, 'postfix-sasl.json#12', 'threshold'), 'postfix-sasl');
   assert.equal(networkOf('2001:db8:aa:bb:cc::1'), '2001:db8:aa:bb::/64');
+  assert.equal(networkOf('2001:db8:1:0:5::'), '2001:db8:1::/64');
+  assert.equal(networkOf('2001:0:0:1::5'), '2001:0:0:1::/64');
+  assert.equal(networkOf('1:2:3:4:5:6:7:8'), '1:2:3:4::/64');
+  assert.equal(networkOf('::1'), '::/64');
+  assert.equal(networkOf('64:ff9b::192.0.2.1'), '64:ff9b::/64');
   assert.equal(networkOf('198.51.100.200'), '198.51.100.0/24');
 });
 
