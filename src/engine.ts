@@ -8,20 +8,27 @@ import { Matcher } from './matcher';
 import { errText } from './limits';
 import { Metrics } from './metrics';
 import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, type PatternFile } from './patterns';
+import type { Rule } from './rule';
+import { resolveRules, type RuleBlock } from './rules';
 import type { TrackerOptions } from './tracker';
 
 export interface Engine {
   config: Config;
+  /** every block as loaded (disabled rules' and override blocks included) */
   files: PatternFile[];
+  /** every rule, enabled or not */
+  rules: Rule[];
+  /** the enabled rules' blocks: the only ones matched, and the only ones the journal is read for */
+  blocks: RuleBlock[];
   allowlist: Allowlist;
   matcher: Matcher;
-  /** sd-journal match groups: the union of every file's filter */
+  /** sd-journal match groups: the union of the enabled blocks' filters */
   matches: MatchGroup[];
   /** the journal fields the matcher reads */
   fields: string[];
 }
 
-/** From a config and pattern files already loaded; throws ConfigError for a bad allowlist. */
+/** From a config and pattern files already loaded; throws ConfigError for a bad allowlist, PatternError for bad rules. */
 export function makeEngine(config: Config, files: PatternFile[], metrics: Metrics = new Metrics()): Engine {
   let allowlist: Allowlist;
   try {
@@ -29,7 +36,10 @@ export function makeEngine(config: Config, files: PatternFile[], metrics: Metric
   } catch (e) {
     throw new ConfigError(`${config.file ?? 'built-in defaults'}: whitelist: ${errText(e)}`);
   }
-  return { config, files, allowlist, matcher: new Matcher(files, metrics), matches: journalMatches(files), fields: neededFields(files) };
+  const { rules, blocks: all } = resolveRules(files, { threshold: config.threshold, expires: config.expires });
+  // A disabled rule costs nothing per entry: the matcher and the journal never see its blocks.
+  const blocks = all.filter((b) => b.rule.enabled);
+  return { config, files, rules, blocks, allowlist, matcher: new Matcher(blocks, metrics), matches: journalMatches(blocks), fields: neededFields(blocks) };
 }
 
 /** tallow.conf, then the shipped patterns and patterns_dir; throws ConfigError/PatternError (exit 78). */

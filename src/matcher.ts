@@ -1,17 +1,22 @@
-// Entry -> match. Each file's filter is evaluated here, in JS, against the entry's fields: the
+// Entry -> match. Each block's filter is evaluated here, in JS, against the entry's fields: the
 // journal is opened with the union of all filters, so an entry must still be tested only against
-// the patterns of the file(s) whose own filter selects it. No journal or firewall calls.
+// the patterns of the block(s) whose own filter selects it. No journal or firewall calls.
 import type { JournalEntry, MatchGroup } from './journal';
 import type { PatternFile, Pattern } from './patterns';
 import { compilePattern, MAX_MESSAGE_LENGTH } from './patterns';
 import type { Address } from './address';
 import { parseAddress } from './address';
 import { Metrics } from './metrics';
+import type { Rule } from './rule';
+import { resolveRules, type RuleBlock } from './rules';
+import { defaultConfig } from './config';
 
 export interface Match extends Address {
   pattern: Pattern;
   /** the pattern file's name, `sshd.json` */
   file: string;
+  /** the rule whose block matched: its policy scores the match */
+  rule: Rule;
 }
 
 /** One filter group as sd-journal reads it: same field OR'ed, different fields AND'ed. */
@@ -33,6 +38,7 @@ interface Candidate {
 
 interface CompiledFile {
   name: string;
+  rule: Rule;
   groups: CompiledGroup[];
   /** The patterns (in file order) that can match a message starting with this character... */
   byFirstChar: Map<string, Candidate[]>;
@@ -42,7 +48,7 @@ interface CompiledFile {
 
 /** Most journal lines start with a character no pattern can start with: look each file's
  *  candidates up by it, so a line costs one Map lookup per file, not a test per pattern. */
-function compileFile(f: PatternFile): CompiledFile {
+function compileFile(f: RuleBlock): CompiledFile {
   const patterns: CompiledEntry[] = f.patterns.map((pattern) => ({ pattern, ...compilePattern(pattern.source) }));
   const open = (p: CompiledEntry) => p.heads.length === 0 || p.prefixed;
   const byFirstChar = new Map<string, Candidate[]>();
@@ -54,7 +60,7 @@ function compileFile(f: PatternFile): CompiledFile {
     }
     byFirstChar.set(c, list);
   }
-  return { name: f.name, groups: f.filter.map(compileGroup), byFirstChar, anyFirstChar: patterns.filter(open).map((p) => ({ entry: p, heads: p.heads })) };
+  return { name: f.name, rule: f.rule, groups: f.filter.map(compileGroup), byFirstChar, anyFirstChar: patterns.filter(open).map((p) => ({ entry: p, heads: p.heads })) };
 }
 
 function startsWithAny(text: string, heads: string[]): boolean {
@@ -89,15 +95,26 @@ function selects(groups: CompiledGroup[], fields: Record<string, string>): boole
   return false;
 }
 
+function builtInRules(files: ReadonlyArray<PatternFile>): RuleBlock[] {
+  const { threshold, expires } = defaultConfig();
+  return resolveRules([...files], { threshold, expires }).blocks;
+}
+
 export class Matcher {
   private readonly files: CompiledFile[];
 
-  /** Counts matches per file, invalid addresses and oversized messages into `metrics`. */
+  /**
+   * The blocks to match with (the engine gives the enabled rules' blocks only). Blocks given without
+   * their rules (tests, tools: plain parsed files) are all used, enabled or not, with rules resolved
+   * against tallow.conf's built-in threshold and expires. Counts matches per file, invalid
+   * addresses and oversized messages into `metrics`.
+   */
   constructor(
-    files: PatternFile[],
+    blocks: ReadonlyArray<PatternFile | RuleBlock>,
     readonly metrics: Metrics = new Metrics(),
   ) {
-    this.files = files.map(compileFile);
+    const withRules = blocks.every((b): b is RuleBlock => 'rule' in b) ? blocks : builtInRules(blocks);
+    this.files = withRules.map(compileFile);
   }
 
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
@@ -129,7 +146,7 @@ export class Matcher {
           return null;
         }
         Metrics.bump(this.metrics.matchesByFile, file.name);
-        return { address: address.address, family: address.family, pattern: p.pattern, file: file.name };
+        return { address: address.address, family: address.family, pattern: p.pattern, file: file.name, rule: file.rule };
       }
     }
     return null;

@@ -7,6 +7,7 @@ import { isFieldName, type MatchGroup } from './journal';
 import { parseJson, type JsonError } from './json';
 import { MAX_BAN_SECONDS } from './limits';
 import { literalHeads, unsupportedSyntax } from './pattern-syntax';
+import { BLOCK_KEYS, parseRuleKeys, type RuleKeys } from './rule-keys';
 
 export interface Pattern {
   /** `sshd.json#3`: file name and item index, used in logs as the reason. */
@@ -17,12 +18,20 @@ export interface Pattern {
   source: string;
 }
 
+/** One block of a patterns file (the name is historical: tallow's files had one block each). */
 export interface PatternFile {
   name: string;          // e.g. 'sshd.json'
   path: string;          // where it was read from
-  /** OR'ed groups, each group's terms AND'ed. */
+  /** OR'ed groups, each group's terms AND'ed; `unit` is in every group. */
   filter: MatchGroup[];
   patterns: Pattern[];
+  /** Its place in the file, from 1, and the file's number of blocks. */
+  block: number;
+  blocks: number;
+  /** The rule keys it gives (rules.ts resolves them into a Rule). */
+  keys: RuleKeys;
+  /** A `name` with neither `filter` nor `items`: changes the keys it gives of a rule defined elsewhere. */
+  override: boolean;
 }
 
 /** `file: item N: message`; the CLI exits 78. */
@@ -139,8 +148,86 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parse one file's text. A file holds blocks `{filter, items}`; each becomes one PatternFile (same
- *  name and path). Items are numbered from 1 across the whole file: `sshd.json#N`. */
+const ITEM_KEYS = ['ban', 'score', 'pattern'];
+const ITEM_FORM = '{"ban": seconds, "score": number, "pattern": "regex"}';
+
+/**
+ * One item. In a rule with `limit` (Ellis's form) `score` and `ban` may be left out (1 and 0) and an
+ * item may be the pattern string alone; elsewhere all three keys are required, as in tallow.
+ */
+function parseItem(item: unknown, n: number, name: string, limited: boolean, bad: (msg: string) => never): Pattern {
+  if (typeof item === 'string' && limited) item = { pattern: item };
+  if (!isObject(item)) {
+    bad(limited ? `expected "regex" or ${ITEM_FORM}` : `expected ${ITEM_FORM}${typeof item === 'string' ? ' (a pattern string alone needs "limit" on its rule)' : ''}`);
+  }
+  const it = item as Record<string, unknown>;
+  for (const key of Object.keys(it)) if (!ITEM_KEYS.includes(key)) bad(`unknown key ${JSON.stringify(key)} (known: ${ITEM_KEYS.join(', ')})`);
+  for (const key of limited ? ['pattern'] : ITEM_KEYS) {
+    if (!(key in it)) bad(`missing key "${key}"${key === 'pattern' ? '' : ' (optional only in a rule with "limit")'}`);
+  }
+  const { ban = 0, score = 1, pattern } = it;
+  if (typeof ban !== 'number' || !Number.isInteger(ban) || ban < 0 || ban > MAX_BAN_SECONDS) {
+    bad(`"ban" must be a whole number of seconds from 0 to ${MAX_BAN_SECONDS}, got ${JSON.stringify(ban)}`);
+  }
+  if (typeof score !== 'number' || !Number.isFinite(score) || score < 0) {
+    bad(`"score" must be a number of 0 or more, got ${JSON.stringify(score)}`);
+  }
+  if (typeof pattern !== 'string' || pattern === '') bad('"pattern" must be a non-empty string');
+  try {
+    compilePattern(pattern as string);
+  } catch (e) {
+    bad((e as Error).message);
+  }
+  return { name: `${name}#${n}`, ban: ban as number, score: score as number, source: pattern as string };
+}
+
+/** A block's keys and filter, before its items (which need to know whether its rule has a limit). */
+interface BlockHead {
+  keys: RuleKeys;
+  filter: MatchGroup[];
+  items: unknown[];
+  override: boolean;
+}
+
+function parseBlockHead(block: unknown, fail: (msg: string) => never): BlockHead {
+  if (!isObject(block)) fail('expected {"filter": ..., "items": [...]}');
+  const blk = block as Record<string, unknown>;
+  for (const key of Object.keys(blk)) {
+    if (!(BLOCK_KEYS as readonly string[]).includes(key)) fail(`unknown key ${JSON.stringify(key)} (known: ${BLOCK_KEYS.join(', ')})`);
+  }
+  let keys: RuleKeys = {};
+  try {
+    keys = parseRuleKeys(blk);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (!('filter' in blk) && !('items' in blk) && keys.name !== undefined) {
+    // An override: the keys of a rule defined elsewhere, nothing that selects or matches.
+    if (keys.unit !== undefined) fail('"unit" is part of a rule\'s definition (a block with "items"): a block with a "name" and no "items" only overrides enabled and the policy keys');
+    if (Object.keys(blk).length === 1) fail(`a block with only a "name" changes nothing: give "items" (and "filter" or "unit") to define rule "${keys.name}", or the keys to change`);
+    return { keys, filter: [], items: [], override: true };
+  }
+  if (!('filter' in blk) && keys.unit === undefined) fail('missing key "filter" (or "unit")');
+  if (!Array.isArray(blk.items)) fail('items' in blk ? '"items" must be an array' : 'missing key "items"');
+  let filter: MatchGroup[] = [];
+  if ('filter' in blk) {
+    try {
+      filter = parseFilter(blk.filter);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  }
+  if (keys.unit !== undefined) {
+    // Same field in one group is OR'ed by the journal: a second unit would widen the filter, not narrow it.
+    if (filter.some((g) => g.some((t) => t.startsWith('_SYSTEMD_UNIT=')))) fail('"unit" and a _SYSTEMD_UNIT term in "filter": give one of them');
+    const term = `_SYSTEMD_UNIT=${keys.unit}`;
+    filter = filter.length === 0 ? [[term]] : filter.map((g) => [...g, term]);
+  }
+  return { keys, filter, items: blk.items as unknown[], override: false };
+}
+
+/** Parse one file's text. A file holds blocks `{filter, items}` (plus rule keys); each becomes one
+ *  PatternFile (same name and path). Items are numbered from 1 across the whole file: `sshd.json#N`. */
 export function parsePatternFile(text: string, name: string, path: string): PatternFile[] {
   const fail = (msg: string): never => {
     throw new PatternError(`${path}: ${msg}`);
@@ -154,43 +241,19 @@ export function parsePatternFile(text: string, name: string, path: string): Patt
   }
   if (!Array.isArray(doc)) fail('expected an array of {"filter": ..., "items": [...]}');
   const blocks = doc as unknown[];
+  const heads = blocks.map((block, b) => parseBlockHead(block, (msg) => fail(`block ${b + 1}: ${msg}`)));
+  // Blocks sharing a name are one rule: a `limit` on any of them frees all their items' scores.
+  const limited = new Set(heads.filter((h) => !h.override && h.keys.limit !== undefined && h.keys.name !== undefined).map((h) => h.keys.name));
   let n = 0;
-  return blocks.map((block, b) => {
-    const where = blocks.length > 1 ? `block ${b + 1}: ` : '';
-    if (!isObject(block)) fail(`${where}expected {"filter": ..., "items": [...]}`);
-    const blk = block as Record<string, unknown>;
-    if (!('filter' in blk)) fail(`${where}missing key "filter"`);
-    if (!Array.isArray(blk.items)) fail(`${where}${'items' in blk ? '"items" must be an array' : 'missing key "items"'}`);
-    let filter: MatchGroup[] = [];
-    try {
-      filter = parseFilter(blk.filter);
-    } catch (e) {
-      fail(`${where}${(e as Error).message}`);
-    }
-    const patterns = (blk.items as unknown[]).map((item) => {
+  return heads.map((h, b) => {
+    const lenient = h.keys.limit !== undefined || (h.keys.name !== undefined && limited.has(h.keys.name));
+    const patterns = h.items.map((item) => {
       n++;
-      const bad = (msg: string): never => {
+      return parseItem(item, n, name, lenient, (msg) => {
         throw new PatternError(`${path}: item ${n}: ${msg}`);
-      };
-      if (!isObject(item)) bad('expected {"ban": seconds, "score": number, "pattern": "regex"}');
-      const it = item as Record<string, unknown>;
-      for (const key of ['ban', 'score', 'pattern']) if (!(key in it)) bad(`missing key "${key}"`);
-      const { ban, score, pattern } = it;
-      if (typeof ban !== 'number' || !Number.isInteger(ban) || ban < 0 || ban > MAX_BAN_SECONDS) {
-        bad(`"ban" must be a whole number of seconds from 0 to ${MAX_BAN_SECONDS}, got ${JSON.stringify(ban)}`);
-      }
-      if (typeof score !== 'number' || !Number.isFinite(score) || score < 0) {
-        bad(`"score" must be a number of 0 or more, got ${JSON.stringify(score)}`);
-      }
-      if (typeof pattern !== 'string' || pattern === '') bad('"pattern" must be a non-empty string');
-      try {
-        compilePattern(pattern as string);
-      } catch (e) {
-        bad((e as Error).message);
-      }
-      return { name: `${name}#${n}`, ban: ban as number, score: score as number, source: pattern as string };
+      });
     });
-    return { name, path, filter, patterns };
+    return { name, path, filter: h.filter, patterns, block: b + 1, blocks: blocks.length, keys: h.keys, override: h.override };
   });
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Matcher } from '../../src/matcher';
 import { loadPatternFiles, parsePatternFile, shippedPatternsDir, MAX_MESSAGE_LENGTH } from '../../src/patterns';
 import type { PatternFile } from '../../src/patterns';
+import { ALL_PORTS } from '../../src/scope';
 
 const entry = (fields: Record<string, string>) => ({ cursor: 'c', realtime: 42, fields });
 const files = (doc: unknown): PatternFile[] => parsePatternFile(JSON.stringify(doc), 't.json', '/t.json');
@@ -28,7 +29,9 @@ test('matcher: address from named group ip, <IP> tag, or first group; MESSAGE= p
     { ban: 0, score: 2, pattern: '^(three) .*$' },
   ] }]));
   const r = (msg: string) => m.match(entry({ A: '1', MESSAGE: msg }));
-  assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, file: 't.json' });
+  // Given without rules, a block gets tallow.conf's built-in policy (threshold 1, expires 3600).
+  const rule = { name: 't', pool: '', enabled: true, threshold: 1, findtime: 0, bantime: 3600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: '/t.json (block 1)' };
+  assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, file: 't.json', rule });
   assert.equal(r('two 22 ::ffff:203.0.113.7')?.address, '203.0.113.7');
   assert.equal(r('three 198.51.100.1 port 22')?.pattern.name, 't.json#3');
   // first matching pattern has a bad address: ignored and counted, no second chance

@@ -42,13 +42,13 @@ test('patterns: tallow files keep working (MESSAGE= patterns, first capture grou
 const BAD: Array<[string, string]> = [
   ['[{', 'JSON syntax'],
   ['{}', 'expected an array'],
-  ['[1]', 'expected {"filter"'],
-  ['[{"items": []}]', 'missing key "filter"'],
-  ['[{"filter": "A=b"}]', 'missing key "items"'],
-  ['[{"filter": "A=b", "items": {}}]', '"items" must be an array'],
-  ['[{"filter": "sshd", "items": []}]', 'filter: expected "FIELD=value"'],
-  ['[{"filter": [], "items": []}]', 'filter: expected "FIELD=value" or a non-empty array'],
-  ['[{"filter": ["A=b", [1]], "items": []}]', 'filter[1][0]: expected "FIELD=value"'],
+  ['[1]', 'block 1: expected {"filter"'],
+  ['[{"items": []}]', 'block 1: missing key "filter"'],
+  ['[{"filter": "A=b"}]', 'block 1: missing key "items"'],
+  ['[{"filter": "A=b", "items": {}}]', 'block 1: "items" must be an array'],
+  ['[{"filter": "sshd", "items": []}]', 'block 1: filter: expected "FIELD=value"'],
+  ['[{"filter": [], "items": []}]', 'block 1: filter: expected "FIELD=value" or a non-empty array'],
+  ['[{"filter": ["A=b", [1]], "items": []}]', 'block 1: filter[1][0]: expected "FIELD=value"'],
   ['[{"filter": "A=b", "items": [{"score": 1, "pattern": "(x)"}]}]', 'item 1: missing key "ban"'],
   ['[{"filter": "A=b", "items": [{"ban": 0, "pattern": "(x)"}]}]', 'item 1: missing key "score"'],
   ['[{"filter": "A=b", "items": [{"ban": 0, "score": 1}]}]', 'item 1: missing key "pattern"'],
@@ -122,7 +122,7 @@ test('patterns: a filter field the journal would refuse (leading digit, lower ca
   for (const bad of ['1FIELD=x', 'field=x', '=x', 'A B=x']) {
     assert.throws(
       () => parsePatternFile(JSON.stringify([{ filter: bad, items: [] }]), 'x.json', '/p/x.json'),
-      (e: Error) => e instanceof PatternError && /\/p\/x\.json: filter: expected "FIELD=value"/.test(e.message),
+      (e: Error) => e instanceof PatternError && /\/p\/x\.json: block 1: filter: expected "FIELD=value"/.test(e.message),
       bad,
     );
   }

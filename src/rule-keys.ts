@@ -1,0 +1,88 @@
+// The rule keys a block of a patterns file may carry beside `filter` and `items` (issue 14), each
+// validated here: tallow.patterns(5), RULES. Resolution into Rule objects is in rules.ts.
+import { MAX_BAN_SECONDS } from './limits';
+import { scopeOf } from './scope';
+
+/** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
+export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
+  'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
+
+/** The keys that give a rule its own policy, and so its own score pool. */
+export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
+
+/** The keys of one block as given (validated); an absent key is absent. */
+export interface RuleKeys {
+  name?: string;
+  enabled?: boolean;
+  /** e.g. `postfix.service` (`.service` appended when the block gave no unit suffix) */
+  unit?: string;
+  threshold?: number;
+  limit?: number;
+  findtime?: number;
+  bantime?: number;
+  /** normalised (ascending, "N" / "N-M"), or every port */
+  ports?: string[] | 'all';
+  protocol?: 'tcp' | 'udp';
+  ban_prefix_v4?: number;
+  ban_prefix_v6?: number;
+}
+
+type PolicyKey = (typeof POLICY_KEYS)[number];
+
+const NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+const UNIT_SUFFIXES = ['.service', '.socket', '.device', '.mount', '.automount', '.swap', '.target', '.path', '.timer', '.slice', '.scope'];
+/** systemd's unit name characters (unit_name_is_valid), at most 255 with the suffix. */
+const UNIT = /^[A-Za-z0-9:_.@\\-]{1,247}$/;
+
+const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+
+function wholeIn(key: string, v: unknown, min: number, max: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new Error(`"${key}": expected ${what} from ${min} to ${max}, got ${show(v)}`);
+  }
+  return v;
+}
+
+/** `unit` as journald writes _SYSTEMD_UNIT: `postfix` -> `postfix.service`. */
+export function unitName(v: unknown): string {
+  if (typeof v !== 'string' || !UNIT.test(v) || v.startsWith('.') || v.startsWith('-')) {
+    throw new Error(`"unit": expected a systemd unit name such as "postfix" or "postfix@-.service", got ${show(v)}`);
+  }
+  return UNIT_SUFFIXES.some((s) => v.endsWith(s) && v.length > s.length) ? v : `${v}.service`;
+}
+
+/**
+ * The rule keys of one block (an object whose keys are already known to be BLOCK_KEYS). Throws
+ * Error with a message naming the key; the caller adds `file: block N: `.
+ */
+export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
+  const k: RuleKeys = {};
+  if ('name' in blk) {
+    if (typeof blk.name !== 'string' || !NAME.test(blk.name)) {
+      throw new Error(`"name": expected 1 to 40 letters, digits, "_", "." or "-", got ${show(blk.name)}`);
+    }
+    k.name = blk.name;
+  }
+  if ('enabled' in blk) {
+    if (typeof blk.enabled !== 'boolean') throw new Error(`"enabled": expected true or false, got ${show(blk.enabled)}`);
+    k.enabled = blk.enabled;
+  }
+  if ('unit' in blk) k.unit = unitName(blk.unit);
+  if ('threshold' in blk && 'limit' in blk) throw new Error('"threshold" and "limit" both given: give one ("limit" N is "threshold" N with every match scoring 1)');
+  if ('threshold' in blk) {
+    const t = blk.threshold;
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) throw new Error(`"threshold": expected a number above 0, got ${show(t)}`);
+    k.threshold = t;
+  }
+  if ('limit' in blk) k.limit = wholeIn('limit', blk.limit, 1, 1_000_000, 'a whole number of matches');
+  if ('findtime' in blk) k.findtime = wholeIn('findtime', blk.findtime, 1, MAX_BAN_SECONDS, 'whole seconds');
+  if ('bantime' in blk) k.bantime = wholeIn('bantime', blk.bantime, 1, MAX_BAN_SECONDS, 'whole seconds');
+  if ('ports' in blk) k.ports = scopeOf(blk.ports, undefined, false).ports ?? 'all';
+  if ('protocol' in blk) {
+    if (blk.protocol !== 'tcp' && blk.protocol !== 'udp') throw new Error(`"protocol": expected "tcp" or "udp" (absent: both), got ${show(blk.protocol)}`);
+    k.protocol = blk.protocol;
+  }
+  if ('ban_prefix_v4' in blk) k.ban_prefix_v4 = wholeIn('ban_prefix_v4', blk.ban_prefix_v4, 8, 32, 'a prefix length');
+  if ('ban_prefix_v6' in blk) k.ban_prefix_v6 = wholeIn('ban_prefix_v6', blk.ban_prefix_v6, 16, 128, 'a prefix length');
+  return k;
+}
