@@ -25,6 +25,7 @@ import type { HistoryListener } from './listeners/history';
 import { BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
+import { ruleChanges } from './rules';
 import { Reader } from './reader';
 import { Requests } from './requests';
 import { NeverBan } from './never-ban';
@@ -330,6 +331,7 @@ export class Daemon {
     const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
+    const rulesChanged = ruleChanges(this.engine.rules, next.rules);
     this.engine = next;
     this.tracker.configure(trackerOptions(next, (a) => this.ledger.expiryOf(a)));
     this.steps.configure(stepOptions(next.config));
@@ -339,6 +341,7 @@ export class Daemon {
       threshold: String(next.config.threshold),
       expires: String(next.config.expires),
     });
+    for (const line of rulesChanged) this.log.info(line);
     if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
     if (journalChanged) {
       this.reader.refilter();

@@ -81,14 +81,11 @@ export function resolveRules(files: PatternFile[], defaults: RuleDefaults): Rule
     d.blocks.push(f);
   }
   applyOverrides(files, drafts);
-  const rules: Rule[] = [];
-  const blocks: RuleBlock[] = [];
-  for (const d of drafts.values()) {
-    const rule = makeRule(d, defaults);
-    rules.push(rule);
-    for (const f of d.blocks) blocks.push({ ...f, rule });
-  }
-  return { rules, blocks };
+  const byName = new Map<string, Rule>();
+  for (const d of drafts.values()) byName.set(d.name, makeRule(d, defaults));
+  // In load order, whatever their rules: the first matching block wins.
+  const blocks = files.filter((f) => !f.override).map((f) => ({ ...f, rule: byName.get(f.keys.name ?? defaultRuleName(f))! }));
+  return { rules: [...byName.values()], blocks };
 }
 
 /** Override blocks, in load order: each changes only the keys it gives; two may not disagree. */
