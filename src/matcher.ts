@@ -80,19 +80,84 @@ function compileGroup(group: MatchGroup): CompiledGroup {
   return [...byField];
 }
 
-function selects(groups: CompiledGroup[], fields: Record<string, string>): boolean {
-  for (const g of groups) {
-    let all = true;
-    for (const [field, values] of g) {
-      const v = fields[field];
-      if (v === undefined || !values.has(v)) {
-        all = false;
-        break;
+/** A filter group reached through its key term: the block it belongs to and its other fields. */
+interface GroupRef {
+  block: number;
+  rest: CompiledGroup;
+}
+
+/** Fields nearly every entry of a machine shares: poor keys, used only when a group has no other. */
+const COMMON_FIELDS = new Set(['_UID', '_GID', '_TRANSPORT', 'PRIORITY', 'SYSLOG_FACILITY', '_HOSTNAME', '_BOOT_ID', '_MACHINE_ID']);
+
+/**
+ * Which blocks' filters select an entry, at a cost that does not grow with the number of blocks:
+ * each filter group is filed under one of its fields and values (its key term), so an entry costs
+ * one lookup per distinct key field (a handful: _SYSTEMD_UNIT, _EXE, SYSLOG_IDENTIFIER...) and a
+ * check of the groups filed under its own values; other rules' groups are never looked at.
+ */
+class FilterIndex {
+  private readonly fields: string[] = [];
+  private readonly byField = new Map<string, Map<string, GroupRef[]>>();
+  private readonly mark: Int32Array;
+  private epoch = 0;
+  private readonly selected: number[] = [];
+
+  constructor(filters: CompiledGroup[][]) {
+    this.mark = new Int32Array(filters.length);
+    filters.forEach((groups, block) => {
+      for (const g of groups) {
+        const key = g.findIndex(([field]) => !COMMON_FIELDS.has(field));
+        const [field, values] = g[key < 0 ? 0 : key];
+        const rest = g.filter((_, i) => i !== (key < 0 ? 0 : key));
+        let byValue = this.byField.get(field);
+        if (!byValue) {
+          this.byField.set(field, (byValue = new Map()));
+          this.fields.push(field);
+        }
+        for (const v of values) {
+          const refs = byValue.get(v) ?? [];
+          refs.push({ block, rest });
+          byValue.set(v, refs);
+        }
+      }
+    });
+  }
+
+  /** The blocks selecting `fields`, ascending. The array is reused by the next call. */
+  select(fields: Record<string, string>): number[] {
+    const out = this.selected;
+    out.length = 0;
+    if (++this.epoch === 0x7fffffff) {
+      this.mark.fill(0);
+      this.epoch = 1;
+    }
+    for (let f = 0; f < this.fields.length; f++) {
+      const v = fields[this.fields[f]];
+      if (v === undefined) continue;
+      const refs = this.byField.get(this.fields[f])!.get(v);
+      if (refs === undefined) continue;
+      for (let i = 0; i < refs.length; i++) {
+        const { block, rest } = refs[i];
+        if (this.mark[block] !== this.epoch && holds(rest, fields)) {
+          this.mark[block] = this.epoch;
+          // Insertion in order: a few blocks at most select one entry.
+          let j = out.length;
+          out.push(block);
+          while (j > 0 && out[j - 1] > block) out[j] = out[--j];
+          out[j] = block;
+        }
       }
     }
-    if (all) return true;
+    return out;
   }
-  return false;
+}
+
+function holds(group: CompiledGroup, fields: Record<string, string>): boolean {
+  for (let i = 0; i < group.length; i++) {
+    const v = fields[group[i][0]];
+    if (v === undefined || !group[i][1].has(v)) return false;
+  }
+  return true;
 }
 
 function builtInRules(files: ReadonlyArray<PatternFile>): RuleBlock[] {
@@ -102,6 +167,7 @@ function builtInRules(files: ReadonlyArray<PatternFile>): RuleBlock[] {
 
 export class Matcher {
   private readonly files: CompiledFile[];
+  private readonly index: FilterIndex;
 
   /**
    * The blocks to match with (the engine gives the enabled rules' blocks only). Blocks given without
@@ -115,6 +181,7 @@ export class Matcher {
   ) {
     const withRules = blocks.every((b): b is RuleBlock => 'rule' in b) ? blocks : builtInRules(blocks);
     this.files = withRules.map(compileFile);
+    this.index = new FilterIndex(this.files.map((f) => f.groups));
   }
 
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
@@ -127,8 +194,9 @@ export class Matcher {
       return null;
     }
     let prefixedText: string | undefined;
-    for (const file of this.files) {
-      if (!selects(file.groups, entry.fields)) continue;
+    const selected = this.index.select(entry.fields);
+    for (let b = 0; b < selected.length; b++) {
+      const file = this.files[selected[b]];
       const candidates = file.byFirstChar.get(message[0]) ?? file.anyFirstChar;
       for (let i = 0; i < candidates.length; i++) {
         const p = candidates[i].entry;

@@ -49,3 +49,23 @@ test('matcher: over-long messages are skipped and counted, never truncated', () 
   assert.equal(m.match(entry({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE: 'Invalid user x from 203.0.113.9 port 22' }))?.address, '203.0.113.9');
   assert.deepEqual([[...m.metrics.matchesByFile], m.metrics.invalidAddresses, m.metrics.oversizedMessages], [[['sshd.json', 1]], 0, 1]);
 });
+
+test('matcher: blocks selected through different fields are tried in file order; groups keyed on any field', () => {
+  const m = new Matcher(files([
+    { filter: ['_EXE=/w', ['SYSLOG_IDENTIFIER=x', '_UID=0']], items: [{ ban: 0, score: 1, pattern: '^a <IP>$' }] },
+    { filter: '_EXE=/x', items: [{ ban: 0, score: 1, pattern: '^(?:a|b) <IP>$' }] },
+    { filter: '_UID=0', items: [{ ban: 0, score: 1, pattern: '^c <IP>$' }] },
+    { filter: [['_EXE=/y', '_EXE=/z', '_COMM=q']], items: [{ ban: 0, score: 1, pattern: '^d <IP>$' }] },
+  ]));
+  const r = (fields: Record<string, string>) => m.match(entry(fields))?.pattern.name ?? null;
+  // Block 2 is reached through _EXE, block 1 through SYSLOG_IDENTIFIER: block 1 still goes first.
+  assert.equal(r({ _EXE: '/x', SYSLOG_IDENTIFIER: 'x', _UID: '0', MESSAGE: 'a 203.0.113.1' }), 't.json#1');
+  assert.equal(r({ _EXE: '/x', SYSLOG_IDENTIFIER: 'x', _UID: '1000', MESSAGE: 'a 203.0.113.1' }), 't.json#2');
+  assert.equal(r({ _EXE: '/x', _UID: '0', MESSAGE: 'b 203.0.113.1' }), 't.json#2');
+  assert.equal(r({ _UID: '0', MESSAGE: 'c 203.0.113.1' }), 't.json#3');
+  assert.equal(r({ _UID: '1', MESSAGE: 'c 203.0.113.1' }), null);
+  assert.equal(r({ _EXE: '/z', _COMM: 'q', MESSAGE: 'd 203.0.113.1' }), 't.json#4');
+  assert.equal(r({ _EXE: '/y', _COMM: 'q', MESSAGE: 'd 203.0.113.1' }), 't.json#4');
+  assert.equal(r({ _EXE: '/z', MESSAGE: 'd 203.0.113.1' }), null, 'the group also needs _COMM=q');
+  assert.equal(r({ _COMM: 'q', MESSAGE: 'd 203.0.113.1' }), null);
+});

@@ -1,0 +1,105 @@
+// Matching cost of rules per service (issue 14): the same 1,000,000 sshd-like entries (90% noise,
+// 10% failures) through the engine's matcher with
+//   1 rule:   the shipped sshd.json alone;
+//   8 rules:  sshd + 7 rules of other services whose filters do not select sshd's entries;
+//   8 rules': sshd + a second rule selecting sshd's entries (connection scanners) + 6 others;
+//   +20 off:  sshd + 20 disabled rules (they must cost nothing).
+// Rounds alternate between the sets (a shared machine drifts); medians reported.
+// Run: npx tsc -p . && node dist/bench/engine-rules.js [--rounds N]
+import { defaultConfig } from '../src/config';
+import { makeEngine } from '../src/engine';
+import { loadPatternFiles, parsePatternFile, shippedPatternsDir, type PatternFile } from '../src/patterns';
+import type { JournalEntry } from '../src/journal';
+
+const NOISE = [
+  'pam_unix(sshd:session): session opened for user alice(uid=1000) by alice(uid=0)',
+  'Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4',
+  'Received disconnect from 192.0.2.10 port 50022:11: disconnected by user',
+  'Disconnected from user alice 192.0.2.10 port 50022',
+  'pam_unix(sshd:session): session closed for user alice',
+  'Server listening on 0.0.0.0 port 22.',
+];
+const v4 = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
+const FAIL = [
+  (a: string, i: number) => `Failed password for invalid user user${i} from ${a} port ${1024 + (i % 60000)} ssh2`,
+  (a: string, i: number) => `Invalid user user${i} from ${a} port ${1024 + (i % 60000)}`,
+  (a: string, i: number) => `Connection closed by authenticating user root ${a} port ${1024 + (i % 60000)} [preauth]`,
+  (a: string) => `Failed password for root from ${a} port 22 ssh2`,
+];
+
+function entries(n: number, addresses: number): JournalEntry[] {
+  const out: JournalEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = (i * 2654435761) >>> 0;
+    const message = i % 10 === 0
+      ? FAIL[k % FAIL.length](k % 7 === 0 ? `2001:db8::${(k % addresses).toString(16)}` : v4(k % addresses), i)
+      : NOISE[k % NOISE.length];
+    // _SYSTEMD_UNIT as journald records it for sshd: the other rules' filters read that field.
+    out.push({ cursor: '', realtime: i, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0', SYSLOG_IDENTIFIER: 'sshd', _SYSTEMD_UNIT: 'ssh.service' } });
+  }
+  return out;
+}
+
+const item = (score: number, pattern: string) => ({ ban: 0, score, pattern });
+/** Seven services' rules, as an administrator would write them: none selects sshd's entries. */
+const OTHERS = [
+  { name: 'postfix', unit: 'postfix@-', filter: ['SYSLOG_IDENTIFIER=postfix/smtpd', 'SYSLOG_IDENTIFIER=postfix/submission/smtpd'], limit: 5, ports: [25, 465, 587],
+    items: ['^warning: [^\\[\\] ]+\\[<IP>\\]: SASL (?:LOGIN|PLAIN|CRAM-MD5) authentication failed: .*$', '^NOQUEUE: reject: RCPT from [^\\[\\] ]+\\[<IP>\\]: 554 .*$'] },
+  { name: 'dovecot', filter: [['_EXE=/usr/lib/dovecot/auth', '_UID=0'], ['_EXE=/usr/sbin/dovecot', '_UID=0']], threshold: 1, ports: [143, 993, 110, 995],
+    items: [item(0.2, '^(?:imap|pop3)-login: Disconnected.*\\(auth failed, \\d+ attempts?(?: in \\d+ secs)?\\): user=<[^>]*>, method=[A-Z0-9-]+, rip=<IP>, lip=[0-9a-f.:]+(?:, TLS)?(?:, session=<[^>]*>)?$')] },
+  { name: 'nginx', unit: 'nginx', limit: 5, findtime: 600, ports: [80, 443],
+    items: ['^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d \\[error\\] \\d+#\\d+: \\*\\d+ user "[^"]*" was not found in "[^"]*", client: <IP>, server: .*$'] },
+  { name: 'apache', unit: 'apache2', limit: 5, ports: [80, 443],
+    items: ['^\\[[^\\]]*\\] \\[auth_basic:error\\] \\[pid \\d+(?::tid \\d+)?\\] \\[client <IP>:<PORT>\\] AH01617: user .*: authentication failure for "[^"]*": Password Mismatch$'] },
+  { name: 'vsftpd', unit: 'vsftpd', limit: 3, bantime: 3600, ports: [21],
+    items: ['^pam_unix\\(vsftpd:auth\\): authentication failure; logname=\\S* uid=\\d+ euid=\\d+ tty=ftp ruser=\\S* rhost=<IP>(?:  user=\\S*)?$'] },
+  { name: 'proftpd', unit: 'proftpd', limit: 3, ports: [21],
+    items: ['^\\S+ \\([^\\[\\]()]*\\[<IP>\\]\\) - USER \\S+ \\(Login failed\\): Incorrect password$'] },
+  { name: 'gitea', unit: 'gitea', limit: 5, findtime: 300, ports: [3000],
+    items: ['^.*Failed authentication attempt for \\S+ from <IP>:<PORT>: .*$'] },
+];
+/** A second rule on sshd's own entries (its filter selects every one of them). */
+const SCANNERS = {
+  name: 'sshd-scanners', bantime: 600, ports: [22],
+  filter: [['_EXE=/usr/sbin/sshd', '_UID=0'], ['SYSLOG_IDENTIFIER=sshd', '_UID=0']],
+  items: [item(0.5, '^banner exchange: Connection from <IP> port <PORT>: invalid format$'), item(0.3, '^Did not receive identification string from <IP> port <PORT>$')],
+};
+
+const file = (doc: object[], name: string): PatternFile[] => parsePatternFile(JSON.stringify(doc), name, `/bench/${name}`);
+const sshd = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns').filter((f) => f.name === 'sshd.json');
+const SETS: Record<string, PatternFile[]> = {
+  '1 rule': sshd,
+  '8 rules': [...sshd, ...file(OTHERS, 'others.json')],
+  "8 rules'": [...file([SCANNERS], 'a-scanners.json'), ...sshd, ...file(OTHERS.slice(0, 6), 'others.json')],
+  '1 + 20 off': [...sshd, ...file(Array.from({ length: 20 }, (_, i) => ({ ...OTHERS[i % 7], name: `off${i}`, enabled: false })), 'off.json')],
+};
+
+function run(files: PatternFile[], list: JournalEntry[]): { rate: number; matches: number } {
+  const engine = makeEngine(defaultConfig(), files);
+  const matcher = engine.matcher;
+  let matches = 0;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < list.length; i++) if (matcher.match(list[i]) !== null) matches++;
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { rate: list.length / s, matches };
+}
+
+const arg = process.argv.indexOf('--rounds');
+const ROUNDS = arg > 0 ? Number(process.argv[arg + 1]) : 7;
+const list = entries(1_000_000, 50_000);
+const rates = new Map<string, number[]>(Object.keys(SETS).map((k) => [k, []]));
+const counts = new Map<string, number>();
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [name, files] of Object.entries(SETS)) {
+    const { rate, matches } = run(files, list);
+    rates.get(name)!.push(rate);
+    counts.set(name, matches);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const base = median(rates.get('1 rule')!);
+for (const [name, xs] of rates) {
+  const m = median(xs);
+  console.log(`${name.padEnd(11)} median ${Math.round(m).toLocaleString('en').padStart(10)} entries/s  ` +
+    `(${((m / base - 1) * 100).toFixed(1)}% vs 1 rule; runs ${xs.map((x) => Math.round(x / 1000)).join(' ')} k; matches ${counts.get(name)})`);
+}
