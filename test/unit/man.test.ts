@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseConfig, ConfigError } from '../../src/config';
 import { parsePatternFile } from '../../src/patterns';
+import { BLOCK_KEYS } from '../../src/rule-keys';
+import { resolveRules } from '../../src/rules';
 import { Matcher } from '../../src/matcher';
 import { USAGE } from '../../src/cli';
 
@@ -106,4 +108,31 @@ test('tallow.patterns(5): every JSON example loads, and matches what the page sa
   assert.equal(m({ _SYSTEMD_UNIT: 'nginx.service', MESSAGE: ngx }), '203.0.113.20');
   // A file's patterns apply only to entries its filter selects.
   assert.equal(m({ _SYSTEMD_UNIT: 'sshd.service', MESSAGE: ngx }), null);
+});
+
+test('tallow.patterns(5): RULES documents every rule key, and its examples mean what the page says', () => {
+  const text = rendered('tallow.patterns.5');
+  const keys = text.slice(text.indexOf('\nRULES'), text.indexOf('\n   Scores'));
+  const documented = [...keys.matchAll(/^ {7}([a-z][a-z0-9_]*)(?: {2,}|$)/gm)].map((m) => m[1]);
+  assert.deepEqual(documented.sort(), BLOCK_KEYS.filter((k) => k !== 'filter' && k !== 'items').sort());
+  const section = text.slice(text.indexOf('\nRULES'), text.indexOf('\nSAFETY RULES'));
+  const files = [...section.matchAll(/^( +)\[\n([\s\S]*?)^\1\]$/gm)].flatMap((m, i) => parsePatternFile(`[\n${m[2]}]`, `rules${i}.json`, `man:rules${i}`));
+  const { rules, blocks } = resolveRules(files, { threshold: 1, expires: 3600 });
+  // The override switched the postfix rule on with its bantime; the jail-like rule has its window.
+  assert.deepEqual(rules.map((r) => [r.name, r.enabled, r.threshold, r.findtime, r.bantime, r.scope.ports, r.scope.protocols]), [
+    ['postfix', true, 5, 0, 7200, ['25', '465', '587'], ['tcp']],
+    ['sshd', true, 5, 600, 3600, ['22'], ['tcp', 'udp']],
+  ]);
+  const matcher = new Matcher(blocks);
+  const m = (fields: Record<string, string>) => {
+    const r = matcher.match({ cursor: 'c', realtime: 1, fields });
+    return r && [r.address, r.rule.name, r.pattern.score];
+  };
+  const postfix = (MESSAGE: string) => ({ _SYSTEMD_UNIT: 'postfix@-.service', SYSLOG_IDENTIFIER: 'postfix/smtpd', MESSAGE });
+  assert.deepEqual(m(postfix('warning: unknown[203.0.113.30]: SASL LOGIN authentication failed: UGFzc3dvcmQ6')), ['203.0.113.30', 'postfix', 1]);
+  assert.deepEqual(m(postfix('warning: mail.example.org[2001:db8::30]: SASL PLAIN authentication failed: x [198.51.100.1]')), ['2001:db8::30', 'postfix', 1]);
+  assert.equal(m({ ...postfix('warning: unknown[203.0.113.30]: SASL LOGIN authentication failed: x'), _SYSTEMD_UNIT: 'other.service' }), null);
+  const sshd = (MESSAGE: string) => ({ _EXE: '/usr/sbin/sshd', _UID: '0', MESSAGE });
+  assert.deepEqual(m(sshd('Failed password for invalid user admin from 198.51.100.40 port 50000 ssh2')), ['198.51.100.40', 'sshd', 1]);
+  assert.equal(m(sshd('Failed password for invalid user x from 203.0.113.9 port 22 ssh2 from 198.51.100.40 port 50000 ssh2')), null);
 });
