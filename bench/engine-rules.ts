@@ -5,7 +5,7 @@
 //   8 rules': sshd + a second rule selecting sshd's entries (connection scanners) + 6 others;
 //   +20 off:  sshd + 20 disabled rules (they must cost nothing).
 // Rounds alternate between the sets (a shared machine drifts); medians reported.
-// Run: npx tsc -p . && node dist/bench/engine-rules.js [--rounds N]
+// Run: npx tsc -p . && node dist/bench/engine-rules.js [--rounds N] [--only '1 rule']
 import { defaultConfig } from '../src/config';
 import { makeEngine } from '../src/engine';
 import { loadPatternFiles, parsePatternFile, shippedPatternsDir, type PatternFile } from '../src/patterns';
@@ -74,32 +74,50 @@ const SETS: Record<string, PatternFile[]> = {
   '1 + 20 off': [...sshd, ...file(Array.from({ length: 20 }, (_, i) => ({ ...OTHERS[i % 7], name: `off${i}`, enabled: false })), 'off.json')],
 };
 
-function run(files: PatternFile[], list: JournalEntry[]): { rate: number; matches: number } {
+/** Entries per second of wall time and per CPU second (user + system: less shaken by other load). */
+function run(files: PatternFile[], list: JournalEntry[]): { rate: number; cpuRate: number; matches: number } {
   const engine = makeEngine(defaultConfig(), files);
   const matcher = engine.matcher;
   let matches = 0;
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < list.length; i++) if (matcher.match(list[i]) !== null) matches++;
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { rate: list.length / s, matches };
+  const c = process.cpuUsage(c0);
+  return { rate: list.length / s, cpuRate: list.length / ((c.user + c.system) / 1e6), matches };
 }
 
-const arg = process.argv.indexOf('--rounds');
-const ROUNDS = arg > 0 ? Number(process.argv[arg + 1]) : 7;
+const opt = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const ROUNDS = Number(opt('--rounds') ?? 7);
+// --only NAME: one set (to compare builds, process against process)
+const only = opt('--only');
+if (only !== undefined) for (const name of Object.keys(SETS)) if (name !== only) delete SETS[name];
 const list = entries(1_000_000, 50_000);
 const rates = new Map<string, number[]>(Object.keys(SETS).map((k) => [k, []]));
+const cpuRates = new Map<string, number[]>(Object.keys(SETS).map((k) => [k, []]));
 const counts = new Map<string, number>();
 for (let r = 0; r < ROUNDS; r++) {
   for (const [name, files] of Object.entries(SETS)) {
-    const { rate, matches } = run(files, list);
+    const { rate, cpuRate, matches } = run(files, list);
     rates.get(name)!.push(rate);
+    cpuRates.get(name)!.push(cpuRate);
     counts.set(name, matches);
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const base = median(rates.get('1 rule')!);
-for (const [name, xs] of rates) {
-  const m = median(xs);
-  console.log(`${name.padEnd(11)} median ${Math.round(m).toLocaleString('en').padStart(10)} entries/s  ` +
-    `(${((m / base - 1) * 100).toFixed(1)}% vs 1 rule; runs ${xs.map((x) => Math.round(x / 1000)).join(' ')} k; matches ${counts.get(name)})`);
+const k = (x: number) => `${Math.round(x / 1000).toLocaleString('en')}k`;
+const first = [...rates.keys()][0];
+const base = median(rates.get(first)!);
+const cpuBase = median(cpuRates.get(first)!);
+console.log(`${ROUNDS} rounds, medians; entries/s of wall time, and per CPU second; % vs ${first}`);
+for (const name of rates.keys()) {
+  const m = median(rates.get(name)!);
+  const c = median(cpuRates.get(name)!);
+  // Paired: each round's rate against the first set's in the same round (drift cancels out).
+  const paired = median(rates.get(name)!.map((x, r) => x / rates.get(first)![r]));
+  console.log(`${name.padEnd(11)} wall ${k(m).padStart(7)} (${((m / base - 1) * 100).toFixed(1).padStart(5)}%, paired ${((paired - 1) * 100).toFixed(1).padStart(5)}%)  ` +
+    `cpu ${k(c).padStart(7)} (${((c / cpuBase - 1) * 100).toFixed(1).padStart(5)}%)  matches ${counts.get(name)}; wall runs ${rates.get(name)!.map(k).join(' ')}`);
 }

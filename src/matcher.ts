@@ -97,58 +97,52 @@ const COMMON_FIELDS = new Set(['_UID', '_GID', '_TRANSPORT', 'PRIORITY', 'SYSLOG
  */
 class FilterIndex {
   private readonly fields: string[] = [];
-  private readonly byField = new Map<string, Map<string, GroupRef[]>>();
-  private readonly mark: Int32Array;
-  private epoch = 0;
-  private readonly selected: number[] = [];
+  /** Parallel to `fields`: each key field's groups by value. */
+  private readonly byValue: Array<Map<string, GroupRef[]>> = [];
+  /** The selected blocks as bits, 32 a word: no allocation, no sorting, read in block order. */
+  readonly bits: Uint32Array;
 
-  constructor(filters: CompiledGroup[][]) {
-    this.mark = new Int32Array(filters.length);
+  constructor(private readonly blocks: number, filters: CompiledGroup[][]) {
+    this.bits = new Uint32Array(Math.ceil(blocks / 32));
     filters.forEach((groups, block) => {
       for (const g of groups) {
-        const key = g.findIndex(([field]) => !COMMON_FIELDS.has(field));
-        const [field, values] = g[key < 0 ? 0 : key];
-        const rest = g.filter((_, i) => i !== (key < 0 ? 0 : key));
-        let byValue = this.byField.get(field);
-        if (!byValue) {
-          this.byField.set(field, (byValue = new Map()));
-          this.fields.push(field);
+        const key = Math.max(0, g.findIndex(([field]) => !COMMON_FIELDS.has(field)));
+        const [field, values] = g[key];
+        const rest = g.filter((_, i) => i !== key);
+        let f = this.fields.indexOf(field);
+        if (f < 0) {
+          f = this.fields.push(field) - 1;
+          this.byValue.push(new Map());
         }
         for (const v of values) {
-          const refs = byValue.get(v) ?? [];
+          const refs = this.byValue[f].get(v) ?? [];
           refs.push({ block, rest });
-          byValue.set(v, refs);
+          this.byValue[f].set(v, refs);
         }
       }
     });
   }
 
-  /** The blocks selecting `fields`, ascending. The array is reused by the next call. */
-  select(fields: Record<string, string>): number[] {
-    const out = this.selected;
-    out.length = 0;
-    if (++this.epoch === 0x7fffffff) {
-      this.mark.fill(0);
-      this.epoch = 1;
-    }
-    for (let f = 0; f < this.fields.length; f++) {
+  /** Sets `bits` to the blocks selecting `fields`. */
+  select(fields: Record<string, string>): void {
+    const bits = this.bits;
+    for (let w = 0; w < bits.length; w++) bits[w] = 0; // (fill() is a call the JIT does not inline)
+    let found = 0;
+    // Once every block is selected there is nothing left to find (one rule: the first hit).
+    for (let f = 0; f < this.fields.length && found < this.blocks; f++) {
       const v = fields[this.fields[f]];
       if (v === undefined) continue;
-      const refs = this.byField.get(this.fields[f])!.get(v);
+      const refs = this.byValue[f].get(v);
       if (refs === undefined) continue;
       for (let i = 0; i < refs.length; i++) {
-        const { block, rest } = refs[i];
-        if (this.mark[block] !== this.epoch && holds(rest, fields)) {
-          this.mark[block] = this.epoch;
-          // Insertion in order: a few blocks at most select one entry.
-          let j = out.length;
-          out.push(block);
-          while (j > 0 && out[j - 1] > block) out[j] = out[--j];
-          out[j] = block;
+        const block = refs[i].block;
+        const bit = 1 << (block & 31);
+        if ((bits[block >>> 5] & bit) === 0 && holds(refs[i].rest, fields)) {
+          bits[block >>> 5] |= bit;
+          found++;
         }
       }
     }
-    return out;
   }
 }
 
@@ -181,7 +175,7 @@ export class Matcher {
   ) {
     const withRules = blocks.every((b): b is RuleBlock => 'rule' in b) ? blocks : builtInRules(blocks);
     this.files = withRules.map(compileFile);
-    this.index = new FilterIndex(this.files.map((f) => f.groups));
+    this.index = new FilterIndex(this.files.length, this.files.map((f) => f.groups));
   }
 
   /** The first pattern (of the files whose filter selects the entry) that matches, with a valid address. */
@@ -194,27 +188,31 @@ export class Matcher {
       return null;
     }
     let prefixedText: string | undefined;
-    const selected = this.index.select(entry.fields);
-    for (let b = 0; b < selected.length; b++) {
-      const file = this.files[selected[b]];
-      const candidates = file.byFirstChar.get(message[0]) ?? file.anyFirstChar;
-      for (let i = 0; i < candidates.length; i++) {
-        const p = candidates[i].entry;
-        const text = p.prefixed ? (prefixedText ??= `MESSAGE=${message}`) : message;
-        // Cheap literal test first (see literalHeads): most lines never reach a regex.
-        if (!startsWithAny(text, candidates[i].heads)) continue;
-        const m = p.regex.exec(text);
-        if (m === null) continue;
-        const raw = p.group === 'ip' ? m.groups?.ip : m[1];
-        const address = raw === undefined ? null : parseAddress(raw);
-        if (address === null) {
-          // First match wins even when its address is bad: a later pattern must not get a second
-          // chance to read an address out of the same (possibly crafted) line.
-          this.metrics.invalidAddresses++;
-          return null;
+    this.index.select(entry.fields);
+    const bits = this.index.bits;
+    for (let w = 0; w < bits.length; w++) {
+      for (let word = bits[w]; word !== 0; word &= word - 1) {
+        // The lowest bit left: blocks are tried in file order.
+        const file = this.files[w * 32 + 31 - Math.clz32(word & -word)];
+        const candidates = file.byFirstChar.get(message[0]) ?? file.anyFirstChar;
+        for (let i = 0; i < candidates.length; i++) {
+          const p = candidates[i].entry;
+          const text = p.prefixed ? (prefixedText ??= `MESSAGE=${message}`) : message;
+          // Cheap literal test first (see literalHeads): most lines never reach a regex.
+          if (!startsWithAny(text, candidates[i].heads)) continue;
+          const m = p.regex.exec(text);
+          if (m === null) continue;
+          const raw = p.group === 'ip' ? m.groups?.ip : m[1];
+          const address = raw === undefined ? null : parseAddress(raw);
+          if (address === null) {
+            // First match wins even when its address is bad: a later pattern must not get a second
+            // chance to read an address out of the same (possibly crafted) line.
+            this.metrics.invalidAddresses++;
+            return null;
+          }
+          Metrics.bump(this.metrics.matchesByFile, file.name);
+          return { address: address.address, family: address.family, pattern: p.pattern, file: file.name, rule: file.rule };
         }
-        Metrics.bump(this.metrics.matchesByFile, file.name);
-        return { address: address.address, family: address.family, pattern: p.pattern, file: file.name, rule: file.rule };
       }
     }
     return null;

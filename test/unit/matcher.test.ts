@@ -69,3 +69,16 @@ test('matcher: blocks selected through different fields are tried in file order;
   assert.equal(r({ _EXE: '/z', MESSAGE: 'd 203.0.113.1' }), null, 'the group also needs _COMM=q');
   assert.equal(r({ _COMM: 'q', MESSAGE: 'd 203.0.113.1' }), null);
 });
+
+test('matcher: more than 32 blocks (several words of selected blocks), still in file order', () => {
+  const doc: Array<{ filter: string | string[]; items: object[] }> = Array.from({ length: 40 }, (_, i) => ({ filter: `_EXE=/x${i}`, items: [{ ban: 0, score: 1, pattern: `^${i} <IP>$` }] }));
+  for (const i of [31, 32, 39]) doc[i] = { filter: ['SYSLOG_IDENTIFIER=s', `_EXE=/x${i}`], items: [{ ban: 0, score: 1, pattern: `^(?:${i}|any) <IP>$` }] };
+  const m = new Matcher(files(doc));
+  const r = (fields: Record<string, string>) => m.match(entry(fields))?.pattern.name ?? null;
+  assert.equal(r({ SYSLOG_IDENTIFIER: 's', MESSAGE: 'any 203.0.113.1' }), 't.json#32');
+  assert.equal(r({ SYSLOG_IDENTIFIER: 's', MESSAGE: '39 203.0.113.1' }), 't.json#40');
+  assert.equal(r({ SYSLOG_IDENTIFIER: 's', MESSAGE: '32 203.0.113.1' }), 't.json#33');
+  assert.equal(r({ _EXE: '/x35', MESSAGE: '35 203.0.113.1' }), 't.json#36');
+  assert.equal(r({ _EXE: '/x35', MESSAGE: '36 203.0.113.1' }), null);
+  assert.equal(r({ _EXE: '/x0', MESSAGE: '0 203.0.113.1' }), 't.json#1');
+});
