@@ -153,7 +153,7 @@ function counts(items: MailItem[]): { bans: number; unbans: number } {
 export function subjectOf(node: string, items: MailItem[], more: number): string {
   const { bans, unbans } = counts(items);
   const parts = [bans ? plural(bans, 'ban') : '', unbans ? plural(unbans, 'unban') : ''].filter(Boolean).join(', ');
-  const first = items.length === 1 ? `: ${items[0].address}` : '';
+  const first = items.length === 1 ? `: ${items[0].address}${items[0].rule ? ` (${items[0].rule})` : ''}` : '';
   return `tallow on ${node}: ${parts}${first}${more ? ` (${more} more follow)` : ''}`;
 }
 

@@ -270,8 +270,8 @@ export class ActionCollector {
     let actions: string[] | null = null;
     if (this.used) {
       const { value, line } = this.used;
-      actions = value === 'none' ? [] : value.split(',').map((s) => s.trim());
-      const unknown = actions.find((n) => !this.defs.has(n));
+      actions = value === 'all' ? null : value === 'none' ? [] : value.split(',').map((s) => s.trim());
+      const unknown = actions?.find((n) => !this.defs.has(n));
       if (unknown !== undefined) return { ok: false, line, message: `actions: no action named '${unknown}' (defined: ${[...this.defs.keys()].join(', ') || 'none'}; define it with action.${unknown || 'NAME'}.KEY=...)` };
     }
     return { ok: true, settings: { actionDefs, actions } };
