@@ -3,6 +3,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import assert from 'node:assert/strict';
+import type { Clock } from '../../src/actions/mail';
 import { Dispatcher, type Listener } from '../../src/events';
 import { Ledger, type BanRequest } from '../../src/ledger';
 import type { Logger } from '../../src/log';
@@ -66,3 +68,71 @@ export async function waitFor(what: string, probe: () => boolean, timeoutMs = 30
     await sleep(20);
   }
 }
+
+// ---- mail: the test's own reader of a stored message, and a clock the test moves ----
+
+/** RFC 2047 B encoded-words back to text (the test's own reader). */
+export function decodeWords(v: string): string {
+  return v.replace(/=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=(?:\s+(?==\?))?/gi, (_m, b64: string) => Buffer.from(b64, 'base64').toString('utf8'));
+}
+
+export interface Parsed {
+  headers: Map<string, string>;
+  text: string;
+  html: string;
+  partTypes: string[];
+}
+
+export function parseMail(raw: string): Parsed {
+  assert.ok(!raw.includes('\r'), 'LF line ends for sendmail');
+  const split = raw.indexOf('\n\n');
+  const head = raw.slice(0, split);
+  const headers = new Map<string, string>();
+  for (const line of head.replace(/\n[ \t]+/g, ' ').split('\n')) {
+    const m = /^([A-Za-z-]+): (.*)$/.exec(line);
+    assert.ok(m, `header line ${JSON.stringify(line)}`);
+    assert.ok(!headers.has(m![1].toLowerCase()), `header ${m![1]} twice`);
+    headers.set(m![1].toLowerCase(), m![2]);
+  }
+  for (const l of raw.split('\n')) assert.ok(Buffer.byteLength(l) <= 998, 'no line over 998 bytes');
+  assert.ok(/^[\x00-\x7f]*$/.test(raw), 'the message itself is 7-bit');
+  const ct = headers.get('content-type') ?? '';
+  const b = /^multipart\/alternative; boundary="([^"]+)"$/.exec(ct);
+  assert.ok(b, ct);
+  const parts = raw.slice(split + 2).split(`--${b![1]}`);
+  assert.equal(parts[parts.length - 1].trim(), '--', 'closing delimiter');
+  const body = parts.slice(1, -1).map((p) => {
+    const [ph, ...rest] = p.replace(/^\n/, '').split('\n\n');
+    const h = Object.fromEntries(ph.split('\n').map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 2)]));
+    assert.equal(h['content-transfer-encoding'], 'base64');
+    const b64 = rest.join('\n\n').trim();
+    assert.ok(b64.split('\n').every((l) => l.length <= 76 && /^[A-Za-z0-9+/=]*$/.test(l)));
+    return { type: h['content-type'], content: Buffer.from(b64.replace(/\n/g, ''), 'base64').toString('utf8') };
+  });
+  assert.deepEqual(body.map((p) => p.type), ['text/plain; charset=utf-8', 'text/html; charset=utf-8']);
+  return { headers, text: body[0].content, html: body[1].content, partTypes: body.map((p) => p.type) };
+}
+
+export class FakeClock implements Clock {
+  t = Date.parse('2026-05-04T10:00:00Z');
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private ids = 0;
+  now() {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number) {
+    const id = ++this.ids;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(id: unknown) {
+    this.timers = this.timers.filter((x) => x.id !== id);
+  }
+  advance(ms: number) {
+    this.t += ms;
+    const due = this.timers.filter((x) => x.at <= this.t);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const x of due) x.fn();
+  }
+}
+
