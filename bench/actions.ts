@@ -4,7 +4,7 @@
 // it ran (children, from /proc/self/stat), how far the bans reach the firewall behind the writer
 // (lag: apply time - decision time), how long until the action had everything, and for the
 // webhook the largest batch in one request. The webhook receiver runs in a separate process (its
-// CPU is not ours). Run: npx tsc -p . && node dist/bench/actions.js [bans]
+// CPU is not ours). Run: npx tsc -p . && node dist/bench/actions.js [bans] [case name part]
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +19,8 @@ import { Ledger } from '../src/ledger';
 import { firewallListener } from '../src/listeners/firewall';
 
 const BANS = Number(process.argv[2] ?? 10_000);
+/** Only the cases whose name holds this text (all by default). */
+const ONLY = process.argv[3] ?? '';
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
 class TimingBackend implements FirewallBackend {
@@ -147,6 +149,7 @@ async function main(): Promise<void> {
   ];
   console.log(`${BANS.toLocaleString('en')} bans, 100 per tick; CPU s of the daemon process and of the programs it ran; lag = decision -> firewall apply`);
   for (const [name, make] of cases) {
+    if (!name.includes(ONLY) && name !== 'firewall alone') continue;
     await run(make); // warm
     const r = await run(make);
     console.log(

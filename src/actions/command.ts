@@ -49,6 +49,7 @@ export class CommandListener implements Listener {
   private window = 0;
   private loggedInWindow = 0;
   private unlogged = 0;
+  private pumpScheduled = false;
 
   constructor(
     readonly action: CommandAction,
@@ -99,6 +100,20 @@ export class CommandListener implements Listener {
     await this.flush();
   }
 
+  /**
+   * The next run starts in a later turn of the loop, not in the exit callback: starting a
+   * process is a synchronous fork in this thread, and exits handled back to back would
+   * otherwise starve the turns where the journal is read and the firewall queue runs.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     while (!this.closed && this.running < this.action.concurrency && this.waiting.length) {
       const n = Math.min(this.waiting.length, SCAN);
@@ -107,6 +122,11 @@ export class CommandListener implements Listener {
       if (i === n) break;
       const [job] = this.waiting.splice(i, 1);
       void this.runOne(job);
+      // One start per turn: the rest in the next one.
+      if (this.running < this.action.concurrency && this.waiting.length) {
+        this.schedulePump();
+        break;
+      }
     }
     if (this.waiting.length < LOW) for (const r of this.room.splice(0)) r();
     if (this.waiting.length === 0 && this.running === 0) for (const r of this.idle.splice(0)) r();
@@ -123,7 +143,7 @@ export class CommandListener implements Listener {
     } finally {
       this.running--;
       this.busy.delete(v.address);
-      this.pump();
+      this.schedulePump();
     }
   }
 
