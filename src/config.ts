@@ -6,11 +6,13 @@ import type { Family } from './address';
 import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
 import { MAX_BAN_SECONDS } from './limits';
 import { defaultHistorySettings, HISTORY_KEYS, type HistorySettings } from './history/settings';
+import { ActionCollector, defaultActionSettings, isActionKey, type ActionSettings } from './actions/settings';
 
 export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables';
 
 /** The history_* keys, bantime_increment, bantime_max, recidive_window: src/history/settings.ts. */
-export interface Config extends HistorySettings {
+/** actions= and the action.NAME.* keys: src/actions/settings.ts. */
+export interface Config extends HistorySettings, ActionSettings {
   /** The file read, or null for built-in defaults (no /etc/tallow.conf). */
   file: string | null;
   // tallow's keys
@@ -67,6 +69,7 @@ export function defaultConfig(): Config {
     metricsListen: '',
     metricsTextfile: '',
     ...defaultHistorySettings(),
+    ...defaultActionSettings(),
   };
 }
 
@@ -149,12 +152,14 @@ const KEYS: Record<string, Setter> = {
   },
   ...HISTORY_KEYS,
   whitelist: () => null, // collected separately (repeatable)
+  actions: () => null, // collected with the action.NAME.* keys (src/actions/settings.ts)
 };
 
 export function parseConfig(text: string, file: string): Config {
   const config = defaultConfig();
   config.file = file;
   const whitelist: string[] = [];
+  const actions = new ActionCollector(file);
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const fail = (message: string): never => {
@@ -166,6 +171,11 @@ export function parseConfig(text: string, file: string): Config {
     if (eq < 0) fail(`expected key=value, got '${line}'`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
+    if (isActionKey(key)) {
+      const err = actions.add(key, value, i + 1);
+      if (err !== null) fail(err);
+      continue;
+    }
     const setter = Object.prototype.hasOwnProperty.call(KEYS, key) ? KEYS[key] : undefined;
     if (!setter) fail(`unknown key '${key}' (known: ${Object.keys(KEYS).sort().join(', ')})`);
     if (value === '') fail(`${key}: empty value`);
@@ -183,6 +193,9 @@ export function parseConfig(text: string, file: string): Config {
   }
   // tallow's rule: listing any whitelist entry replaces the defaults.
   if (whitelist.length > 0) config.whitelist = whitelist;
+  const built = actions.build();
+  if (!built.ok) throw new ConfigError(`${file}:${built.line}: ${built.message}`);
+  Object.assign(config, built.settings);
   return config;
 }
 

@@ -20,6 +20,8 @@ import { StateListener } from './listeners/state';
 import type { Log } from './log';
 import { Metrics } from './metrics';
 import { historyListener } from './history';
+import { actionListeners } from './actions';
+import { ACTION_RESTART_KEYS } from './actions/settings';
 import { HISTORY_RESTART_KEYS } from './history/settings';
 import type { HistoryListener } from './listeners/history';
 import { BanSteps, stepOptions } from './recidive';
@@ -154,6 +156,8 @@ export class Daemon {
     listeners.push(this.steps.listener());
     this.history = historyListener(config, log, this.metrics, this.opts.dryRun);
     if (this.history) listeners.push(this.history);
+    // A dry run only says what it would do: no command, webhook or mail.
+    if (!this.opts.dryRun) listeners.push(...actionListeners(config, log));
     listeners.push(...(this.opts.listeners ?? []));
     this.events = new Dispatcher(listeners, log);
     this.metrics.gauges = {
@@ -328,7 +332,7 @@ export class Daemon {
       return false;
     }
     const old = this.engine.config;
-    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
+    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
     const rulesChanged = ruleChanges(this.engine.rules, next.rules);

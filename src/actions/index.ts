@@ -1,0 +1,70 @@
+// The actions of tallow.conf as listeners, one each (its own queue and back-off: a slow webhook
+// never holds back a command, the firewall or another action). Until rules name their own
+// actions, every ban runs the actions named by `actions=` (default: all defined).
+import * as fs from 'node:fs';
+import type { Config } from '../config';
+import { ConfigError } from '../config';
+import type { Listener } from '../events';
+import { errText } from '../limits';
+import type { Logger } from '../log';
+import { CommandListener } from './command';
+import { MailListener } from './mail';
+import type { ActionConfig } from './settings';
+import { readSecret, WebhookListener } from './webhook';
+
+export { CommandListener, MailListener, WebhookListener };
+
+/** The actions that run for every rule: `actions=`, or every one defined. */
+export function defaultActions(config: Pick<Config, 'actionDefs' | 'actions'>): ActionConfig[] {
+  const { actionDefs = [], actions } = config;
+  return actions == null ? actionDefs : actionDefs.filter((a) => actions.includes(a.name));
+}
+
+function executable(p: string): string | null {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return fs.statSync(p).isFile() ? null : 'not a file';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? errText(e);
+  }
+}
+
+/**
+ * One listener per action in use. A token or key file that cannot be read is a configuration
+ * error (exit 78, naming the action); a program that is not there is logged now (and each run
+ * that fails, later) so that the rest of the daemon still starts.
+ */
+export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 'file'>, log: Logger): Listener[] {
+  const out: Listener[] = [];
+  for (const a of defaultActions(config)) {
+    const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0]] : a.kind === 'mail' ? [a.sendmail[0]] : [];
+    for (const p of new Set(programs)) {
+      const why = p ? executable(p) : null;
+      if (why) log.error(`action.${a.name} (${a.where}): ${p}: ${why}; its runs will fail until it is there`);
+    }
+    if (a.kind === 'command') out.push(new CommandListener(a, log));
+    else if (a.kind === 'mail') out.push(new MailListener(a, log));
+    else {
+      const secret = (key: string, file: string) => {
+        if (!file) return '';
+        try {
+          return key === 'ca_file' ? fs.readFileSync(file, 'utf8') : readSecret(`action.${a.name}.${key}`, file);
+        } catch (e) {
+          throw new ConfigError(`${a.where}: ${key === 'ca_file' ? `action.${a.name}.ca_file=${file}: ` : ''}${errText(e)}`);
+        }
+      };
+      out.push(new WebhookListener(a, { bearer: secret('bearer_file', a.bearerFile), secret: secret('secret_file', a.secretFile), ca: secret('ca_file', a.caFile) }, log));
+    }
+    log.info(`action.${a.name}: ${describe(a)}`);
+  }
+  return out;
+}
+
+function describe(a: ActionConfig): string {
+  if (a.kind === 'command') {
+    const on = [a.ban && 'ban', a.unban && 'unban'].filter(Boolean).join(' and ');
+    return `command on ${on}, ${a.batch ? `up to ${a.batch} addresses per run on standard input` : `one run per address, ${a.concurrency} at once`}`;
+  }
+  if (a.kind === 'webhook') return `webhook ${new URL(a.url).origin} on ${a.on.join(' and ')}, up to ${a.batch} events per request${a.secretFile ? ', signed' : ''}`;
+  return `mail to ${a.to.join(', ')} on ${a.on.join(' and ')}, at most one every ${Math.round(a.digestMs / 60_000)} min`;
+}

@@ -1,0 +1,199 @@
+// A mail action as a listener: bans (and unbans, with on=ban,unban) mailed through sendmail(8)
+// (`sendmail -t -oi`), never one mail per ban in a flood: at most one mail per `digest`
+// interval. The first ban after a quiet interval goes out at once; what comes in the interval
+// after a mail waits and goes out in one digest at its end, listing every ban in between.
+// handle() only collects: a slow or failing sendmail holds back nothing. A mail that cannot be
+// sent is logged and tried again (after 1, 2, 4... minutes, never later than `digest`) with
+// what came meanwhile; at stop, what waits goes out at once.
+import * as os from 'node:os';
+import type { Listener, TallowEvent } from '../events';
+import type { Logger } from '../log';
+import { buildMessage, htmlEscape, type MailPart } from './message';
+import { outcome, runProgram } from './run';
+import type { MailAction } from './settings';
+import { actionable, valuesOf, type ActionEventKind } from './values';
+import type { Values } from './argv';
+
+/** Most events listed in one mail; the rest of a huge flood are counted in it (and the next). */
+export const LIST_MAX = 10_000;
+const RETRY_FIRST_MS = 60_000;
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(t: unknown): void;
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
+};
+
+export interface MailItem extends Values {
+  /** ms since epoch of the ban or unban */
+  at: number;
+}
+
+export interface MailStats {
+  mails: number;
+  failures: number;
+  listed: number;
+  /** events past `queue` while mails could not go out: counted, not listed */
+  dropped: number;
+}
+
+export class MailListener implements Listener {
+  readonly name: string;
+  readonly maxBatch = Infinity;
+  readonly stats: MailStats = { mails: 0, failures: 0, listed: 0, dropped: 0 };
+  private readonly on: Set<ActionEventKind>;
+  private readonly node = os.hostname();
+  private pending: MailItem[] = [];
+  private droppedSince = 0;
+  /** no mail before this time (ms) */
+  private nextAt = -Infinity;
+  private streak = 0;
+  private timer: unknown = null;
+  private sending: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    readonly action: MailAction,
+    private readonly log: Logger,
+    private readonly clock: Clock = realClock,
+  ) {
+    this.name = `action.${action.name}`;
+    this.on = new Set(action.on);
+  }
+
+  handle(events: TallowEvent[]): void {
+    for (const e of events) {
+      if (!actionable(e, this.on)) continue;
+      if (this.pending.length >= this.action.queue) {
+        this.stats.dropped++;
+        this.droppedSince++;
+        continue;
+      }
+      this.pending.push({ ...valuesOf(e), at: e.kind === 'ban' ? e.ban.since : e.at });
+    }
+    this.pump();
+  }
+
+  /** Resolves when a mail being sent is out (a digest waiting for its time is not hurried). */
+  async flush(): Promise<void> {
+    await this.sending;
+  }
+
+  /** What waits goes out now. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.sending;
+    if (this.pending.length) await this.send();
+  }
+
+  private pump(): void {
+    if (this.closed || this.sending || this.pending.length === 0 || this.timer !== null) return;
+    const wait = this.nextAt - this.clock.now();
+    if (wait > 0) {
+      this.timer = this.clock.setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, wait);
+      return;
+    }
+    this.sending = this.send().finally(() => {
+      this.sending = null;
+      this.pump();
+    });
+  }
+
+  private async send(): Promise<void> {
+    const items = this.pending.splice(0, LIST_MAX);
+    const dropped = this.droppedSince;
+    this.droppedSince = 0;
+    const now = this.clock.now();
+    const a = this.action;
+    const from = a.from || `root@${this.node}`;
+    const message = buildMessage({ from, to: a.to, subject: subjectOf(this.node, items, this.pending.length + dropped), node: this.node, date: new Date(now) }, digestBody(this.node, items, this.pending.length, dropped));
+    const r = await runProgram([...a.sendmail, '-t', '-oi'], { env: process.env, input: message, timeoutMs: a.timeoutMs });
+    if (r.ok) {
+      this.stats.mails++;
+      this.stats.listed += items.length;
+      this.streak = 0;
+      this.nextAt = now + a.digestMs;
+      return;
+    }
+    // Back in front, to go out with what came meanwhile.
+    this.pending.unshift(...items);
+    this.droppedSince += dropped;
+    this.stats.failures++;
+    const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.streak++);
+    this.nextAt = now + delay;
+    this.log.error(`${this.name}: ${a.sendmail[0]} ${outcome(r, a.timeoutMs)}; ${items.length} events wait, next try in ${Math.round(delay / 1000)} s`, { stderr: r.stderr.trim(), stdout: r.stdout.trim() });
+  }
+}
+
+function plural(n: number, one: string): string {
+  return `${n} ${one}${n === 1 ? '' : 's'}`;
+}
+
+function counts(items: MailItem[]): { bans: number; unbans: number } {
+  let bans = 0;
+  for (const i of items) if (i.event === 'ban') bans++;
+  return { bans, unbans: items.length - bans };
+}
+
+export function subjectOf(node: string, items: MailItem[], more: number): string {
+  const { bans, unbans } = counts(items);
+  const parts = [bans ? plural(bans, 'ban') : '', unbans ? plural(unbans, 'unban') : ''].filter(Boolean).join(', ');
+  const first = items.length === 1 ? `: ${items[0].address}${items[0].rule ? ` (${items[0].rule})` : ''}` : '';
+  return `tallow on ${node}: ${parts}${first}${more ? ` (${more} more follow)` : ''}`;
+}
+
+function localTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+const COLUMNS = ['time', 'event', 'address', 'seconds', 'rule', 'pattern', 'reason', 'score', 'count'] as const;
+
+function cells(i: MailItem): string[] {
+  return [localTime(i.at), i.event, i.address, i.event === 'ban' ? i.seconds : '', i.rule, i.pattern, i.reason, i.event === 'ban' ? i.score : '', i.event === 'ban' ? i.count : ''];
+}
+
+/** The text part reads well in a terminal; the HTML part is the same table, every value escaped. */
+export function digestBody(node: string, items: MailItem[], more: number, dropped: number): MailPart {
+  const { bans, unbans } = counts(items);
+  const span = items.length ? `${localTime(items[0].at)} to ${localTime(items[items.length - 1].at)}` : '';
+  const intro = `tallow on ${node}: ${[bans ? plural(bans, 'ban') : '', unbans ? plural(unbans, 'unban') : ''].filter(Boolean).join(' and ')}, ${span}.`;
+  const notes: string[] = [];
+  if (more) notes.push(`${plural(more, 'more event')} follow in the next mail.`);
+  if (dropped) notes.push(`${plural(dropped, 'event')} could not be kept while mail could not be sent (queue full): not listed.`);
+  const rows = items.map(cells);
+  const widths = COLUMNS.map((c, k) => Math.max(c.length, ...rows.map((r) => r[k].length)));
+  const line = (r: readonly string[]) => r.map((s, k) => s.padEnd(widths[k])).join('  ').trimEnd();
+  const text = [intro, ...notes, '', line(COLUMNS), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''].join('\n');
+  const td = (s: string) => `<td style="padding:2px 8px;border-bottom:1px solid #ddd">${htmlEscape(s)}</td>`;
+  const html = [
+    '<!DOCTYPE html>',
+    '<html><head><meta charset="utf-8"><title>tallow</title></head>',
+    '<body style="font-family:sans-serif;font-size:14px">',
+    `<p>${htmlEscape(intro)}</p>`,
+    ...notes.map((n) => `<p>${htmlEscape(n)}</p>`),
+    '<table style="border-collapse:collapse">',
+    `<tr>${COLUMNS.map((c) => `<th style="text-align:left;padding:2px 8px">${htmlEscape(c)}</th>`).join('')}</tr>`,
+    ...rows.map((r) => `<tr>${r.map(td).join('')}</tr>`),
+    '</table>',
+    '</body></html>',
+    '',
+  ].join('\n');
+  return { text, html };
+}

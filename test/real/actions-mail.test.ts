@@ -1,0 +1,138 @@
+// Mail through a real MTA: Debian's exim4-daemon-light, fetched with `apt-get download` (not
+// installed: the host's mail system is never touched) and unpacked into the test's directory,
+// run as `sendmail -t -oi` in a mount namespace of its own (overlays add exim4 and the libraries
+// it needs to /usr/sbin and /usr/lib; /etc/passwd gains its Debian-exim user there only), with a
+// configuration that delivers every mail to one mbox file in the test's directory. The test
+// reads the mailbox as a mail reader would and parses each message in full.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MailListener } from '../../src/actions/mail';
+import type { MailAction } from '../../src/actions/settings';
+import type { TallowEvent } from '../../src/events';
+import type { Ban } from '../../src/ledger';
+import { addresses, collector, decodeWords, FakeClock, parseMail, program, tempDir, waitFor } from '../unit/actions-helpers';
+
+const LIBDIR = '/usr/lib/x86_64-linux-gnu';
+const EXIM_UID = 61_000;
+
+/** exim4 unpacked, with a sendmail wrapper entering its own mount namespace. Returns the wrapper and the mailbox. */
+function exim(dir: string): { sendmail: string; mailbox: string; log: string } {
+  const debs = path.join(dir, 'debs');
+  const root = path.join(dir, 'root');
+  fs.mkdirSync(debs);
+  // libidn12 is not on every Debian system and exim4 needs it: fetched beside it either way.
+  try {
+    execFileSync('apt-get', ['download', 'exim4-daemon-light', 'libidn12'], { cwd: debs, stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`apt-get download exim4-daemon-light libidn12 failed (run apt-get update once): ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`);
+  }
+  for (const f of fs.readdirSync(debs)) execFileSync('dpkg-deb', ['-x', path.join(debs, f), root]);
+  assert.ok(fs.existsSync(path.join(root, 'usr/sbin/exim4')));
+  // exim switches to its own user (Debian-exim) for the spool and the mailbox: it must get through.
+  fs.chmodSync(dir, 0o755);
+  const w = path.join(dir, 'exim');
+  for (const d of ['spool', 'log', 'mail']) fs.mkdirSync(path.join(w, d), { recursive: true });
+  fs.chownSync(path.join(w, 'spool'), EXIM_UID, EXIM_UID);
+  fs.chownSync(path.join(w, 'log'), EXIM_UID, EXIM_UID);
+  fs.chmodSync(path.join(w, 'mail'), 0o1777);
+  fs.writeFileSync(path.join(w, 'passwd'), fs.readFileSync('/etc/passwd', 'utf8') + `Debian-exim:x:${EXIM_UID}:${EXIM_UID}::/nonexistent:/usr/sbin/nologin\n`);
+  fs.writeFileSync(path.join(w, 'group'), fs.readFileSync('/etc/group', 'utf8') + `Debian-exim:x:${EXIM_UID}:\n`);
+  const conf = path.join(w, 'exim.conf');
+  const mailbox = path.join(w, 'mail', 'mailbox');
+  fs.writeFileSync(
+    conf,
+    `primary_hostname = tallow-test.example
+qualify_domain = tallow-test.example
+domainlist local_domains = tallow-test.example : example.org : localhost
+spool_directory = ${w}/spool
+log_file_path = ${w}/log/%slog
+never_users =
+trusted_users = root
+begin routers
+local:
+  driver = accept
+  domains = +local_domains
+  transport = mbox
+begin transports
+mbox:
+  driver = appendfile
+  file = ${mailbox}
+  user = Debian-exim
+  delivery_date_add
+  envelope_to_add
+  return_path_add
+begin retry
+* * F,1h,1m
+`,
+  );
+  const inner = [
+    `mount --bind ${w}/passwd /etc/passwd`,
+    `mount --bind ${w}/group /etc/group`,
+    `mount -t overlay tallow-exim -o lowerdir=${root}${LIBDIR}:${LIBDIR} ${LIBDIR}`,
+    `mount -t overlay tallow-exim -o lowerdir=${root}/usr/sbin:/usr/sbin /usr/sbin`,
+    `exec /usr/sbin/exim4 -C ${conf} -odi "$@"`,
+  ].join(' && ');
+  // The wrapper is the test's; tallow runs it as it would run /usr/sbin/sendmail (an argv, no shell).
+  const sendmail = program(w, 'sendmail', `#!/bin/sh\nexec unshare --mount --propagation private sh -c '${inner}' sendmail "$@"\n`);
+  return { sendmail, mailbox, log: path.join(w, 'log', 'mainlog') };
+}
+
+/** An mbox as a mail reader splits it: each message after its `From ` line. */
+function messages(mbox: string): string[] {
+  if (!fs.existsSync(mbox)) return [];
+  return fs
+    .readFileSync(mbox, 'utf8')
+    .split(/^From \S+ .*\n/m)
+    .filter((m) => m.trim())
+    .map((m) => m.replace(/\n+$/, '\n'));
+}
+
+const banEvent = (address: string, at: number, over: Record<string, unknown> = {}): TallowEvent => ({
+  kind: 'ban',
+  cause: 'new',
+  ban: { address, family: address.includes(':') ? 6 : 4, since: at, expiry: at + 3_600_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5, ...over } as Ban,
+});
+
+test('mail through exim4: a ban at once, then a digest of the rest, delivered and well-formed', async (t) => {
+  const dir = tempDir(t, 'mail-exim');
+  const mta = exim(dir);
+  const clock = new FakeClock();
+  const log = collector();
+  const a: MailAction = { kind: 'mail', name: 'admin', where: 't:1', queue: 100_000, timeoutMs: 60_000, on: ['ban'], to: ['root@example.org'], from: 'tallow@tallow-test.example', sendmail: [mta.sendmail], digestMs: 15 * 60_000 };
+  const l = new MailListener(a, log, clock);
+  const rule = 'sshd-règle <b>&';
+  const all = addresses(100);
+  l.handle([banEvent(all[0], clock.t, { rule })]);
+  await l.flush();
+  for (let i = 1; i < 100; i += 33) {
+    clock.advance(60_000);
+    l.handle(all.slice(i, i + 33).map((x) => banEvent(x, clock.t)));
+  }
+  clock.advance(15 * 60_000);
+  try {
+    await waitFor('two mails in the mailbox', () => messages(mta.mailbox).length >= 2, 60_000);
+  } catch (e) {
+    throw new Error(`${e}; tallow: ${log.errors.join('; ')}; exim: ${fs.existsSync(mta.log) ? fs.readFileSync(mta.log, 'utf8') : 'no log'}; mailbox: ${messages(mta.mailbox).length}`);
+  }
+  await l.close();
+  assert.deepEqual(log.errors, []);
+  const ms = messages(mta.mailbox).map(parseMail);
+  assert.equal(ms.length, 2, fs.existsSync(mta.log) ? fs.readFileSync(mta.log, 'utf8') : 'no exim log');
+  // exim's own headers say it took and delivered them.
+  for (const m of ms) {
+    assert.match(m.headers.get('received') ?? '', /by tallow-test\.example with local \(Exim 4\.\d+\)/);
+    assert.equal(m.headers.get('envelope-to'), 'root@example.org');
+    assert.equal(m.headers.get('from'), 'tallow@tallow-test.example');
+    assert.equal(m.headers.get('mime-version'), '1.0');
+    assert.ok(Date.parse(m.headers.get('date')!) > 0);
+  }
+  assert.equal(decodeWords(ms[0].headers.get('subject')!), `tallow on ${os.hostname()}: 1 ban: ${all[0]} (${rule})`);
+  assert.ok(ms[0].html.includes('sshd-règle &lt;b&gt;&amp;'));
+  assert.equal(decodeWords(ms[1].headers.get('subject')!), `tallow on ${os.hostname()}: 99 bans`);
+  const listed = ms.flatMap((m) => [...m.text.matchAll(/^\S+ \S+ +ban +(\S+)/gm)].map((x) => x[1]));
+  assert.deepEqual(listed, all);
+});
