@@ -26,7 +26,8 @@ const CASES: Array<[string, string | null]> = [
 ];
 
 test('dovecot: user names with spaces match; an address injected in the name never does', () => {
-  const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns').filter((f) => f.name === 'dovecot.json');
+  // the block of pam_unix's line (the login processes' lines are test/fixtures/corpus/dovecot.txt's)
+  const files = loadPatternFiles(shippedPatternsDir(), '/nonexistent-tallow-patterns').filter((f) => f.name === 'dovecot.json' && f.patterns.some((p) => p.source.startsWith('^pam_unix')));
   assert.equal(files.length, 1);
   const matcher = new Matcher(files);
   const wrong: string[] = [];
