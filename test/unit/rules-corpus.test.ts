@@ -202,3 +202,37 @@ test('rules corpus: 64 KiB lines repeating each wording around an injected addre
   assert.deepEqual(wrong, []);
   assert.ok(got.filter((a) => a !== null).length >= fixtures.length, 'too few 64 KiB lines still yield their client: the test would prove little');
 });
+
+test('rules corpus: tallow.patterns(5) SHIPPED RULES gives each shipped rule\'s unit and policy as its file does', () => {
+  const r = spawnSync('mandoc', ['-T', 'utf8', '-O', 'width=200', join(root, 'man', 'tallow.patterns.5')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `mandoc (scripts/deps.sh installs it): ${r.stderr}`);
+  const text = r.stdout.replace(/.\x08/g, '');
+  const section = text.slice(text.indexOf('\nSHIPPED RULES\n'), text.indexOf('\nEXAMPLES\n'));
+  // entries: a tag at 7 columns, its text beside or below it at 14; the prose before the first is skipped
+  const rules = new Set(shippedRules);
+  const entries = new Map<string, string>();
+  let tag = '';
+  for (const line of section.split('\n')) {
+    const m = /^ {7}(\S+)(?: +(.*))?$/.exec(line);
+    if (m && (tag !== '' || rules.has(m[1]))) {
+      tag = m[1];
+      entries.set(tag, m[2] ?? '');
+    } else if (tag) entries.set(tag, `${entries.get(tag)} ${line.trim()}`);
+  }
+  const wrong: string[] = [];
+  for (const rule of shippedRules.filter((x) => x !== 'sshd')) {
+    const entry = entries.get(rule)?.replace(/\s+/g, ' ');
+    if (!entry) {
+      wrong.push(`${rule}: no entry`);
+      continue;
+    }
+    const keys = Object.assign({}, ...(JSON.parse(readFileSync(join(shippedPatternsDir(), `${rule}.json`), 'utf8')) as object[])) as Record<string, unknown>;
+    const units = (JSON.parse(readFileSync(join(shippedPatternsDir(), `${rule}.json`), 'utf8')) as Array<{ unit?: string }>).map((b) => b.unit).filter(Boolean);
+    const ports = `${(keys.ports as number[]).join(', ')}${keys.protocol ? `/${keys.protocol}` : ''}`;
+    const want = [`ports? ${ports}(?![0-9/])`, `threshold ${keys.threshold}, findtime ${keys.findtime} s, bantime ${keys.bantime} s\\.`, ...units.map((u) => `unit ${u!.replace(/[.@-]/g, '\\$&')}`)];
+    if (keys.enabled !== false) wrong.push(`${rule}: ships on`);
+    for (const w of want) if (!new RegExp(w).test(entry)) wrong.push(`${rule}: the entry does not say /${w}/`);
+  }
+  assert.deepEqual(wrong, []);
+  assert.deepEqual([...entries.keys()].sort(), shippedRules.filter((x) => x !== 'sshd'));
+});
