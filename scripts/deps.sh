@@ -20,6 +20,8 @@ pkgs=(
   postgresql
   # report: the HTML report rendered in headless Chromium (no request, figures as the text's)
   chromium
+  # rules: a second real service (nginx with basic auth, htpasswd made with openssl passwd)
+  nginx openssl
 )
 missing=()
 for p in "${pkgs[@]}"; do
