@@ -18,7 +18,8 @@ test('patterns: shipped sshd.json uses the trusted sources of SPEC section 2', (
   assert.ok(!flat.includes('SYSLOG_IDENTIFIER=sshd'), 'a bare SYSLOG_IDENTIFIER filter is forgeable');
   assert.ok(!flat.some((g) => g.startsWith('_EXE=') && !g.endsWith(' & _UID=0')), '_EXE alone is forgeable (sshd is not setuid)');
   for (const p of sshd.patterns) assert.match(p.source, /^\^.*\$$/, `${p.name} is not anchored`);
-  assert.deepEqual(neededFields(files).sort(), ['MESSAGE', 'SYSLOG_IDENTIFIER', '_EXE', '_UID']);
+  // _SYSTEMD_UNIT: the other shipped rules' units (issue 14)
+  assert.deepEqual(neededFields(files).sort(), ['MESSAGE', 'SYSLOG_IDENTIFIER', '_EXE', '_SYSTEMD_UNIT', '_UID']);
   assert.ok(journalMatches(files).length >= 12);
 });
 

@@ -112,10 +112,10 @@ test('tallow test and the daemon stop with exit 78 and `file: block N: ...` on a
   assert.ok(!fs.existsSync(path.join(dir, 'state')), 'stopped before anything was done');
 
   // An override naming no rule is refused the same way.
-  fs.writeFileSync(bad, '[{"name": "postfix", "enabled": true}]');
+  fs.writeFileSync(bad, '[{"name": "mailhub", "enabled": true}]'); // a name no shipped file defines
   const t3 = cli(['test', '--config', conf, input]);
   assert.equal(t3.status, 78);
-  assert.match(t3.stderr, /^tallow test: \S+mine\.json: block 1: no rule named "postfix" to override/);
+  assert.match(t3.stderr, /^tallow test: \S+mine\.json: block 1: no rule named "mailhub" to override/);
 });
 
 test('reload: rule changes are logged; a bad rule key is refused and the running rules stay', async (t) => {

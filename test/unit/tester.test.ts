@@ -77,12 +77,11 @@ test('the shipped patterns over mixed sshd lines give the report worked out by h
   // Pattern sources as written in patterns/*.json; P is the optional Solaris-style prefix of every sshd pattern.
   const P = String.raw`^(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?`;
   const KEY = String.raw`[A-Z0-9-]+ (?:SHA256:[A-Za-z0-9+/=]+|MD5(?::[0-9a-f]{2})+)`;
-  const expected = `Patterns: 25 in 2 files (${dir}/dovecot.json, ${dir}/sshd.json)
-Read 20 lines from ${MIXED}: 15 matched, 5 not matched.
+  // The other shipped rules (issue 14) are loaded but off: dovecot's pam_unix line is no longer matched.
+  const expected = `Patterns: 46 in 8 files (${dir}/apache.json, ${dir}/dovecot.json, ${dir}/nginx.json, ${dir}/postfix.json, ${dir}/proftpd.json, ${dir}/sshd-scanners.json, ${dir}/sshd.json, ${dir}/vsftpd.json)
+Read 20 lines from ${MIXED}: 14 matched, 6 not matched.
 
 Matches per pattern:
-  dovecot.json#1: 1 line (score 0.6, ban 50)  ${String.raw`^pam_unix\(dovecot:auth\): authentication failure; logname=\S* uid=\d+ euid=\d+ tty=dovecot ruser=(?:[^ ]+(?: [^ ]+)*)? rhost=<IP>(?:  user=(?:[^ ]+(?: [^ ]+)*)?)?$`}
-     198.51.100.7  1
   sshd.json#1: 1 line (score 0.5, ban 30)  ${P}Failed [^ ]+ for root from <IP>(?: port <PORT>)?(?: ssh[12])?(?:: ${KEY})?$
      192.0.2.10  1  allowlisted, never banned
   sshd.json#2: 3 lines (score 0.2, ban 0)  ${P}Failed [^ ]+ for (?:invalid user )?.* from <IP>(?: port <PORT>)?(?: ssh[12])?(?:: ${KEY})?$
@@ -116,16 +115,16 @@ Bans the tracker would make (threshold 1, expires 600 s):
   198.51.100.22      600  threshold   1.00      2      1  line 10   sshd.json#11
   2001:db8::25        10  instant     0.20      1      1  line 13   sshd.json#9
   203.0.113.26        10  instant     0.30      1      1  line 14   sshd.json#24
-  198.51.100.7        50  instant     0.60      1      1  line 19   dovecot.json#1
   203.0.113.20       600  threshold   1.30      5      1  line 20   sshd.json#13
-  6 addresses banned, 2 for the full 600 s.
+  5 addresses banned, 2 for the full 600 s.
 
-Lines no pattern matched (5):
+Lines no pattern matched (6):
   line 1: Received disconnect from 203.0.113.14 port 52000:11: Bye Bye [preauth]
   line 2: Disconnected from invalid user admin 203.0.113.14 port 52000 [preauth]
   line 4: Disconnected from authenticating user root 203.0.113.14 port 52000 [preauth]
   line 15: Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFy
   line 18: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.24  user=alice
+  line 19: Jan 31 08:00:19 host auth[9]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=John Smith rhost=198.51.100.7  user=John Smith
 `;
   assert.equal(r.out, expected);
 });
