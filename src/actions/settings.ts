@@ -7,6 +7,7 @@
 import { isAbsolute } from 'node:path';
 import { parseDuration } from '../history/settings';
 import { parseCommand } from './argv';
+import { parseDailyTime, type DailyTime } from '../report/schedule';
 import type { ActionEventKind } from './values';
 
 export type ActionKind = 'command' | 'webhook' | 'mail';
@@ -53,6 +54,8 @@ export interface MailAction extends Common {
   from: string;
   sendmail: string[];
   digestMs: number;
+  /** the daily report's local time (`report=06:00`, the default), or null (`report=off`) */
+  report: DailyTime | null;
 }
 
 export type ActionConfig = CommandAction | WebhookAction | MailAction;
@@ -179,6 +182,18 @@ const KEYS: Record<string, Spec> = {
     },
   },
   digest: { mail: duration(7 * 86400, (a, ms) => (a.digestMs = ms)) },
+  report: {
+    mail: (a, v) => {
+      if (v === 'off') {
+        a.report = null;
+        return null;
+      }
+      const t = parseDailyTime(v);
+      if (typeof t === 'string') return `${t} (or off)`;
+      a.report = t;
+      return null;
+    },
+  },
   timeout: {
     command: duration(3600, (a, ms) => (a.timeoutMs = ms)),
     webhook: duration(3600, (a, ms) => (a.timeoutMs = ms)),
@@ -197,7 +212,7 @@ function defaults(kind: ActionKind, name: string, where: string): ActionConfig {
   const common = { name, where, queue: 100_000 };
   if (kind === 'command') return { ...common, kind, ban: null, unban: null, concurrency: 4, batch: 0, restored: false, timeoutMs: 30_000 };
   if (kind === 'webhook') return { ...common, kind, url: '', on: ['ban', 'unban'], bearerFile: '', secretFile: '', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 };
-  return { ...common, kind, on: ['ban'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000 };
+  return { ...common, kind, on: ['ban'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } };
 }
 
 export function isActionKey(key: string): boolean {

@@ -11,9 +11,11 @@ import { parseSince } from '../history-cli';
 import { SqliteStore } from '../history/sqlite';
 import { errText } from '../limits';
 import { readOptions, UsageError } from '../options';
+import type { MailAction } from '../actions/settings';
 import { buildReport } from './index';
+import { mailReport } from './mail';
 
-export const REPORT_USAGE = 'tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--config FILE]';
+export const REPORT_USAGE = 'tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION] [--config FILE]';
 
 const FORMATS = ['text', 'json', 'html'] as const;
 type Format = (typeof FORMATS)[number];
@@ -24,6 +26,8 @@ interface Parsed {
   format: Format;
   top: number;
   config?: string;
+  /** `--mail NAME`: send it through that mail action instead of printing it */
+  mail?: string;
 }
 
 /** `6h` (ago), `2026-11-20`, `2026-11-20T10:00` (local time) -> ms; the error names the option. */
@@ -51,6 +55,7 @@ function parse(args: string[], now: number): Parsed {
       if (!/^\d{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new UsageError(`--top must be a whole number from 1 to 100, not ${JSON.stringify(v).slice(0, 40)}`);
       p.top = Number(v);
     } else if (o.name === '--config') p.config = o.value();
+    else if (o.name === '--mail') p.mail = o.value();
     else if (o.arg.startsWith('-')) throw new UsageError(`unknown option ${o.arg}`);
     else throw new UsageError(`unexpected argument ${JSON.stringify(o.arg).slice(0, 80)}`);
   }
@@ -79,6 +84,16 @@ export async function reportRun(args: string[], io: CtlIO, now = Date.now()): Pr
     io.err(`tallow: ${(e as Error).message}\n`);
     return e instanceof ConfigError ? EXIT_CONFIG : EXIT_USAGE;
   }
+  let mailTo: MailAction | undefined;
+  if (p.mail !== undefined) {
+    const mails = (config.actionDefs ?? []).filter((a): a is MailAction => a.kind === 'mail');
+    mailTo = mails.find((a) => a.name === p.mail);
+    if (!mailTo) {
+      const known = mails.map((a) => a.name).join(', ') || 'none (action.NAME.mail_to=... in tallow.conf)';
+      io.err(`tallow report: --mail ${JSON.stringify(p.mail).slice(0, 40)}: no mail action of that name in ${config.file ?? 'tallow.conf'} (mail actions: ${known})\n`);
+      return EXIT_USAGE;
+    }
+  }
   const quiet = { info() {}, warn() {}, debug() {}, error() {} };
   const store = historyStore(config, quiet, true);
   if (!store) {
@@ -91,6 +106,15 @@ export async function reportRun(args: string[], io: CtlIO, now = Date.now()): Pr
   }
   try {
     const r = await buildReport(store, p.since, p.until, { now, top: p.top });
+    if (mailTo) {
+      const why = await mailReport(mailTo, r, now);
+      if (why) {
+        io.err(`tallow report: mail to ${mailTo.to.join(', ')} (action.${mailTo.name}) not sent: ${why}\n`);
+        return EXIT_REFUSED;
+      }
+      io.out(`report of ${new Date(p.since).toISOString()} to ${new Date(p.until).toISOString()} mailed to ${mailTo.to.join(', ')} (action.${mailTo.name})\n`);
+      return EXIT_OK;
+    }
     io.out(p.format === 'json' ? r.json : p.format === 'html' ? r.html : r.text);
     return EXIT_OK;
   } catch (e) {

@@ -102,7 +102,7 @@ test('mail through exim4: a ban at once, then a digest of the rest, delivered an
   const mta = exim(dir);
   const clock = new FakeClock();
   const log = collector();
-  const a: MailAction = { kind: 'mail', name: 'admin', where: 't:1', queue: 100_000, timeoutMs: 60_000, on: ['ban'], to: ['root@example.org'], from: 'tallow@tallow-test.example', sendmail: [mta.sendmail], digestMs: 15 * 60_000 };
+  const a: MailAction = { kind: 'mail', name: 'admin', where: 't:1', queue: 100_000, timeoutMs: 60_000, on: ['ban'], to: ['root@example.org'], from: 'tallow@tallow-test.example', sendmail: [mta.sendmail], digestMs: 15 * 60_000, report: null };
   const l = new MailListener(a, log, clock);
   const rule = 'sshd-règle <b>&';
   const all = addresses(100);

@@ -32,7 +32,7 @@ function mails(dir: string): { args: string[]; raw: string }[] {
 }
 
 function action(sendmail: string, over: Partial<MailAction> = {}): MailAction {
-  return { kind: 'mail', name: 'admin', where: 't:1', queue: 100_000, timeoutMs: 10_000, on: ['ban'], to: ['root@example.org', 'ops@example.org'], from: 'tallow@example.org', sendmail: [sendmail], digestMs: 15 * 60_000, ...over };
+  return { kind: 'mail', name: 'admin', where: 't:1', queue: 100_000, timeoutMs: 10_000, on: ['ban'], to: ['root@example.org', 'ops@example.org'], from: 'tallow@example.org', sendmail: [sendmail], digestMs: 15 * 60_000, report: null, ...over };
 }
 
 const banEvent = (address: string, at: number, over: Record<string, unknown> = {}): TallowEvent => ({
