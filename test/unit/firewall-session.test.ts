@@ -116,7 +116,7 @@ class RefusingBackend implements FirewallBackend {
     if (bad.length) throw new RefusedError('ipset refused: Null-valued element, cannot be stored in a hash type of set');
   }
   async list(): Promise<KernelBan[]> {
-    return [...this.kernel].map(([address, family]) => ({ address, family, remaining: 60 }));
+    return [...this.kernel].map(([address, family]) => ({ address, family, remaining: 60, scope: '' }));
   }
   async present(sample: { address: string; family: Family }[]) {
     return sample.map((s) => this.kernel.has(s.address));

@@ -1,0 +1,45 @@
+// The scopes a backend holds sets for (src/scope.ts says what a scope is): always tallow's own
+// (ALL_PORTS) first, each once, each checked before its id and ports reach a set name, a command
+// line or a script. Ids and port lists come from rules.ts, but this is the last check.
+import { ALL_PORTS, MAX_SET_NAME, setName, type Scope } from '../scope';
+
+const ID = /^[a-z0-9_]*$/i;
+const PORT = /^(\d{1,5})(?:-(\d{1,5}))?$/;
+
+function validPorts(ports: unknown): boolean {
+  if (ports === null) return true;
+  if (!Array.isArray(ports) || ports.length === 0 || ports.length > 15) return false;
+  return ports.every((p) => {
+    const m = typeof p === 'string' ? PORT.exec(p) : null;
+    const ok = (n: number) => n >= 1 && n <= 65535;
+    return !!m && ok(Number(m[1])) && (m[2] === undefined || (ok(Number(m[2])) && Number(m[2]) > Number(m[1])));
+  });
+}
+
+/** Throws Error naming the scope when it could not be written into a set name or rule safely. */
+export function checkScope(s: Scope): Scope {
+  const bad = (why: string) => new Error(`firewall scope ${JSON.stringify(s?.id)}: ${why}`);
+  if (!s || typeof s.id !== 'string' || !ID.test(s.id) || setName(6, s.id).length > MAX_SET_NAME) throw bad('not a valid set name part');
+  if (!validPorts(s.ports)) throw bad(`ports ${JSON.stringify(s.ports)}: expected null or 1-15 of "N" / "N-M"`);
+  if (!Array.isArray(s.protocols) || s.protocols.length === 0 || !s.protocols.every((p) => p === 'tcp' || p === 'udp')) throw bad('protocols: expected tcp and/or udp');
+  if (typeof s.net !== 'boolean') throw bad('net: expected a boolean');
+  if (s.id === '' && (s.ports !== null || s.net)) throw bad("the scope '' is tallow's own: every port, single addresses");
+  return s;
+}
+
+/** ALL_PORTS first, then `scopes` in order, each id once (the first wins), each checked. */
+export function scopeList(...lists: (Iterable<Scope> | undefined)[]): Scope[] {
+  const out = new Map<string, Scope>([['', ALL_PORTS]]);
+  for (const list of lists) for (const s of list ?? []) if (!out.has(checkScope(s).id)) out.set(s.id, s);
+  return [...out.values()];
+}
+
+/** The scopes by id, for the entries' `scope` fields. */
+export function scopeMap(scopes: readonly Scope[]): Map<string, Scope> {
+  return new Map(scopes.map((s) => [s.id, s]));
+}
+
+/** The scope an entry names ('' when absent). */
+export function entryScope(e: { scope?: string }): string {
+  return e.scope ?? '';
+}
