@@ -6,12 +6,12 @@
 // network) in a scope: the queue keys everything by banKey(address, scope).
 import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from './backend';
 import { FirewallError } from './choose';
-import { heldSet, missingSets, sampleHeld, type HeldBan } from './probe';
+import { emptiedSets, heldSet, missingSets, sampleHeld, type HeldBan } from './probe';
 import type { Family } from '../address';
 import type { Metrics } from '../metrics';
 import { banKey, setName, type Scope } from '../scope';
-import { scopeList, scopeMap } from './scopes';
-import { clampSeconds, validTarget } from './validate';
+import { classify, scopeList, scopeMap, type Target } from './scopes';
+import { clampSeconds } from './validate';
 
 export { BACKENDS, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
 
@@ -42,8 +42,6 @@ export interface FirewallOptions {
   metrics?: Metrics;
 }
 
-/** What the queue knows of one address in one scope. */
-type Target = { address: string; family: Family; scope: string };
 type Pending = Target & ({ add: true; expiry: number } | { add: false });
 type Op = [key: string, pending: Pending];
 
@@ -178,22 +176,19 @@ export class Firewall {
    * dropped as a refused element is: named, and reported to onRefused so the ledger forgets it.
    */
   private target(e: BanRemoval | undefined, what: 'ban' | 'unban'): Target | null {
-    const id = e ? (e.scope ?? '') : '';
-    const scope = typeof id === 'string' ? this.scopes.get(id) : undefined;
-    if (e && typeof id === 'string' && !scope && validTarget(e.address, e.family, true)) {
-      const why = `no firewall set for scope ${JSON.stringify(id)} (not among the scopes set up)`;
-      this.log.error(`the firewall refused ${what === 'ban' ? 'a ban' : 'an unban'}; dropped`, { backend: this.backend.name, address: e.address, scope: id, error: why });
-      this.refused.set(banKey(e.address, id), why);
+    const t = classify(e, this.scopes);
+    if (t.kind === 'ok') return t.target;
+    if (t.kind === 'unknown scope') {
+      const { address, family, scope } = t.target;
+      const why = `no firewall set for scope ${JSON.stringify(scope)} (not among the scopes set up)`;
+      this.log.error(`the firewall refused ${what === 'ban' ? 'a ban' : 'an unban'}; dropped`, { backend: this.backend.name, address, scope, error: why });
+      this.refused.set(banKey(address, scope), why);
       // Not from inside the ledger's own event (this runs in its listener): after it.
-      const { address, family } = e;
-      queueMicrotask(() => this.onRefused?.(address, family, why, id));
-      return null;
-    }
-    if (!e || !scope || !validTarget(e.address, e.family, scope.net)) {
+      queueMicrotask(() => this.onRefused?.(address, family, why, scope));
+    } else {
       this.log.warn(`refusing an invalid ${what} (not sent to the firewall)`, { address: String(e?.address), family: String(e?.family), scope: String(e?.scope ?? '') });
-      return null;
     }
-    return { address: e.address, family: e.family, scope: scope.id };
+    return null;
   }
 
   /**
@@ -451,16 +446,7 @@ export class Firewall {
     } else if (!this.backend.present || suspect || (await this.missingSets(Date.now())).size) {
       const held = this.held(Date.now());
       if (held.length) {
-        const inKernel = new Set((await this.backend.list()).map((k) => banKey(k.address, k.scope ?? '')));
-        // Per set: some of its bans expected, none there.
-        const expected = new Map<string, boolean>();
-        for (const b of held) {
-          const key = banKey(b.address, b.scope ?? '');
-          if (this.pending.has(key)) continue;
-          const set = heldSet(b);
-          expected.set(set, (expected.get(set) ?? false) || inKernel.has(key));
-        }
-        const emptied = new Set([...expected].filter(([, any]) => !any).map(([set]) => set));
+        const emptied = emptiedSets(held, await this.backend.list(), (key) => this.pending.has(key));
         if (emptied.size) {
           this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, sets: [...emptied].join(',') });
           if (this.metrics) this.metrics.firewallRepairs++;

@@ -2,8 +2,8 @@
 // session (no process, no listing of a million elements). All of a set's sample missing means
 // it was most likely flushed; the queue then compares the sets with the ledger and re-fills.
 import type { Family } from '../address';
-import { setName } from '../scope';
-import type { FirewallBackend } from './backend';
+import { banKey, setName } from '../scope';
+import type { FirewallBackend, KernelBan } from './backend';
 
 /** A ban the firewall should hold: what the ledger knows (expiry in ms since epoch). */
 export interface HeldBan {
@@ -50,4 +50,20 @@ export async function missingSets(backend: FirewallBackend, sample: HeldBan[]): 
   });
   for (const [set, any] of seen) if (!any) out.add(set);
   return out;
+}
+
+/**
+ * Sets (heldSet names) that should hold some of these bans and hold none of them: emptied from
+ * outside. `skip`: bans (banKey) whose change is still queued.
+ */
+export function emptiedSets(held: HeldBan[], kernel: KernelBan[], skip: (key: string) => boolean): Set<string> {
+  const inKernel = new Set(kernel.map((k) => banKey(k.address, k.scope ?? '')));
+  const any = new Map<string, boolean>();
+  for (const b of held) {
+    const key = banKey(b.address, b.scope ?? '');
+    if (skip(key)) continue;
+    const set = heldSet(b);
+    any.set(set, (any.get(set) ?? false) || inKernel.has(key));
+  }
+  return new Set([...any].filter(([, found]) => !found).map(([set]) => set));
 }

@@ -1,7 +1,9 @@
 // The scopes a backend holds sets for (src/scope.ts says what a scope is): always tallow's own
 // (ALL_PORTS) first, each once, each checked before its id and ports reach a set name, a command
 // line or a script. Ids and port lists come from rules.ts, but this is the last check.
+import type { Family } from '../address';
 import { ALL_PORTS, MAX_SET_NAME, setName, type Scope } from '../scope';
+import { validTarget } from './validate';
 
 const ID = /^[a-z0-9_]*$/i;
 const PORT = /^(\d{1,5})(?:-(\d{1,5}))?$/;
@@ -42,4 +44,22 @@ export function scopeMap(scopes: readonly Scope[]): Map<string, Scope> {
 /** The scope an entry names ('' when absent). */
 export function entryScope(e: { scope?: string }): string {
   return e.scope ?? '';
+}
+
+/** One address (or network) in one scope, checked. */
+export type Target = { address: string; family: Family; scope: string };
+
+/**
+ * An entry as the queue takes it: `ok` when its scope is held and its set can hold the address;
+ * `unknown scope` when it would fit a scope that is not held; else `invalid`.
+ */
+export function classify(
+  e: { address: string; family: Family; scope?: string } | undefined,
+  scopes: Map<string, Scope>,
+): { kind: 'ok' | 'unknown scope'; target: Target } | { kind: 'invalid' } {
+  const id = e ? (e.scope ?? '') : null;
+  if (!e || typeof id !== 'string') return { kind: 'invalid' };
+  const scope = scopes.get(id);
+  if (scope) return validTarget(e.address, e.family, scope.net) ? { kind: 'ok', target: { address: e.address, family: e.family, scope: id } } : { kind: 'invalid' };
+  return validTarget(e.address, e.family, true) ? { kind: 'unknown scope', target: { address: e.address, family: e.family, scope: id } } : { kind: 'invalid' };
 }

@@ -199,7 +199,20 @@ function standIns(name: string, setNames: string[]): { bin: string; calls: () =>
     // -C: absent until firewalld reloaded (firewalld) / always absent (ipset: every rule inserted).
     fs.writeFileSync(path.join(bin, t), script(`if [ "$2" = -C ]; then ${name === 'firewalld' ? `[ -e ${loaded} ] && exit 0; ` : ''}exit 1; fi; exit 0`), { mode: 0o755 });
   }
-  fs.writeFileSync(path.join(bin, 'firewall-cmd'), script(`case "$*" in *--query-rule*) exit 1;; *--get-ipsets*) exit 0;; *--reload*) touch ${loaded};; esac; exit 0`), { mode: 0o755 });
+  // firewall-cmd keeps what was made permanent in two files and lists it back.
+  const [ipsets, rules] = [path.join(bin, 'ipsets'), path.join(bin, 'rules')];
+  fs.writeFileSync(ipsets, '');
+  fs.writeFileSync(rules, '');
+  fs.writeFileSync(path.join(bin, 'firewall-cmd'), script([
+    'case "$*" in',
+    `  *--get-all-rules*) cat ${rules};;`,
+    `  *--get-ipsets*) tr '\\n' ' ' < ${ipsets}; echo;;`,
+    `  *--new-ipset=*) echo "$2" | sed 's/--new-ipset=//' >> ${ipsets};;`,
+    `  *--add-rule*) shift 3; echo "$*" >> ${rules};;`,
+    `  *--reload*) touch ${loaded};;`,
+    'esac',
+    'exit 0',
+  ].join('\n')), { mode: 0o755 });
   return { bin, calls: () => fs.readFileSync(log, 'utf8').trim().split('\n') };
 }
 
@@ -236,6 +249,13 @@ describe('set-up per scope, argv of the tools', () => {
     assert.equal(calls.filter((c) => /--new-ipset/.test(c)).length, 6);
     assert.equal(calls.filter((c) => /--add-rule/.test(c)).length, 8);
     assert.equal(calls.filter((c) => /--reload/.test(c)).length, 1);
+    assert.equal(calls.filter((c) => /--query-rule/.test(c)).length, 0, 'the rules are listed once, not queried one by one');
+    // Set up again (a restart): everything is there, nothing is added, no reload.
+    const again = firewalldBackend.create(firewallSettings(config({ iptPath: t.bin, nftPath: t.bin, fwcmdPath: t.bin, expires: 99, maxelem: 7 }), scopes), logger());
+    await again.setup();
+    await again.close?.();
+    const more = t.calls().slice(calls.length);
+    assert.deepEqual(more.filter((c) => c.startsWith('firewall-cmd')), ['firewall-cmd --permanent --get-ipsets', 'firewall-cmd --permanent --direct --get-all-rules']);
   });
 });
 
