@@ -15,7 +15,7 @@ import type { Family } from '../address';
 import { setName, type Scope } from '../scope';
 import type { BackendModule, BanEntry, BanRemoval, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
 import { TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
-import { dropMatches, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession, setType } from './ipset';
+import { dropMatches, rulesPresent, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession, setType } from './ipset';
 import { NftMonitor, iptablesIsNft } from './monitor';
 import { scopeList } from './scopes';
 import type { ToolSession } from './session';
@@ -68,17 +68,10 @@ class FirewalldBackend implements FirewallBackend {
     const names = await ipsetNames(this.ipset);
     if (!this.names(scopes).every((n) => names.has(n))) return false;
     if (this.config.nocreate) return true;
-    for (const [f, m] of this.rules(scopes)) {
+    for (const f of this.fams) {
       const ipt = path.join(this.config.iptPath, f === 4 ? 'iptables' : 'ip6tables');
-      let found = false;
-      for (const chain of ['INPUT', 'INPUT_direct']) {
-        const r = await run([ipt, '-w', '-C', chain, ...m], { timeoutMs: TIMEOUT_MS });
-        if (r.code === 0) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) return false;
+      const rules = this.rules(scopes).filter(([g]) => g === f).map(([, m]) => m);
+      if (!(await rulesPresent(ipt, ['INPUT', 'INPUT_direct'], rules)).every(Boolean)) return false;
     }
     return true;
   }

@@ -35,6 +35,23 @@ export function dropMatches(f: Family, scope: Scope): string[][] {
   return scope.protocols.map((p) => ['-p', p, '-m', 'multiport', '--dports', ports, ...set]);
 }
 
+/**
+ * Which of these rules (iptables matches) are in one of `chains`: one `iptables -S` read as text,
+ * and `-C` only for a rule not found that way (its text may print differently), so a check costs
+ * one process per family however many scopes, and a difference in printing never reads as missing.
+ */
+export async function rulesPresent(ipt: string, chains: string[], rules: string[][]): Promise<boolean[]> {
+  const listed = await run([ipt, '-w', '-S'], { timeoutMs: TIMEOUT_MS });
+  const lines = new Set(listed.code === 0 ? listed.stdout.split('\n').map((l) => l.trim()) : []);
+  const out: boolean[] = [];
+  for (const m of rules) {
+    let found = chains.some((c) => lines.has(`-A ${c} ${m.join(' ')}`));
+    for (let i = 0; !found && i < chains.length; i++) found = (await run([ipt, '-w', '-C', chains[i], ...m], { timeoutMs: TIMEOUT_MS })).code === 0;
+    out.push(found);
+  }
+  return out;
+}
+
 /** The entry's set name, or null when its scope is not held or the address does not fit it. */
 function target(e: { address: string; family: Family; scope?: string }, fams: Family[], scopes: Map<string, Scope>): string | null {
   const scope = scopes.get(entryScope(e));
@@ -211,12 +228,15 @@ class IpsetBackend implements FirewallBackend {
       return;
     }
     await createSets(ipset, this.fams, scopes, this.config, this.log);
-    for (const [f, m] of this.rules(scopes)) {
+    for (const f of this.fams) {
       const ipt = this.iptables(f);
-      const check = await run([ipt, '-w', '-C', 'INPUT', ...m], { timeoutMs: TIMEOUT_MS });
-      if (check.code === 0) continue;
-      await runOk([ipt, '-w', '-I', 'INPUT', '1', ...m], { timeoutMs: TIMEOUT_MS });
-      this.log.info('inserted DROP rule at the top of INPUT', { tool: path.basename(ipt), set: m[m.indexOf('--match-set') + 1], rule: m.join(' ') });
+      const rules = this.rules(scopes).filter(([g]) => g === f).map(([, m]) => m);
+      const present = await rulesPresent(ipt, ['INPUT'], rules);
+      for (const [i, m] of rules.entries()) {
+        if (present[i]) continue;
+        await runOk([ipt, '-w', '-I', 'INPUT', '1', ...m], { timeoutMs: TIMEOUT_MS });
+        this.log.info('inserted DROP rule at the top of INPUT', { tool: path.basename(ipt), set: m[m.indexOf('--match-set') + 1], rule: m.join(' ') });
+      }
     }
   }
 
@@ -225,9 +245,9 @@ class IpsetBackend implements FirewallBackend {
     for (const s of this.scopes) for (const f of this.fams) if (!names.has(setName(f, s))) return false;
     // With nocreate the rules are the administrator's business (they may live elsewhere than INPUT).
     if (this.config.nocreate) return true;
-    for (const [f, m] of this.rules(this.scopes)) {
-      const r = await run([this.iptables(f), '-w', '-C', 'INPUT', ...m], { timeoutMs: TIMEOUT_MS });
-      if (r.code !== 0) return false;
+    for (const f of this.fams) {
+      const rules = this.rules(this.scopes).filter(([g]) => g === f).map(([, m]) => m);
+      if (!(await rulesPresent(this.iptables(f), ['INPUT'], rules)).every(Boolean)) return false;
     }
     return true;
   }

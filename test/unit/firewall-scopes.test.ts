@@ -216,6 +216,32 @@ function standIns(name: string, setNames: string[]): { bin: string; calls: () =>
   return { bin, calls: () => fs.readFileSync(log, 'utf8').trim().split('\n') };
 }
 
+describe('rules present: one iptables -S, -C only for what it does not show', () => {
+  test('found in the listing without a process per rule; a rule printed otherwise is asked with -C; a missing one is missing', async () => {
+    const bin = path.join(dir, 'rules-present');
+    fs.mkdirSync(bin);
+    const log = path.join(bin, 'calls.log');
+    // Lists two of our rules; -C knows a third (as if printed differently); the fourth is absent.
+    fs.writeFileSync(path.join(bin, 'iptables'), [
+      '#!/bin/sh',
+      `echo "$*" >> ${log}`,
+      'if [ "$2" = -S ]; then printf "%s\\n" "-P INPUT ACCEPT" "-A INPUT -m set --match-set tallow src -j DROP" "-A INPUT_direct -p tcp -m multiport --dports 22 -m set --match-set tallow_p22 src -j DROP"; exit 0; fi',
+      'case "$*" in *"--dports 25 "*) exit 0;; esac',
+      'exit 1',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    const { rulesPresent } = await import('../../src/firewall/ipset');
+    const p25: Scope = { id: 'p25', ports: ['25'], protocols: ['tcp', 'udp'], net: false };
+    const rules = [...dropMatches(4, ALL_PORTS), ...dropMatches(4, P22), ...dropMatches(4, p25)];
+    assert.deepEqual(await rulesPresent(path.join(bin, 'iptables'), ['INPUT', 'INPUT_direct'], rules), [true, true, false, true, true]);
+    const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
+    assert.equal(calls.filter((c) => c === '-w -S').length, 1);
+    // The udp rule of p22 is asked in both chains; p25's answer at once in INPUT.
+    assert.equal(calls.filter((c) => c.includes(' -C ')).length, 2 + 1 + 1, calls.join('\n'));
+    assert.deepEqual(await rulesPresent(path.join(bin, 'iptables'), ['INPUT'], dropMatches(4, P22)), [false, false], 'only in the chains named');
+  });
+});
+
 describe('set-up per scope, argv of the tools', () => {
   const scopes = [P22, NET];
   const names = ['tallow', 'tallow6', 'tallow_p22', 'tallow6_p22', 'tallow_net', 'tallow6_net'];
