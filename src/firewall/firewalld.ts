@@ -17,7 +17,7 @@ import type { BackendModule, BanEntry, BanRemoval, FirewallBackend, FirewallSett
 import { TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
 import { dropMatches, rulesPresent, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession, setType } from './ipset';
 import { NftMonitor, iptablesIsNft } from './monitor';
-import { scopeList } from './scopes';
+import { scopeList, usableScopes } from './scopes';
 import type { ToolSession } from './session';
 
 const IPV: Record<Family, string> = { 4: 'ipv4', 6: 'ipv6' };
@@ -76,25 +76,23 @@ class FirewalldBackend implements FirewallBackend {
     return true;
   }
 
-  setup(): Promise<void> {
-    return this.setupScopes(this.scopes);
+  async setup(): Promise<void> {
+    this.scopes = await this.setupScopes(this.scopes);
   }
 
   async setScopes(scopes: Scope[]): Promise<void> {
-    const all = scopeList(this.scopes, scopes);
-    const added = all.slice(this.scopes.length);
-    if (!added.length) return;
     // The reload this may need empties every ipset; the queue sees the rules go (nft monitor)
     // or the sampled bans go missing (probe), and re-fills.
-    await this.setupScopes(added);
-    this.scopes = all;
+    const added = scopeList(this.scopes, scopes).slice(this.scopes.length);
+    if (added.length) this.scopes = [...this.scopes, ...(await this.setupScopes(added))];
   }
 
-  private async setupScopes(scopes: readonly Scope[]): Promise<void> {
+  /** ipsets and direct rules of these scopes made where missing; the scopes usable now (nocreate: those whose ipsets exist). */
+  private async setupScopes(scopes: readonly Scope[]): Promise<Scope[]> {
     const sets = this.names(scopes).join(',');
     if (this.config.nocreate) {
-      if (!(await this.kernelOk(scopes))) this.log.warn('nocreate=1 but the firewalld ipsets are missing: bans will fail until they exist', { sets });
-      return;
+      const names = await ipsetNames(this.ipset);
+      return usableScopes(scopes, this.fams, (n) => names.has(n), this.log, 'firewalld ipset');
     }
     let changed = false;
     const have = new Set((await runOk([this.fwcmd, '--permanent', '--get-ipsets'], { timeoutMs: TIMEOUT_MS })).stdout.split(/\s+/).filter(Boolean));
@@ -121,6 +119,7 @@ class FirewalldBackend implements FirewallBackend {
       this.log.info('firewalld reloaded with tallow ipsets and direct rules', { sets });
       if (!(await this.kernelOk(scopes))) throw new Error(`${this.fwcmd} --reload: tallow's ipsets or direct rules are still not in the kernel`);
     }
+    return [...scopes];
   }
 
   check(): Promise<boolean> {

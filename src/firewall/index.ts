@@ -107,6 +107,7 @@ export class Firewall {
         // Scopes given to the queue and not to the backend: the backend holds them too.
         await this.backend.setScopes?.([...this.scopes.values()]);
         await this.backend.setup();
+        this.syncScopes();
         last = undefined;
         break;
       } catch (e) {
@@ -235,13 +236,20 @@ export class Firewall {
     try {
       await run;
       this.scopes = scopeMap(all);
-      this.log.info('firewall scopes added', { backend: this.backend.name, scopes: added.map((s) => s.id).join(',') });
+      this.syncScopes();
+      const held = added.filter((s) => this.scopes.has(s.id)).map((s) => s.id);
+      if (held.length) this.log.info('firewall scopes added', { backend: this.backend.name, scopes: held.join(',') });
     } finally {
       this.settingUp = null;
       // A set-up may have reloaded the firewall (firewalld empties its ipsets): check soon.
       this.needsCheck = true;
       this.schedule();
     }
+  }
+
+  /** The backend's word on the scopes it holds (nocreate: only those whose sets exist). */
+  private syncScopes(): void {
+    if (this.backend.scopes) this.scopes = scopeMap(scopeList(this.backend.scopes));
   }
 
   /** Resolves when everything queued so far reached the kernel (or failed and was re-queued). */
@@ -440,6 +448,7 @@ export class Firewall {
     if (!(await this.backend.check())) {
       this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
       await this.backend.setup();
+      this.syncScopes();
       if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
       if (this.metrics) this.metrics.firewallRepairs++;
       this.refill(this.held(Date.now()), null);

@@ -11,7 +11,7 @@ import { RefusedError, type BackendModule, type BanEntry, type BanRemoval, type 
 import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, run, runOk } from './exec';
 import { ToolSession } from './session';
 import { NftMonitor, iptablesIsNft } from './monitor';
-import { entryScope, scopeList, scopeMap } from './scopes';
+import { entryScope, scopeList, scopeMap, usableScopes } from './scopes';
 import { clampSeconds, validTarget } from './validate';
 
 /** tallow's own sets (scope ''). */
@@ -204,28 +204,21 @@ class IpsetBackend implements FirewallBackend {
     return `ipset sets ${sets} (${how}) with tools from ${this.config.iptPath}`;
   }
 
-  setup(): Promise<void> {
-    return this.setupScopes(this.scopes);
+  async setup(): Promise<void> {
+    this.scopes = await this.setupScopes(this.scopes);
   }
 
   async setScopes(scopes: Scope[]): Promise<void> {
-    const all = scopeList(this.scopes, scopes);
-    const added = all.slice(this.scopes.length);
-    if (!added.length) return;
-    await this.setupScopes(added);
-    this.scopes = all;
+    const added = scopeList(this.scopes, scopes).slice(this.scopes.length);
+    if (added.length) this.scopes = [...this.scopes, ...(await this.setupScopes(added))];
   }
 
-  private async setupScopes(scopes: readonly Scope[]): Promise<void> {
+  /** Sets and rules of these scopes made where missing; the scopes usable now (nocreate: those whose sets exist). */
+  private async setupScopes(scopes: readonly Scope[]): Promise<Scope[]> {
     const ipset = this.tool('ipset');
     if (this.config.nocreate) {
       const names = await ipsetNames(ipset);
-      for (const s of scopes) {
-        for (const f of this.fams) {
-          if (!names.has(setName(f, s))) this.log.warn('nocreate=1 but the ipset set is missing: bans will fail until it exists', { set: setName(f, s) });
-        }
-      }
-      return;
+      return usableScopes(scopes, this.fams, (n) => names.has(n), this.log, 'ipset set');
     }
     await createSets(ipset, this.fams, scopes, this.config, this.log);
     for (const f of this.fams) {
@@ -238,6 +231,7 @@ class IpsetBackend implements FirewallBackend {
         this.log.info('inserted DROP rule at the top of INPUT', { tool: path.basename(ipt), set: m[m.indexOf('--match-set') + 1], rule: m.join(' ') });
       }
     }
+    return [...scopes];
   }
 
   async check(): Promise<boolean> {

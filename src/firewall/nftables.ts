@@ -10,7 +10,7 @@ import { ALL_PORTS, setName, type Scope } from '../scope';
 import { RefusedError, type BackendModule, type BanEntry, type BanRemoval, type FirewallBackend, type FirewallSettings, type KernelBan, type Logger } from './backend';
 import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, executable, families, runOk } from './exec';
 import { NftMonitor } from './monitor';
-import { entryScope, scopeList, scopeMap } from './scopes';
+import { entryScope, scopeList, scopeMap, usableScopes } from './scopes';
 import { ToolSession } from './session';
 import { clampSeconds, validTarget } from './validate';
 
@@ -204,30 +204,27 @@ class NftablesBackend implements FirewallBackend {
     return parseTable(r.stdout, scopes);
   }
 
-  setup(): Promise<void> {
-    return this.setupScopes(this.scopes);
+  async setup(): Promise<void> {
+    this.scopes = await this.setupScopes(this.scopes);
   }
 
   async setScopes(scopes: Scope[]): Promise<void> {
-    const all = scopeList(this.scopes, scopes);
-    const added = all.slice(this.scopes.length);
-    if (!added.length) return;
-    await this.setupScopes(added);
-    this.scopes = all;
+    const added = scopeList(this.scopes, scopes).slice(this.scopes.length);
+    if (added.length) this.scopes = [...this.scopes, ...(await this.setupScopes(added))];
   }
 
-  private async setupScopes(scopes: readonly Scope[]): Promise<void> {
+  /** Sets and rules of these scopes made where missing; the scopes usable now (nocreate: those whose sets exist). */
+  private async setupScopes(scopes: readonly Scope[]): Promise<Scope[]> {
     if (this.config.nocreate) {
       const st = await this.state(scopes);
-      for (const name of this.names(scopes)) {
-        if (!st || !st.sets.has(name)) this.log.warn('nocreate=1 but the nftables set is missing: bans will fail until it exists', { set: `inet ${TABLE} ${name}` });
-      }
-      return;
+      return usableScopes(scopes, this.fams, (n) => !!st && st.sets.has(n), this.log, `nftables set (table inet ${TABLE})`);
     }
     const script = setupScript(this.config, await this.state(scopes), scopes);
-    if (!script) return;
-    await runOk([this.nft, '-f', '-'], { input: script, timeoutMs: TIMEOUT_MS });
-    this.log.info('nftables set-up done', { table: `inet ${TABLE}`, added: String(script.trim().split('\n').length) });
+    if (script) {
+      await runOk([this.nft, '-f', '-'], { input: script, timeoutMs: TIMEOUT_MS });
+      this.log.info('nftables set-up done', { table: `inet ${TABLE}`, added: String(script.trim().split('\n').length) });
+    }
+    return [...scopes];
   }
 
   async check(): Promise<boolean> {

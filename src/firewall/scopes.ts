@@ -3,6 +3,7 @@
 // line or a script. Ids and port lists come from rules.ts, but this is the last check.
 import type { Family } from '../address';
 import { ALL_PORTS, MAX_SET_NAME, setName, type Scope } from '../scope';
+import type { Logger } from './backend';
 import { validTarget } from './validate';
 
 const ID = /^[a-z0-9_]*$/i;
@@ -62,4 +63,21 @@ export function classify(
   const scope = scopes.get(id);
   if (scope) return validTarget(e.address, e.family, scope.net) ? { kind: 'ok', target: { address: e.address, family: e.family, scope: id } } : { kind: 'invalid' };
   return validTarget(e.address, e.family, true) ? { kind: 'unknown scope', target: { address: e.address, family: e.family, scope: id } } : { kind: 'invalid' };
+}
+
+/**
+ * nocreate=1: the scopes whose sets all exist (the administrator made them). tallow's own scope
+ * stays whatever happens (its bans fail until its sets exist, as they always did); another
+ * scope without its sets is left out and named, so its bans are refused (dropped, not retried
+ * with everyone else's) until the sets exist and the configuration is reloaded.
+ */
+export function usableScopes(scopes: readonly Scope[], fams: Family[], exists: (set: string) => boolean, log: Logger, what: string): Scope[] {
+  const out: Scope[] = [];
+  for (const s of scopes) {
+    const missing = fams.map((f) => setName(f, s)).filter((n) => !exists(n));
+    if (s.id === '') for (const set of missing) log.warn(`nocreate=1 but the ${what} is missing: bans will fail until it exists`, { set });
+    else if (missing.length) log.warn(`nocreate=1 and a scope's ${what} is missing: its bans are refused until it exists and tallow is reloaded`, { scope: s.id, sets: missing.join(',') });
+    if (s.id === '' || !missing.length) out.push(s);
+  }
+  return out;
 }

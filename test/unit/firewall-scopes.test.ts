@@ -285,6 +285,25 @@ describe('set-up per scope, argv of the tools', () => {
   });
 });
 
+describe('nocreate=1: what exists is used', () => {
+  test('a scope whose sets the administrator did not make is not held: named once, its bans refused, the others go on', async () => {
+    const t = standIns('nocreate', ['tallow', 'tallow6', 'tallow_p22', 'tallow6_p22']);
+    const log = logger();
+    const be = ipsetBackend.create(firewallSettings(config({ iptPath: t.bin, nftPath: t.bin, nocreate: true }), [P22, NET]), log);
+    const refused: string[] = [];
+    const fw = new Firewall(be, log, { onRefused: (a, _f, _why, scope) => void refused.push(`${a}|${scope}`) });
+    await fw.start();
+    assert.deepEqual(be.scopes?.map((s) => s.id), ['', 'p22']);
+    const warn = log.lines.filter((l) => l.level === 'warn');
+    assert.deepEqual(warn.map((l) => l.fields?.sets), ['tallow_net,tallow6_net'], JSON.stringify(warn));
+    fw.ban([{ address: '192.0.2.0/24', family: 4, seconds: 60, scope: 'net' }]);
+    await sleep(5);
+    assert.deepEqual(refused, ['192.0.2.0/24|net']);
+    assert.ok(!t.calls().some((c) => / create | -I /.test(c)), 'nothing created');
+    await fw.close();
+  });
+});
+
 /** A kernel per set (set name -> address -> seconds), refusing poisoned banKeys as ipset's session does. */
 class ScopedBackend implements FirewallBackend {
   readonly name = 'scoped';
