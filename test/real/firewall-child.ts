@@ -2,6 +2,7 @@
 // Usage: node firewall-child.js '<json>' where json = { config: Partial<Config>, options, steps }.
 // Steps: start | flush | list | check | close | {ban:[[addr,family,seconds],...]} | {unban:[[addr,family]...]}
 //        | {sleep: ms} | {exec: argv} (a change "from outside", e.g. ipset flush) | {waitLog: text, ms}
+//        | {execCode: argv} (a look from outside, e.g. ipset test: its exit status in results)
 //        | {banMany: {v4: n, v6: n, seconds}} | active
 //        | {rawBan: [[addr,family,seconds],...]} (straight to the queue, past the ledger's refusals)
 //        | {outcome: addr} | {trickle: {v4, v6, seconds, everyMs, killAt?}}
@@ -9,7 +10,7 @@
 //          (bans in a scope, held beside the ledger's until the ledger keys bans by scope)
 //        | {setScopes: Scope[]} (a reload with new rules) | {outcome: addr, scope}
 // spec.scopes: the scopes the backend is made with (chooseBackend's; ALL_PORTS is always there).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Config } from '../../src/config';
 import { defaultHistorySettings } from '../../src/history/settings';
@@ -190,6 +191,9 @@ async function main(): Promise<void> {
       } else if (typeof step === 'object' && step.exec) {
         const argv = step.exec as string[];
         execFileSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+      } else if (typeof step === 'object' && step.execCode) {
+        const argv = step.execCode as string[];
+        results.push({ execCode: spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' }).status });
       } else if (typeof step === 'object' && step.waitLog) {
         const end = Date.now() + (step.ms ?? 10000);
         while (!logs.some((l) => l.msg.includes(step.waitLog)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
