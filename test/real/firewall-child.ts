@@ -81,9 +81,9 @@ export function baseConfig(over: Partial<Config> = {}): Config {
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]) as { config?: Partial<Config>; options?: FirewallOptions; steps: Step[]; dryRun?: boolean; scopes?: Scope[] };
-  const logs: { level: string; msg: string; fields?: Record<string, string> }[] = [];
+  const logs: { level: string; msg: string; fields?: Record<string, string>; at: number }[] = [];
   const mk = (level: string) => (msg: string, fields?: Record<string, string>) => {
-    logs.push({ level, msg, fields });
+    logs.push({ level, msg, fields, at: Date.now() });
   };
   const log: Logger = { info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
   const results: unknown[] = [];
