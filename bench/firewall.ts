@@ -7,6 +7,8 @@
 //        [--trickle N] (N bans one by one, 10 ms apart: tool processes and CPU-s with its children)
 //        [--million] (1,000,000 bans: time to ban, check, list, probe, and re-fill after a flush)
 //        [--idle S] (CPU of the queue with 1,000 bans held, S seconds alone)
+//        [--scopes K] (K port scopes and a network scope beside tallow's: set-up, a second set-up,
+//        check() with its tool processes, 10,000 bans spread over the scopes vs in one set, list())
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as exec from '../src/firewall/exec';
@@ -15,6 +17,7 @@ import type { Config } from '../src/config';
 import type { Family } from '../src/address';
 import type { Logger } from '../src/firewall/backend';
 import { chooseBackend, Firewall } from '../src/firewall/index';
+import { ALL_PORTS, scopeOf, type Scope } from '../src/scope';
 import { manyAddresses } from '../test/real/firewall-addresses';
 import { baseConfig } from '../test/real/firewall-child';
 
@@ -159,8 +162,47 @@ async function idle(kind: Kind, seconds: number): Promise<Record<string, unknown
     cpu_pct: ((mid.self - c0.self + c1.children - c0.children) / seconds) * 100 };
 }
 
+/** The per-scope cost: K port scopes (ports 1001..1000+K) and a network scope beside tallow's. */
+async function scopes(kind: Kind, k: number): Promise<Record<string, unknown>> {
+  const config: Config = baseConfig({ backend: kind, maxelem: 1_000_000 });
+  const list: Scope[] = [ALL_PORTS, ...Array.from({ length: k }, (_, i) => scopeOf([1001 + i], undefined, false)), scopeOf(undefined, undefined, true)];
+  const secs = async (f: () => Promise<unknown>) => {
+    const t = process.hrtime.bigint();
+    await f();
+    return Number(process.hrtime.bigint() - t) / 1e9;
+  };
+  const out: Record<string, unknown> = { kind, scopes: list.length, sets: list.length * 2 };
+  const opts = { checkIntervalMs: 3_600_000, probeIntervalMs: 3_600_000 };
+  let fw = new Firewall(await chooseBackend(config, quiet, false, list), quiet, opts);
+  out.setup_first = await secs(() => fw.start());
+  await fw.close();
+  fw = new Firewall(await chooseBackend(config, quiet, false, list), quiet, opts);
+  out.setup_again = await secs(() => fw.start());
+  const e0 = execs();
+  out.check = await secs(() => fw.backend.check());
+  out.check_processes = e0 === null ? 'n/a' : execs()! - e0;
+  const bans = addresses(10_000);
+  out.ban_10000_one_set = await secs(async () => {
+    fw.ban(bans.map((a) => ({ ...a, seconds: 3600 })));
+    await fw.flush();
+  });
+  out.ban_10000_spread = await secs(async () => {
+    fw.ban(bans.map((a, i) => ({ ...a, seconds: 3600, scope: list[1 + (i % (list.length - 1))].id })));
+    await fw.flush();
+  });
+  let listed = 0;
+  out.list = await secs(async () => (listed = (await fw.list()).length));
+  out.listed = listed;
+  await fw.close();
+  return out;
+}
+
 async function inside(kind: Kind, runs: number, perProcess10k: boolean): Promise<void> {
   const args = process.argv;
+  if (args.includes('--scopes')) {
+    process.stdout.write(JSON.stringify(await scopes(kind, Number(args[args.indexOf('--scopes') + 1]))) + '\n');
+    return;
+  }
   if (args.includes('--idle')) {
     process.stdout.write(JSON.stringify({ kind, ...(await idle(kind, Number(args[args.indexOf('--idle') + 1]))) }) + '\n');
     return;
@@ -223,7 +265,7 @@ async function main(): Promise<void> {
   for (const kind of kinds) {
     const sb = await createSandbox({ network: true, firewalld: kind === 'firewalld' });
     try {
-      const extra = args.includes('--trickle') ? ['--trickle', opt('--trickle', '5000')] : args.includes('--million') ? ['--million'] : args.includes('--idle') ? ['--idle', opt('--idle', '60')] : [];
+      const extra = args.includes('--trickle') ? ['--trickle', opt('--trickle', '5000')] : args.includes('--million') ? ['--million'] : args.includes('--idle') ? ['--idle', opt('--idle', '60')] : args.includes('--scopes') ? ['--scopes', opt('--scopes', '4')] : [];
       const argv = [process.execPath, __filename, '--inside', kind, '--runs', String(runs), ...(pp10k ? ['--per-process-10k'] : []), ...extra];
       const r = await sb.run(argv, { net: 'server', timeoutMs: 3_600_000 });
       if (r.code !== 0) throw new Error(`${kind}: ${r.stderr.slice(-2000)}`);
@@ -233,7 +275,7 @@ async function main(): Promise<void> {
       await sb.destroy();
     }
   }
-  if (args.includes('--trickle') || args.includes('--million') || args.includes('--idle')) return;
+  if (args.includes('--trickle') || args.includes('--million') || args.includes('--idle') || args.includes('--scopes')) return;
   const f = (x: number) => x.toFixed(3);
   console.log(`runs=${runs} (100,000: min(runs,3)); medians in seconds; per-process 10k/100k extrapolated from 1,000 unless measured`);
   console.log('backend    setup   batched 1k  10k     100k    | per-process 1k  10k(extrap)  100k(extrap) | ratio 1k  ratio 10k');

@@ -1,6 +1,7 @@
 // firewalld, chosen when `firewall-cmd --state` says running: firewalld owns the sets and rules,
-// made permanent (ipsets `tallow`/`tallow6` with a timeout option, direct rules
-// `-m set --match-set tallow src -j DROP` at the top of INPUT) and loaded with one reload.
+// made permanent (per scope and family an ipset, `tallow`/`tallow6`, `tallow_p22`..., with a
+// timeout option, and direct rules with the ipset backend's matches, `-m set --match-set tallow
+// src -j DROP` at the top of INPUT) and loaded with one reload.
 //
 // Bans go into the kernel ipsets through one long-lived `ipset -` (as the ipset backend). Checked for real
 // with firewalld 1.3 on Debian 12 (FirewallBackend=nftables): firewalld then creates BOTH an nft
@@ -11,10 +12,12 @@
 // queue's probe of a few bans every 2 s notices an emptied set), and the queue re-fills.
 import * as path from 'node:path';
 import type { Family } from '../address';
-import type { BackendModule, BanEntry, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
-import { CommandError, TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
-import { SET_NAME, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession } from './ipset';
+import { setName, type Scope } from '../scope';
+import type { BackendModule, BanEntry, BanRemoval, FirewallBackend, FirewallSettings, KernelBan, Logger } from './backend';
+import { TOOL_TIMEOUT_MS as TIMEOUT_MS, families, run, runOk } from './exec';
+import { dropMatches, rulesPresent, ipsetApply, ipsetList, ipsetNames, ipsetPresent, ipsetSession, setType } from './ipset';
 import { NftMonitor, iptablesIsNft } from './monitor';
+import { scopeList, usableScopes } from './scopes';
 import type { ToolSession } from './session';
 
 const IPV: Record<Family, string> = { 4: 'ipv4', 6: 'ipv6' };
@@ -26,100 +29,114 @@ class FirewalldBackend implements FirewallBackend {
   private readonly ipset: string;
   readonly session: ToolSession;
   private monitor: NftMonitor | null = null;
+  scopes: readonly Scope[];
 
   constructor(
     private readonly config: FirewallSettings,
     private readonly log: Logger,
   ) {
     this.fams = families(config);
+    this.scopes = scopeList(config.scopes);
     this.fwcmd = path.join(config.fwcmdPath, 'firewall-cmd');
     this.ipset = path.join(config.iptPath, 'ipset');
     this.session = ipsetSession(this.ipset);
   }
 
-  private rule(f: Family): string[] {
-    return [IPV[f], 'filter', 'INPUT', '1', '-m', 'set', '--match-set', SET_NAME[f], 'src', '-j', 'DROP'];
+  private names(scopes: readonly Scope[]): string[] {
+    return scopes.flatMap((s) => this.fams.map((f) => setName(f, s)));
+  }
+
+  /** Every DROP rule of these scopes: [family, iptables matches]. */
+  private rules(scopes: readonly Scope[]): [Family, string[]][] {
+    return scopes.flatMap((s) => this.fams.flatMap((f) => dropMatches(f, s).map((m): [Family, string[]] => [f, m])));
+  }
+
+  /** The direct rule's argv: `ipv4 filter INPUT 1 <matches>`. */
+  private direct(f: Family, m: string[]): string[] {
+    return [IPV[f], 'filter', 'INPUT', '1', ...m];
   }
 
   describe(): string {
-    const sets = this.fams.map((f) => SET_NAME[f]).join(', ');
     const how = this.config.nocreate
       ? 'nocreate: using the ipsets and rules the administrator made'
-      : `permanent ipsets hash:ip timeout ${this.config.expires} maxelem ${this.config.maxelem} and direct DROP rules`;
-    return `firewalld (${this.fwcmd}) ipsets ${sets} (${how}), bans through ${this.ipset}`;
+      : `permanent ipsets hash:ip (hash:net for networks) timeout ${this.config.expires} maxelem ${this.config.maxelem} and direct DROP rules`;
+    return `firewalld (${this.fwcmd}) ipsets ${this.names(this.scopes).join(', ')} (${how}), bans through ${this.ipset}`;
   }
 
-  private fw(args: string[]) {
-    return run([this.fwcmd, ...args], { timeoutMs: TIMEOUT_MS });
-  }
-
-  /** What the kernel holds: our ipsets, and the DROP rules (in INPUT with firewalld's nftables backend, INPUT_direct with its iptables backend). */
-  private async kernelOk(): Promise<boolean> {
+  /** What the kernel holds: these scopes' ipsets, and the DROP rules (in INPUT with firewalld's nftables backend, INPUT_direct with its iptables backend). */
+  private async kernelOk(scopes: readonly Scope[] = this.scopes): Promise<boolean> {
     const names = await ipsetNames(this.ipset);
-    if (!this.fams.every((f) => names.has(SET_NAME[f]))) return false;
+    if (!this.names(scopes).every((n) => names.has(n))) return false;
     if (this.config.nocreate) return true;
     for (const f of this.fams) {
       const ipt = path.join(this.config.iptPath, f === 4 ? 'iptables' : 'ip6tables');
-      let found = false;
-      for (const chain of ['INPUT', 'INPUT_direct']) {
-        const r = await run([ipt, '-w', '-C', chain, '-m', 'set', '--match-set', SET_NAME[f], 'src', '-j', 'DROP'], { timeoutMs: TIMEOUT_MS });
-        if (r.code === 0) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) return false;
+      const rules = this.rules(scopes).filter(([g]) => g === f).map(([, m]) => m);
+      if (!(await rulesPresent(ipt, ['INPUT', 'INPUT_direct'], rules)).every(Boolean)) return false;
     }
     return true;
   }
 
   async setup(): Promise<void> {
+    this.scopes = await this.setupScopes(this.scopes);
+  }
+
+  async setScopes(scopes: Scope[]): Promise<void> {
+    // The reload this may need empties every ipset; the queue sees the rules go (nft monitor)
+    // or the sampled bans go missing (probe), and re-fills.
+    const added = scopeList(this.scopes, scopes).slice(this.scopes.length);
+    if (added.length) this.scopes = [...this.scopes, ...(await this.setupScopes(added))];
+  }
+
+  /** ipsets and direct rules of these scopes made where missing; the scopes usable now (nocreate: those whose ipsets exist). */
+  private async setupScopes(scopes: readonly Scope[]): Promise<Scope[]> {
+    const sets = this.names(scopes).join(',');
     if (this.config.nocreate) {
-      if (!(await this.kernelOk())) this.log.warn('nocreate=1 but the firewalld ipsets are missing: bans will fail until they exist', { sets: this.fams.map((f) => SET_NAME[f]).join(',') });
-      return;
+      const names = await ipsetNames(this.ipset);
+      return usableScopes(scopes, this.fams, (n) => names.has(n), this.log, 'firewalld ipset');
     }
     let changed = false;
     const have = new Set((await runOk([this.fwcmd, '--permanent', '--get-ipsets'], { timeoutMs: TIMEOUT_MS })).stdout.split(/\s+/).filter(Boolean));
-    for (const f of this.fams) {
-      if (have.has(SET_NAME[f])) continue;
-      await runOk([this.fwcmd, '--permanent', `--new-ipset=${SET_NAME[f]}`, '--type=hash:ip', `--family=${f === 4 ? 'inet' : 'inet6'}`,
-        `--option=timeout=${this.config.expires}`, `--option=maxelem=${this.config.maxelem}`], { timeoutMs: TIMEOUT_MS });
-      changed = true;
+    for (const scope of scopes) {
+      for (const f of this.fams) {
+        if (have.has(setName(f, scope))) continue;
+        await runOk([this.fwcmd, '--permanent', `--new-ipset=${setName(f, scope)}`, `--type=${setType(scope)}`, `--family=${f === 4 ? 'inet' : 'inet6'}`,
+          `--option=timeout=${this.config.expires}`, `--option=maxelem=${this.config.maxelem}`], { timeoutMs: TIMEOUT_MS });
+        changed = true;
+      }
     }
-    for (const f of this.fams) {
-      // --query-rule: exit 0 "yes", exit 1 "no"; anything else is a real error.
-      const argv = ['--permanent', '--direct', '--query-rule', ...this.rule(f)];
-      const q = await this.fw(argv);
-      if (q.code === 0) continue;
-      if (q.code !== 1) throw new CommandError(`${this.fwcmd} ${argv.join(' ')}: exit status ${q.code}: ${(q.stderr || q.stdout).trim()}`, [this.fwcmd, ...argv], q);
-      await runOk([this.fwcmd, '--permanent', '--direct', '--add-rule', ...this.rule(f)], { timeoutMs: TIMEOUT_MS });
+    // Every direct rule in one call, one per line as added (ours hold no spaces in an argument):
+    // a --query-rule per rule costs a firewall-cmd each (1-2 s apiece, measured), per scope.
+    const rules = new Set((await runOk([this.fwcmd, '--permanent', '--direct', '--get-all-rules'], { timeoutMs: TIMEOUT_MS })).stdout.split('\n').map((l) => l.trim().split(/\s+/).join(' ')));
+    for (const [f, m] of this.rules(scopes)) {
+      if (rules.has(this.direct(f, m).join(' '))) continue;
+      await runOk([this.fwcmd, '--permanent', '--direct', '--add-rule', ...this.direct(f, m)], { timeoutMs: TIMEOUT_MS });
       changed = true;
     }
     // One reload, only when the permanent configuration changed or the kernel lost something
     // (firewalld's own runtime view does not notice a rule deleted behind its back).
-    if (changed || !(await this.kernelOk())) {
+    if (changed || !(await this.kernelOk(scopes))) {
       await runOk([this.fwcmd, '--reload'], { timeoutMs: TIMEOUT_MS });
-      this.log.info('firewalld reloaded with tallow ipsets and direct rules', { sets: this.fams.map((f) => SET_NAME[f]).join(',') });
-      if (!(await this.kernelOk())) throw new Error(`${this.fwcmd} --reload: tallow's ipsets or direct rules are still not in the kernel`);
+      this.log.info('firewalld reloaded with tallow ipsets and direct rules', { sets });
+      if (!(await this.kernelOk(scopes))) throw new Error(`${this.fwcmd} --reload: tallow's ipsets or direct rules are still not in the kernel`);
     }
+    return [...scopes];
   }
 
   check(): Promise<boolean> {
     return this.kernelOk();
   }
 
-  apply(add: BanEntry[], remove: { address: string; family: Family }[]): Promise<void> {
-    return ipsetApply(this.session, add, remove, this.fams);
+  apply(add: BanEntry[], remove: BanRemoval[]): Promise<void> {
+    return ipsetApply(this.session, add, remove, this.fams, this.scopes);
   }
 
   list(): Promise<KernelBan[]> {
-    return ipsetList(this.ipset, this.fams);
+    return ipsetList(this.ipset, this.fams, this.scopes);
   }
 
-  present(sample: { address: string; family: Family }[]): Promise<boolean[]> {
-    return ipsetPresent(this.session, sample);
+  present(sample: BanRemoval[]): Promise<boolean[]> {
+    return ipsetPresent(this.session, sample, this.scopes);
   }
-
   async watch(changed: () => void): Promise<boolean> {
     // iptables-nft rules are nftables rules: a reload deletes them and nft monitor says so.
     this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);

@@ -2,13 +2,16 @@
 // while the previous batch was in flight goes out as one batch (through the backend's long-lived
 // session), failures are retried with back-off (never dropped), elements the kernel refuses are
 // found by splitting the batch and dropped with an error naming them, and what someone else
-// flushed or deleted is re-created and re-filled from the ledger's bans.
-import { RefusedError, type BanEntry, type FirewallBackend, type KernelBan, type Logger } from './backend';
+// flushed or deleted is re-created and re-filled from the ledger's bans. A ban is an address (or
+// network) in a scope: the queue keys everything by banKey(address, scope).
+import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from './backend';
 import { FirewallError } from './choose';
-import { missingFamilies, sampleHeld, type HeldBan } from './probe';
+import { emptiedSets, heldSet, missingSets, sampleHeld, type HeldBan } from './probe';
 import type { Family } from '../address';
 import type { Metrics } from '../metrics';
-import { clampSeconds, validAddress } from './validate';
+import { banKey, setName, type Scope } from '../scope';
+import { classify, scopeList, scopeMap, type Target } from './scopes';
+import { clampSeconds } from './validate';
 
 export { BACKENDS, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
 
@@ -22,8 +25,11 @@ export interface FirewallOptions {
    * emptied set is re-filled within seconds (ms); only where the backend cannot see reloads.
    */
   probeIntervalMs?: number;
-  /** An element the kernel refused and that was dropped (the ledger should forget that ban). */
-  onRefused?: (address: string, family: Family, reason: string) => void;
+  /**
+   * An element the kernel refused (or whose scope is not held) and that was dropped: the ledger
+   * should forget that ban (banKey(address, scope)).
+   */
+  onRefused?: (address: string, family: Family, reason: string, scope: string) => void;
   /** First retry delay after a failure (ms); doubles up to retryMaxMs. */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -31,11 +37,13 @@ export interface FirewallOptions {
   startAttempts?: number;
   /** The bans the kernel should hold now (the ledger's): what a lost set is re-filled with. */
   held?: () => Iterable<HeldBan>;
+  /** The scopes bans may name; default: the backend's (ALL_PORTS when it has none). */
+  scopes?: Scope[];
   metrics?: Metrics;
 }
 
-type Pending = { add: true; family: Family; expiry: number } | { add: false; family: Family };
-type Op = [address: string, pending: Pending];
+type Pending = Target & ({ add: true; expiry: number } | { add: false });
+type Op = [key: string, pending: Pending];
 
 /** Elements per request to the tool. */
 const SLICE = 20_000;
@@ -45,18 +53,22 @@ function errText(e: unknown): string {
 }
 
 export class Firewall {
-  private readonly opts: Required<Omit<FirewallOptions, 'metrics' | 'onRefused'>>;
+  private readonly opts: Required<Omit<FirewallOptions, 'metrics' | 'onRefused' | 'scopes'>>;
   private readonly metrics: Metrics | undefined;
   private readonly onRefused: FirewallOptions['onRefused'];
-  /** Addresses whose last change the kernel refused: not probed, not re-filled, until changed again. */
+  /** Bans (banKey) whose last change the kernel refused: not probed, not re-filled, until changed again. */
   private refused = new Map<string, string>();
-  /** Callers of outcome() waiting for an address's change to land. */
+  /** The scopes bans may name, by id. */
+  private scopes: Map<string, Scope>;
+  /** A setScopes() in progress: no batch goes out meanwhile (set-ups must not overlap). */
+  private settingUp: Promise<void> | null = null;
+  /** Callers of outcome() waiting for a ban's change to land (by banKey). */
   private outcomes = new Map<string, ((why: string | null) => void)[]>();
   /** Sampled bans were missing: the next check compares the sets with the ledger. */
   private suspect = false;
   private probeTimer: NodeJS.Timeout | null = null;
   private probing = false;
-  /** Changes not yet sent; the latest decision about an address wins. */
+  /** Changes not yet sent (by banKey); the latest decision about a ban wins. */
   private pending = new Map<string, Pending>();
   private started = false;
   private closed = false;
@@ -75,9 +87,10 @@ export class Firewall {
     private readonly log: Logger,
     opts: FirewallOptions = {},
   ) {
-    const { metrics, onRefused, ...rest } = opts;
+    const { metrics, onRefused, scopes, ...rest } = opts;
     this.metrics = metrics;
     this.onRefused = onRefused;
+    this.scopes = scopeMap(scopeList(scopes ?? backend.scopes));
     this.opts = { checkIntervalMs: 30_000, probeIntervalMs: 2000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, held: () => [], ...rest };
   }
 
@@ -91,7 +104,10 @@ export class Firewall {
     let last: unknown;
     for (let attempt = 1; attempt <= this.opts.startAttempts; attempt++) {
       try {
+        // Scopes given to the queue and not to the backend: the backend holds them too.
+        await this.backend.setScopes?.([...this.scopes.values()]);
         await this.backend.setup();
+        this.syncScopes();
         last = undefined;
         break;
       } catch (e) {
@@ -132,49 +148,108 @@ export class Firewall {
     const now = Date.now();
     for (const e of entries) {
       const seconds = clampSeconds(e?.seconds);
-      if (!e || !validAddress(e.address, e.family) || seconds === null) {
-        this.log.warn('refusing an invalid ban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family), seconds: String(e?.seconds) });
+      const t = this.target(e, 'ban');
+      if (!t || seconds === null) {
+        if (t) this.log.warn('refusing an invalid ban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family), seconds: String(e?.seconds) });
         continue;
       }
-      this.pending.set(e.address, { add: true, family: e.family, expiry: now + seconds * 1000 });
-      this.refused.delete(e.address);
+      const key = banKey(t.address, t.scope);
+      this.pending.set(key, { ...t, add: true, expiry: now + seconds * 1000 });
+      this.refused.delete(key);
     }
     this.schedule();
   }
 
-  unban(entries: { address: string; family: Family }[]): void {
+  unban(entries: BanRemoval[]): void {
     for (const e of entries) {
-      if (!e || !validAddress(e.address, e.family)) {
-        this.log.warn('refusing an invalid unban (not sent to the firewall)', { address: String(e?.address), family: String(e?.family) });
-        continue;
-      }
-      this.pending.set(e.address, { add: false, family: e.family });
-      this.refused.delete(e.address);
+      const t = this.target(e, 'unban');
+      if (!t) continue;
+      const key = banKey(t.address, t.scope);
+      this.pending.set(key, { ...t, add: false });
+      this.refused.delete(key);
     }
     this.schedule();
   }
 
   /**
-   * Resolves once the address's queued change reached the kernel (null), or with why not: the
-   * kernel refused it (dropped), or the firewall failed and it waits for a retry. Nothing
-   * queued: null at once. For `tallow ban`/`unban`, after ban()/unban().
+   * The entry's address, family and scope when the scope is held and its set can hold the
+   * address; else null, logged. A ban in a scope not held (one the backend was never given) is
+   * dropped as a refused element is: named, and reported to onRefused so the ledger forgets it.
    */
-  outcome(address: string): Promise<string | null> {
-    if (!this.pending.has(address) && !this.inflight?.has(address)) return Promise.resolve(this.refused.get(address) ?? null);
+  private target(e: BanRemoval | undefined, what: 'ban' | 'unban'): Target | null {
+    const t = classify(e, this.scopes);
+    if (t.kind === 'ok') return t.target;
+    if (t.kind === 'unknown scope') {
+      const { address, family, scope } = t.target;
+      const why = `no firewall set for scope ${JSON.stringify(scope)} (not among the scopes set up)`;
+      this.log.error(`the firewall refused ${what === 'ban' ? 'a ban' : 'an unban'}; dropped`, { backend: this.backend.name, address, scope, error: why });
+      this.refused.set(banKey(address, scope), why);
+      // Not from inside the ledger's own event (this runs in its listener): after it.
+      queueMicrotask(() => this.onRefused?.(address, family, why, scope));
+    } else {
+      this.log.warn(`refusing an invalid ${what} (not sent to the firewall)`, { address: String(e?.address), family: String(e?.family), scope: String(e?.scope ?? '') });
+    }
+    return null;
+  }
+
+  /**
+   * Resolves once the queued change of the address in this scope reached the kernel (null), or
+   * with why not: the kernel refused it (dropped), or the firewall failed and it waits for a
+   * retry. Nothing queued: null at once. For `tallow ban`/`unban`, after ban()/unban().
+   */
+  outcome(address: string, scope = ''): Promise<string | null> {
+    const key = banKey(address, scope);
+    if (!this.pending.has(key) && !this.inflight?.has(key)) return Promise.resolve(this.refused.get(key) ?? null);
     if (!this.started || this.closed) return Promise.resolve('the firewall is not running');
     if (this.retryTimer) return Promise.resolve(`not in the firewall yet: retrying after a failure (backend ${this.backend.name})`);
     return new Promise((resolve) => {
-      const list = this.outcomes.get(address);
+      const list = this.outcomes.get(key);
       if (list) list.push(resolve);
-      else this.outcomes.set(address, [resolve]);
+      else this.outcomes.set(key, [resolve]);
     });
   }
 
-  private settle(address: string, why: string | null): void {
-    const list = this.outcomes.get(address);
+  private settle(key: string, why: string | null): void {
+    const list = this.outcomes.get(key);
     if (!list) return;
-    this.outcomes.delete(address);
+    this.outcomes.delete(key);
     for (const f of list) f(why);
+  }
+
+  /**
+   * Adds scopes (a reload with new rules): their sets and rules are set up before this resolves,
+   * then bans may name them. Scopes held already stay (their bans expire by themselves). No
+   * batch goes out meanwhile. Throws (and holds no new scope) when the set-up fails.
+   */
+  async setScopes(scopes: Scope[]): Promise<void> {
+    scopeList(scopes); // a bad scope throws here, before anything waits
+    while (this.settingUp) await this.settingUp;
+    const all = scopeList(this.scopes.values(), scopes);
+    const added = all.slice(this.scopes.size);
+    if (!added.length || this.closed) return;
+    const run = (async () => {
+      // The batch in flight finishes first: set-up and sends never overlap.
+      while (this.running) await this.running;
+      if (this.backend.setScopes) await this.backend.setScopes(all);
+    })();
+    this.settingUp = run.catch(() => {});
+    try {
+      await run;
+      this.scopes = scopeMap(all);
+      this.syncScopes();
+      const held = added.filter((s) => this.scopes.has(s.id)).map((s) => s.id);
+      if (held.length) this.log.info('firewall scopes added', { backend: this.backend.name, scopes: held.join(',') });
+    } finally {
+      this.settingUp = null;
+      // A set-up may have reloaded the firewall (firewalld empties its ipsets): check soon.
+      this.needsCheck = true;
+      this.schedule();
+    }
+  }
+
+  /** The backend's word on the scopes it holds (nocreate: only those whose sets exist). */
+  private syncScopes(): void {
+    if (this.backend.scopes) this.scopes = scopeMap(scopeList(this.backend.scopes));
   }
 
   /** Resolves when everything queued so far reached the kernel (or failed and was re-queued). */
@@ -206,25 +281,31 @@ export class Firewall {
     return Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.max(0, failures - 1));
   }
 
-  /** The ledger's bans still running, minus those the kernel refused. */
+  /** The ledger's bans still running in scopes held, minus those the kernel refused. */
   private held(now: number): HeldBan[] {
     const out: HeldBan[] = [];
-    for (const b of this.opts.held()) if (b.expiry > now && !this.refused.has(b.address)) out.push(b);
+    for (const b of this.opts.held()) {
+      const scope = b.scope ?? '';
+      if (b.expiry > now && this.scopes.has(scope) && !this.refused.has(banKey(b.address, scope))) out.push(b);
+    }
     return out;
   }
 
-  /** Families whose sampled held bans are all missing from the kernel. */
-  private missingFamilies(now: number): Promise<Set<Family>> {
-    const sample = sampleHeld(this.opts.held(), (a) => this.pending.has(a) || this.refused.has(a), now);
-    return missingFamilies(this.backend, sample);
+  /** Sets (heldSet names) whose sampled held bans are all missing from the kernel. */
+  private missingSets(now: number): Promise<Set<string>> {
+    const skip = (b: HeldBan) => {
+      const key = banKey(b.address, b.scope ?? '');
+      return !this.scopes.has(b.scope ?? '') || this.pending.has(key) || this.refused.has(key);
+    };
+    return missingSets(this.backend, sampleHeld(this.opts.held(), skip, now));
   }
 
   /** The periodic cheap look: sampled bans missing means a flushed set; the next check re-fills. */
   private async probe(): Promise<void> {
-    if (this.probing || this.closed || this.running || this.retryTimer) return;
+    if (this.probing || this.closed || this.running || this.retryTimer || this.settingUp) return;
     this.probing = true;
     try {
-      if ((await this.missingFamilies(Date.now())).size) {
+      if ((await this.missingSets(Date.now())).size) {
         this.needsCheck = true;
         this.suspect = true;
         this.schedule();
@@ -240,11 +321,13 @@ export class Firewall {
 
   /** One drain per tick, none while a batch is in flight (it picks up the new work) or a retry waits. */
   private schedule(): void {
-    if (!this.started || this.closed || this.scheduled || this.running || this.retryTimer) return;
+    if (!this.started || this.closed || this.scheduled || this.running || this.retryTimer || this.settingUp) return;
     if (this.pending.size === 0 && !this.needsCheck) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      // setScopes() schedules again when its set-up is done.
+      if (this.settingUp || this.closed) return;
       this.running = this.drain().finally(() => {
         this.running = null;
         this.wake();
@@ -304,9 +387,9 @@ export class Firewall {
   private async send(batch: Map<string, Pending>): Promise<void> {
     const now = Date.now();
     const ops: Op[] = [];
-    for (const [address, p] of batch) {
-      if (!p.add || p.expiry > now) ops.push([address, p]);
-      else this.settle(address, null); // expired while queued, nothing to add
+    for (const [key, p] of batch) {
+      if (!p.add || p.expiry > now) ops.push([key, p]);
+      else this.settle(key, null); // expired while queued, nothing to add
     }
     // Slices keep each request to the tool well inside its timeout (a million bans at once took
     // longer than the 120 s a request may take) and let a failure lose only a slice's progress.
@@ -319,10 +402,10 @@ export class Firewall {
    */
   private async sendOps(ops: Op[], now: number): Promise<void> {
     const add: BanEntry[] = [];
-    const remove: { address: string; family: Family }[] = [];
-    for (const [address, p] of ops) {
-      if (p.add) add.push({ address, family: p.family, seconds: Math.max(1, Math.ceil((p.expiry - now) / 1000)) });
-      else remove.push({ address, family: p.family });
+    const remove: BanRemoval[] = [];
+    for (const [, p] of ops) {
+      if (p.add) add.push({ address: p.address, family: p.family, scope: p.scope, seconds: Math.max(1, Math.ceil((p.expiry - now) / 1000)) });
+      else remove.push({ address: p.address, family: p.family, scope: p.scope });
     }
     try {
       await this.backend.apply(add, remove);
@@ -334,27 +417,28 @@ export class Firewall {
         await this.sendOps(ops.slice(mid), now);
         return;
       }
-      const [address, p] = ops[0];
-      this.refused.set(address, e.message);
+      const [key, p] = ops[0];
+      this.refused.set(key, e.message);
       this.log.error(p.add ? 'the firewall refused a ban; dropped' : 'the firewall refused an unban; dropped', {
         backend: this.backend.name,
-        address,
+        address: p.address,
+        set: setName(p.family, p.scope),
         error: e.message,
       });
-      this.settle(address, e.message);
-      this.onRefused?.(address, p.family, e.message);
+      this.settle(key, e.message);
+      this.onRefused?.(p.address, p.family, e.message, p.scope);
       return;
     }
     if (this.metrics) {
       this.metrics.firewallBatches++;
       this.metrics.firewallElements += ops.length;
     }
-    for (const [address] of ops) this.settle(address, null);
+    for (const [key] of ops) this.settle(key, null);
   }
 
   /**
    * Sets or rules gone (a firewall reload, a flush by hand): re-create them and re-fill every ban we
-   * still hold. A set that exists but holds none of our bans of its family was flushed: re-fill it.
+   * still hold. A set that exists but holds none of our bans meant for it was flushed: re-fill it.
    * (Single entries removed by an administrator are left removed.) The sets are listed only when
    * sampled bans were missing, or when the backend cannot look bans up cheaply.
    */
@@ -364,20 +448,16 @@ export class Firewall {
     if (!(await this.backend.check())) {
       this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
       await this.backend.setup();
+      this.syncScopes();
       if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
       if (this.metrics) this.metrics.firewallRepairs++;
-      this.refill(this.held(Date.now()), new Set<Family>([4, 6]));
-    } else if (!this.backend.present || suspect || (await this.missingFamilies(Date.now())).size) {
+      this.refill(this.held(Date.now()), null);
+    } else if (!this.backend.present || suspect || (await this.missingSets(Date.now())).size) {
       const held = this.held(Date.now());
       if (held.length) {
-        const inKernel = new Set((await this.backend.list()).map((k) => k.address));
-        const emptied = new Set<Family>();
-        for (const f of [4, 6] as Family[]) {
-          const ours = held.filter((b) => b.family === f && !this.pending.has(b.address));
-          if (ours.length && !ours.some((b) => inKernel.has(b.address))) emptied.add(f);
-        }
+        const emptied = emptiedSets(held, await this.backend.list(), (key) => this.pending.has(key));
         if (emptied.size) {
-          this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, families: [...emptied].join(',') });
+          this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, sets: [...emptied].join(',') });
           if (this.metrics) this.metrics.firewallRepairs++;
           this.refill(held, emptied);
         }
@@ -386,11 +466,14 @@ export class Firewall {
     this.needsCheck = false;
   }
 
-  private refill(held: HeldBan[], fams: Set<Family>): void {
+  /** Queues the held bans of these sets (heldSet names; null: every set) again. */
+  private refill(held: HeldBan[], sets: Set<string> | null): void {
     let n = 0;
     for (const b of held) {
-      if (!fams.has(b.family) || this.pending.has(b.address)) continue;
-      this.pending.set(b.address, { add: true, family: b.family, expiry: b.expiry });
+      const scope = b.scope ?? '';
+      const key = banKey(b.address, scope);
+      if ((sets && !sets.has(heldSet(b))) || this.pending.has(key)) continue;
+      this.pending.set(key, { add: true, address: b.address, family: b.family, scope, expiry: b.expiry });
       n++;
     }
     if (n) this.log.info('re-filling bans into the firewall', { count: String(n) });

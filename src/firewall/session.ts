@@ -160,6 +160,10 @@ export class ToolSession {
     const child = this.child;
     this.child = null;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    // Waited for again (start() unref'd it): `nft -i` takes 0.7-2 s to exit after its input ends
+    // (measured), past the kill timer, and a process whose loop holds nothing else would
+    // otherwise end before the 'exit' event, from inside close().
+    child.ref();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => this.kill(child), 2000);
       child.once('exit', () => {

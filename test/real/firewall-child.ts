@@ -2,10 +2,15 @@
 // Usage: node firewall-child.js '<json>' where json = { config: Partial<Config>, options, steps }.
 // Steps: start | flush | list | check | close | {ban:[[addr,family,seconds],...]} | {unban:[[addr,family]...]}
 //        | {sleep: ms} | {exec: argv} (a change "from outside", e.g. ipset flush) | {waitLog: text, ms}
+//        | {execCode: argv} (a look from outside, e.g. ipset test: its exit status in results)
 //        | {banMany: {v4: n, v6: n, seconds}} | active
 //        | {rawBan: [[addr,family,seconds],...]} (straight to the queue, past the ledger's refusals)
 //        | {outcome: addr} | {trickle: {v4, v6, seconds, everyMs, killAt?}}
-import { execFileSync } from 'node:child_process';
+//        | {scopedBan: [[addr,family,seconds,scope],...]} | {scopedUnban: [[addr,family,scope],...]}
+//          (bans in a scope, held beside the ledger's until the ledger keys bans by scope)
+//        | {setScopes: Scope[]} (a reload with new rules) | {outcome: addr, scope}
+// spec.scopes: the scopes the backend is made with (chooseBackend's; ALL_PORTS is always there).
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Config } from '../../src/config';
 import { defaultHistorySettings } from '../../src/history/settings';
@@ -15,6 +20,8 @@ import { chooseBackend, Firewall, type FirewallOptions } from '../../src/firewal
 import { Ledger } from '../../src/ledger';
 import { firewallListener } from '../../src/listeners/firewall';
 import { manyAddresses } from './firewall-addresses';
+import { banKey, type Scope } from '../../src/scope';
+import type { HeldBan } from '../../src/firewall/probe';
 
 type Step = string | Record<string, any>;
 
@@ -73,23 +80,38 @@ export function baseConfig(over: Partial<Config> = {}): Config {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2]) as { config?: Partial<Config>; options?: FirewallOptions; steps: Step[]; dryRun?: boolean };
-  const logs: { level: string; msg: string; fields?: Record<string, string> }[] = [];
+  const spec = JSON.parse(process.argv[2]) as { config?: Partial<Config>; options?: FirewallOptions; steps: Step[]; dryRun?: boolean; scopes?: Scope[] };
+  const logs: { level: string; msg: string; fields?: Record<string, string>; at: number }[] = [];
   const mk = (level: string) => (msg: string, fields?: Record<string, string>) => {
-    logs.push({ level, msg, fields });
+    logs.push({ level, msg, fields, at: Date.now() });
   };
   const log: Logger = { info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
   const results: unknown[] = [];
   let fw: Firewall | null = null;
-  // What onRefused reported: [address, family, reason].
-  const refused: [string, number, string][] = [];
-  const out = (extra: Record<string, unknown>) => process.stdout.write(JSON.stringify({ results, logs, refused, ...extra }) + '\n');
+  // What onRefused reported: [address, family, reason, scope].
+  const refused: [string, number, string, string][] = [];
+  // Bans in scopes (by banKey), held for the queue's re-fill as the ledger will hold them.
+  const scoped = new Map<string, HeldBan>();
+  let printed = false;
+  const out = (extra: Record<string, unknown>) => {
+    printed = true;
+    fs.writeSync(1, JSON.stringify({ results, logs, refused, ...extra }) + '\n');
+  };
+  // Nothing left to wait for (a promise no handle will settle): say where, instead of a silent exit 0.
+  let current: Step = 'none';
+  process.on('exit', () => {
+    if (!printed) out({ ok: false, error: `exited with nothing left to run during step ${JSON.stringify(current)}`, errorName: 'EmptyLoop' });
+  });
   try {
-    const backend = await chooseBackend(baseConfig(spec.config), log, !!spec.dryRun);
+    const backend = await chooseBackend(baseConfig(spec.config), log, !!spec.dryRun, spec.scopes);
     // As the daemon wires it: the ledger holds the bans, its events reach the firewall queue.
     let listener: ReturnType<typeof firewallListener> | null = null;
     const ledger = new Ledger({ emit: (e) => listener!.handle([e]) });
-    fw = new Firewall(backend, log, { ...spec.options, held: () => ledger.values(), onRefused: (a, f, why) => void refused.push([a, f, why]) });
+    const held = function* (): Iterable<HeldBan> {
+      yield* ledger.values();
+      yield* scoped.values();
+    };
+    fw = new Firewall(backend, log, { ...spec.options, held, onRefused: (a, f, why, scope) => void refused.push([a, f, why, scope]) });
     listener = firewallListener(fw);
     const ban = (entries: { address: string; family: Family; seconds: number }[]) => {
       const now = Date.now();
@@ -97,6 +119,7 @@ async function main(): Promise<void> {
     };
     results.push({ backend: backend.name, describe: backend.describe() });
     for (const step of spec.steps) {
+      current = step;
       const t0 = process.hrtime.bigint();
       const ms = () => Number(process.hrtime.bigint() - t0) / 1e6;
       if (step === 'start') {
@@ -127,7 +150,19 @@ async function main(): Promise<void> {
       } else if (typeof step === 'object' && step.rawBan) {
         fw.ban((step.rawBan as [string, Family, number][]).map(([address, family, seconds]) => ({ address, family, seconds })));
       } else if (typeof step === 'object' && step.outcome) {
-        results.push({ outcome: await fw.outcome(step.outcome) });
+        results.push({ outcome: await fw.outcome(step.outcome, step.scope) });
+      } else if (typeof step === 'object' && step.scopedBan) {
+        const now = Date.now();
+        const entries = (step.scopedBan as [string, Family, number, string][]).map(([address, family, seconds, scope]) => ({ address, family, seconds, scope }));
+        for (const e of entries) scoped.set(banKey(e.address, e.scope), { address: e.address, family: e.family, scope: e.scope, expiry: now + e.seconds * 1000 });
+        fw.ban(entries);
+      } else if (typeof step === 'object' && step.scopedUnban) {
+        const entries = (step.scopedUnban as [string, Family, string][]).map(([address, family, scope]) => ({ address, family, scope }));
+        for (const e of entries) scoped.delete(banKey(e.address, e.scope));
+        fw.unban(entries);
+      } else if (typeof step === 'object' && step.setScopes) {
+        await fw.setScopes(step.setScopes as Scope[]);
+        results.push({ setScopes: ms() });
       } else if (typeof step === 'object' && step.trickle) {
         // Bans one by one, as a real attack decides them, everyMs apart.
         const { v4, v6, seconds, everyMs, killAt } = step.trickle as { v4: number; v6: number; seconds: number; everyMs: number; killAt?: number };
@@ -156,6 +191,9 @@ async function main(): Promise<void> {
       } else if (typeof step === 'object' && step.exec) {
         const argv = step.exec as string[];
         execFileSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+      } else if (typeof step === 'object' && step.execCode) {
+        const argv = step.execCode as string[];
+        results.push({ execCode: spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' }).status });
       } else if (typeof step === 'object' && step.waitLog) {
         const end = Date.now() + (step.ms ?? 10000);
         while (!logs.some((l) => l.msg.includes(step.waitLog)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
@@ -164,6 +202,7 @@ async function main(): Promise<void> {
         throw new Error(`unknown step ${JSON.stringify(step)}`);
       }
     }
+    current = 'close';
     await fw.close();
     out({ ok: true });
   } catch (e) {

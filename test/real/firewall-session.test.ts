@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createSandbox, sleep, type Sandbox } from '../env/sandbox';
-import { childRun, dropRules, kernelSet, makeToolWrappers, type Kind } from './firewall-kernel';
+import { sleep, type Sandbox } from '../env/sandbox';
+import { childRun, dropRules, firewallSandbox, kernelSet, makeToolWrappers, type Kind } from './firewall-kernel';
 import { manyAddresses } from './firewall-addresses';
 
 // TALLOW_FW_KINDS=ipset,nftables narrows the run (each backend builds its own sandbox).
@@ -24,12 +24,8 @@ for (const kind of KINDS) {
     };
 
     before(async () => {
-      sb = await createSandbox({ network: true, firewalld: kind === 'firewalld' });
-      tools = makeToolWrappers(path.join(sb.dir, 'fw'));
-      const srv = sb.spawn([process.execPath, '-e', "require('net').createServer((s)=>s.end()).listen({port:22,host:'::'})"], { net: 'server' });
-      srv.stdout!.resume();
-      srv.stderr!.resume();
-      for (let i = 0; i < 50 && !(await sb.canConnect(sb.client.v4, 22, 1)); i++) await sleep(100);
+      // A TCP listener on 22 (firewalld's default zone lets ssh in), dual-stack.
+      ({ sb, tools } = await firewallSandbox(kind));
     });
     after(async () => {
       if (sb) await sb.destroy();

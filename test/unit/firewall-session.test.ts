@@ -92,6 +92,18 @@ describe('ToolSession (ipset -)', () => {
     await assert.rejects(ipsetApply(s, [ban('192.0.2.1')], [], [4]), (e: Error) => e instanceof CommandError && /not found/.test(e.message));
     await s.close();
   });
+
+  test('close() waits for a tool slow to exit even when nothing else keeps the process alive (nft -i takes seconds)', async () => {
+    // Echoes each line to stderr (the sentinel's answer), then lingers 5 s after its input ends.
+    const slow = path.join(dir, 'slow-tool');
+    fs.writeFileSync(slow, '#!/bin/sh\nwhile read l; do echo "$l" >&2; done\nexec sleep 5\n', { mode: 0o755 });
+    const session = path.join(__dirname, '../../src/firewall/session.js');
+    const code = `const { ToolSession } = require(${JSON.stringify(session)});` +
+      `(async () => { const s = new ToolSession([${JSON.stringify(slow)}], { sentinel: (t) => t }, 10000); await s.exec(['x']); await s.close(); console.log('closed'); })();`;
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(out.trim(), 'closed', 'the process lived until the tool was gone');
+  });
 });
 
 /** Refuses any batch holding a poisoned address (as ipset's session reports it); present() for the probe. */
@@ -116,7 +128,7 @@ class RefusingBackend implements FirewallBackend {
     if (bad.length) throw new RefusedError('ipset refused: Null-valued element, cannot be stored in a hash type of set');
   }
   async list(): Promise<KernelBan[]> {
-    return [...this.kernel].map(([address, family]) => ({ address, family, remaining: 60 }));
+    return [...this.kernel].map(([address, family]) => ({ address, family, remaining: 60, scope: '' }));
   }
   async present(sample: { address: string; family: Family }[]) {
     return sample.map((s) => this.kernel.has(s.address));

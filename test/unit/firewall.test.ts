@@ -6,7 +6,7 @@ import type { Config } from '../../src/config';
 import { defaultHistorySettings } from '../../src/history/settings';
 import type { Family } from '../../src/address';
 import type { BanEntry, FirewallBackend, KernelBan, Logger } from '../../src/firewall/backend';
-import { chooseBackend, Firewall, FirewallError, type FirewallOptions } from '../../src/firewall/index';
+import { chooseBackend, Firewall, FirewallError, firewallSettings, type FirewallOptions } from '../../src/firewall/index';
 import { Ledger } from '../../src/ledger';
 import { firewallListener } from '../../src/listeners/firewall';
 import { parseSave, restoreScript } from '../../src/firewall/ipset';
@@ -62,7 +62,7 @@ class FakeBackend implements FirewallBackend {
     for (const e of remove) this.kernel.delete(e.address);
   }
   async list(): Promise<KernelBan[]> {
-    return [...this.kernel].map(([address, v]) => ({ address, family: v.family, remaining: v.seconds }));
+    return [...this.kernel].map(([address, v]) => ({ address, family: v.family, remaining: v.seconds, scope: '' }));
   }
 }
 
@@ -132,7 +132,7 @@ describe('Firewall queue', () => {
     await fw.flush();
     assert.equal(be.calls.length, 1);
     assert.deepEqual(be.calls[0].add.map((e) => e.address), ['192.0.2.10']);
-    assert.deepEqual(be.calls[0].remove, [{ address: '192.0.2.9', family: 4 }]);
+    assert.deepEqual(be.calls[0].remove, [{ address: '192.0.2.9', family: 4, scope: '' }]);
     assert.deepEqual([...fw.active().keys()], ['192.0.2.10']);
     await fw.close();
   });
@@ -258,27 +258,27 @@ describe('ipset scripts', () => {
 
   test('save output parsed back, other sets ignored', () => {
     const text = 'create tallow hash:ip family inet hashsize 1024 maxelem 65536 timeout 3600\nadd tallow 192.0.2.1 timeout 42\nadd other 192.0.2.2 timeout 5\n';
-    assert.deepEqual(parseSave(text, 4), [{ address: '192.0.2.1', family: 4, remaining: 42 }]);
+    assert.deepEqual(parseSave(text, 4), [{ address: '192.0.2.1', family: 4, remaining: 42, scope: '' }]);
   });
 });
 
 describe('nftables scripts', () => {
   test('set-up script: table, both sets with timeout and size, chain before the filter, drop rules; only what is missing', () => {
-    const s = setupScript(config({ maxelem: 500, expires: 77 }));
+    const s = setupScript(firewallSettings(config({ maxelem: 500, expires: 77 })));
     assert.match(s, /^add table inet tallow$/m);
     assert.match(s, /^add set inet tallow tallow \{ type ipv4_addr; flags timeout; size 500; timeout 77s; \}$/m);
     assert.match(s, /^add set inet tallow tallow6 \{ type ipv6_addr; flags timeout; size 500; timeout 77s; \}$/m);
     assert.match(s, /^add chain inet tallow input \{ type filter hook input priority -10; policy accept; \}$/m);
     assert.match(s, /^add rule inet tallow input ip saddr @tallow drop$/m);
     assert.match(s, /^add rule inet tallow input ip6 saddr @tallow6 drop$/m);
-    assert.doesNotMatch(setupScript(config({ ipv6: false })), /tallow6/);
+    assert.doesNotMatch(setupScript(firewallSettings(config({ ipv6: false }))), /tallow6/);
     // Only what is missing: an existing set keeps the administrator's size, an existing rule is not doubled.
-    const st = { sets: new Set(['tallow']), rules: new Set<Family>([4]), chain: true };
+    const st = { sets: new Set(['tallow']), rules: new Set(['tallow']), chain: true };
     assert.equal(
-      setupScript(config({ maxelem: 500, expires: 77 }), st),
+      setupScript(firewallSettings(config({ maxelem: 500, expires: 77 })), st),
       'add set inet tallow tallow6 { type ipv6_addr; flags timeout; size 500; timeout 77s; }\nadd rule inet tallow input ip6 saddr @tallow6 drop\n',
     );
-    assert.equal(setupScript(config(), { sets: new Set(['tallow', 'tallow6']), rules: new Set<Family>([4, 6]), chain: true }), '');
+    assert.equal(setupScript(firewallSettings(config()), { sets: new Set(['tallow', 'tallow6']), rules: new Set(['tallow', 'tallow6']), chain: true }), '');
   });
 
   test('batch script: add/delete/add refreshes timeouts in one transaction, large batches chunked', () => {
@@ -306,12 +306,12 @@ describe('nftables scripts', () => {
     };
     const st = parseTable(JSON.stringify(doc));
     assert.deepEqual([...st.sets], ['tallow']);
-    assert.deepEqual([...st.rules], [4]);
+    assert.deepEqual([...st.rules], ['tallow']);
     assert.equal(st.chain, true);
     assert.equal(isDropRule(doc.nftables[3].rule!, 6), false, 'accept is not our drop rule');
     assert.deepEqual(parseSetElements(JSON.stringify(doc), 4), [
-      { address: '192.0.2.1', family: 4, remaining: 59 },
-      { address: '192.0.2.2', family: 4, remaining: Infinity },
+      { address: '192.0.2.1', family: 4, remaining: 59, scope: '' },
+      { address: '192.0.2.2', family: 4, remaining: Infinity, scope: '' },
     ]);
   });
 });
