@@ -8,7 +8,7 @@ import { MAX_BAN_SECONDS } from './limits';
 import { defaultHistorySettings, HISTORY_KEYS, type HistorySettings } from './history/settings';
 import { ActionCollector, defaultActionSettings, isActionKey, type ActionSettings } from './actions/settings';
 
-export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables';
+export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables' | 'none';
 
 /** The history_* keys, bantime_increment, bantime_max, recidive_window: src/history/settings.ts. */
 /** actions= and the action.NAME.* keys: src/actions/settings.ts. */
@@ -124,8 +124,8 @@ const KEYS: Record<string, Setter> = {
     return null;
   },
   backend: (c, v) => {
-    if (v !== 'auto' && v !== 'ipset' && v !== 'firewalld' && v !== 'nftables') {
-      return `expected auto, ipset, firewalld or nftables, got '${v}'`;
+    if (v !== 'auto' && v !== 'ipset' && v !== 'firewalld' && v !== 'nftables' && v !== 'none') {
+      return `expected auto, ipset, firewalld, nftables or none, got '${v}'`;
     }
     c.backend = v;
     return null;

@@ -6,6 +6,7 @@ import { dryrunBackend } from './dryrun';
 import { firewalldBackend } from './firewalld';
 import { ipsetBackend } from './ipset';
 import { nftablesBackend } from './nftables';
+import { noneBackend } from './none';
 import { scopeList } from './scopes';
 
 /** No usable firewall: the daemon exits with EX_UNAVAILABLE. */
@@ -24,7 +25,7 @@ export function firewallSettings(config: Config, scopes: readonly Scope[] = [ALL
 
 /** The module running (or to run) for this configuration's `backend` key, if it names one. */
 export function backendModule(name: string): BackendModule | undefined {
-  return [...BACKENDS, dryrunBackend].find((b) => b.name === name);
+  return [...BACKENDS, noneBackend, dryrunBackend].find((b) => b.name === name);
 }
 
 /**
@@ -40,8 +41,9 @@ export async function chooseBackend(config: Config, log: Logger, dryRun: boolean
     }
     throw new FirewallError(`no firewall backend available: ${BACKENDS.map((m) => m.unavailableWhy(settings)).join(', ')}`);
   }
-  const m = BACKENDS.find((b) => b.name === config.backend);
-  if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${BACKENDS.map((b) => b.name).join(', ')})`);
+  // none is only ever chosen by name: auto must never leave a host unprotected.
+  const m = [...BACKENDS, noneBackend].find((b) => b.name === config.backend);
+  if (!m) throw new FirewallError(`unknown firewall backend "${config.backend}" (expected auto, ${[...BACKENDS, noneBackend].map((b) => b.name).join(', ')})`);
   if (!(await m.available(settings))) {
     throw new FirewallError(`backend=${m.name} is configured but not usable here: ${m.unavailableWhy(settings)}`);
   }
