@@ -12,7 +12,7 @@ export const EX_CONFIG = 78;
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
        tallow status [--json] | list [--json] | metrics | ban ADDRESS [--time SECONDS] | unban ADDRESS
        tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
-       tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N]
+       tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION]
        tallow test [OPTIONS] [FILE...]
        tallow --help | --version
 
@@ -38,7 +38,8 @@ Commands (to the running daemon, over its control socket):
                      history file itself when the daemon is not running
   report             bans and unbans per rule, top addresses, networks and patterns, repeat
                      offenders, bans per hour, against the previous period (default: the last
-                     24h); --format html: one self-contained page; read from the history store
+                     24h); --format html: one self-contained page; read from the history store;
+                     --mail ACTION: mail it through that mail action (as the daily timer does)
   test               try patterns on log lines or the journal (see tallow test --help)
 
 Signals: SIGHUP reloads tallow.conf and the patterns, SIGUSR1 logs the record table,
