@@ -44,6 +44,9 @@ const SERVER_V4 = ['192.0.2.1', '198.51.100.1', '203.0.113.1'];
 // The client holds several addresses so one test can play several attackers (ssh -b ADDR).
 const CLIENT_V4 = ['192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '198.51.100.2', '198.51.100.3', '203.0.113.2', '203.0.113.3'];
 const CLIENT_V6 = ['2001:db8::2', '2001:db8::3', '2001:db8::4'];
+// A second IPv6 network on the client, routed from the server: attackers in a /64 that is not the
+// server's own (a network ban of 2001:db8::/64 would hold the server's address).
+const CLIENT_V6_NET2 = ['2001:db8:0:1::2', '2001:db8:0:1::3', '2001:db8:0:1::99'];
 
 let counter = 0;
 const live = new Set<Sandbox>();
@@ -91,12 +94,13 @@ export class Sandbox {
   readonly dir: string;
   readonly mntns: string;
   server: Host = { v4: SERVER_V4[0], v6: '2001:db8::1', netns: '' };
-  client: Host & { extraV4: string[]; extraV6: string[] } = {
+  client: Host & { extraV4: string[]; extraV6: string[]; net2V6: string[] } = {
     v4: CLIENT_V4[0],
     v6: CLIENT_V6[0],
     netns: '',
     extraV4: CLIENT_V4.slice(1),
     extraV6: CLIENT_V6.slice(1),
+    net2V6: CLIENT_V6_NET2,
   };
   /** Where the sandbox's journald writes (inside the mount namespace). */
   readonly journalDir = '/run/log/journal';
@@ -146,8 +150,10 @@ export class Sandbox {
     inNs(srv, ['-6', 'addr', 'add', '2001:db8::1/64', 'dev', vs, 'nodad']);
     for (const a of CLIENT_V4) inNs(cli, ['addr', 'add', `${a}/24`, 'dev', vc]);
     for (const a of CLIENT_V6) inNs(cli, ['-6', 'addr', 'add', `${a}/64`, 'dev', vc, 'nodad']);
+    for (const a of CLIENT_V6_NET2) inNs(cli, ['-6', 'addr', 'add', `${a}/64`, 'dev', vc, 'nodad']);
     inNs(srv, ['link', 'set', vs, 'up']);
     inNs(cli, ['link', 'set', vc, 'up']);
+    inNs(srv, ['-6', 'route', 'add', '2001:db8:0:1::/64', 'dev', vs]);
   }
 
   private makeMountNamespace(): void {
