@@ -66,7 +66,7 @@ test('ledger: restore keeps origin, reason and expiry; skips what ended or is re
     { address: '127.0.0.1', family: 4 as const, expiry: T0 + 500_000, since: T0, origin: 'rule' as const, reason: 'threshold' as const, pattern: 'x#1', score: 1, count: 5 },
   ];
   assert.equal(l.restore(saved, T0), 1);
-  assert.deepEqual(l.get('203.0.113.9'), saved[0]);
+  assert.deepEqual(l.get('203.0.113.9'), { ...saved[0], scope: '', rule: null }, 'a ban saved before rules: every port, no rule');
   assert.deepEqual(events.map((e) => e.kind === 'ban' && [e.ban.address, e.cause]), [['203.0.113.9', 'restored']]);
 });
 
@@ -85,7 +85,7 @@ test('ledger: kernel entries are adopted with their remaining time, as adopted (
   );
   assert.equal(n, 1);
   assert.equal(l.expiryOf('203.0.113.1'), T0 + 100_000);
-  assert.deepEqual(l.get('198.51.100.8'), { address: '198.51.100.8', family: 4, expiry: T0 + 42_000, since: T0, origin: 'adopted', reason: 'adopted', pattern: 'sshd.json#1', score: 0.6, count: 3 });
+  assert.deepEqual(l.get('198.51.100.8'), { address: '198.51.100.8', family: 4, scope: '', rule: null, expiry: T0 + 42_000, since: T0, origin: 'adopted', reason: 'adopted', pattern: 'sshd.json#1', score: 0.6, count: 3 });
   assert.equal(l.get('2001:db8::8'), undefined);
   assert.deepEqual(events.map((e) => e.kind === 'ban' && e.cause), ['adopted']);
 });
