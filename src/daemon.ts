@@ -88,6 +88,7 @@ export class Daemon {
    * TODO(lead, at the merge of `rules`): every Match has its rule; drop this fallback.
    */
   private fallbackRule: Rule;
+  private readonly knownScopes = new Map<string, Scope>();
 
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
@@ -237,9 +238,14 @@ export class Daemon {
     return net ? networkRefusal(net, this.neverBan) : 'not an address or a network';
   }
 
-  /** The scopes of these rules: ports and networks, from the rules that ban in them. */
+  /**
+   * Every scope banned in since start: those of these rules (by default, the running ones) and of
+   * rules a reload removed, whose bans still run (their ports are still named, their sets cleared
+   * on `tallow unban`).
+   */
   scopes(rules: Rule[] = rulesOf(this.engine)): Map<string, Scope> {
-    return new Map(scopesOf(rules).map((s) => [s.id, s]));
+    for (const s of scopesOf(rules)) this.knownScopes.set(s.id, s);
+    return this.knownScopes;
   }
 
   /** Records, then bans (back into the kernel with their remaining time, through the ledger). */
@@ -393,6 +399,7 @@ export class Daemon {
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
     const before = rulesOf(this.engine);
     const after = rulesOf(next);
+    this.scopes(before);
     // Counted before the swap: a rule removed or disabled keeps its bans, and the log says how many.
     const active = new Map<string, number>();
     for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(active, b.rule);

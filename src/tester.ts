@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
 import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile } from './patterns';
 import { readOptions, UsageError } from './options';
-import { Matcher } from './matcher';
+import type { Match, Matcher } from './matcher';
 import type { Decision } from './tracker';
 import { Allowlist } from './allowlist';
 import { Ledger } from './ledger';
@@ -222,6 +222,7 @@ export class Run {
   readonly bans = new Map<string, BanRow>();
   readonly unmatched: string[] = [];
   private readonly fallback: Rule;
+  private readonly ruleOf: (m: Match) => Rule;
   total = 0;
   matched = 0;
   /** with --rule: lines another rule matched (not this rule's, as in the daemon: the first match wins) */
@@ -229,13 +230,24 @@ export class Run {
   badAddress = 0;
   allowlisted = new Set<string>();
 
-  constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean, only?: string) {
+  /**
+   * `only`: --rule. `rules`/`ruleOf`: the rules and the rule of a match when given (unit tests
+   * build rules by hand), else the engine's and the match's own.
+   */
+  constructor(
+    readonly files: PatternFile[],
+    readonly config: Config,
+    readonly keepUnmatched: boolean,
+    only?: string,
+    seams: { rules?: Rule[]; ruleOf?: (m: Match) => Rule } = {},
+  ) {
     // The same engine the daemon builds from these files and settings.
     const engine = makeEngine(config, files);
     this.matcher = engine.matcher;
     this.allow = engine.allowlist;
     this.fallback = defaultRule(config);
-    this.rules = rulesOf(engine as typeof engine & { rules?: Rule[] });
+    this.ruleOf = seams.ruleOf ?? ((m) => ruleOfMatch(m, this.fallback));
+    this.rules = seams.rules ?? rulesOf(engine as typeof engine & { rules?: Rule[] });
     this.only = only === undefined ? null : (this.rules.find((r) => r.name === only) ?? null);
     if (only !== undefined && !this.only) throw new UsageError(`--rule: no rule named ${JSON.stringify(only)} (rules: ${this.rules.map((r) => r.name).join(', ')})`);
     const allow = this.allow;
@@ -263,7 +275,7 @@ export class Run {
       if (this.keepUnmatched) this.unmatched.push(`${where}: ${shown}`);
       return;
     }
-    const rule = ruleOfMatch(m, this.fallback);
+    const rule = this.ruleOf(m);
     if (this.only && rule !== this.only && rule.name !== this.only.name) {
       this.otherRules++;
       return;

@@ -118,3 +118,38 @@ test('ledger: an extended ban ends at its new time only, once; many short bans e
   assert.deepEqual(ends, [...ends].sort((a, b) => a - b));
   assert.equal(l.size, 0);
 });
+
+test('ledger: one address banned in two scopes at once (sshd on 22, postfix on 25); never-shorten holds per scope', () => {
+  const { l, events } = ledger();
+  assert.equal(l.ban(req('198.51.100.3', 3600, { scope: 'p22', rule: 'sshd' }), T0).ok, true);
+  assert.equal(l.ban(req('198.51.100.3', 60, { scope: 'p25t', rule: 'postfix' }), T0).ok, true, 'a shorter ban elsewhere is its own');
+  assert.equal(l.size, 2);
+  assert.equal(l.expiryOf('198.51.100.3', 'p22'), T0 + 3600_000);
+  assert.equal(l.expiryOf('198.51.100.3', 'p25t'), T0 + 60_000);
+  assert.equal(l.expiryOf('198.51.100.3'), 0, 'not banned on every port');
+  assert.equal(l.ban(req('198.51.100.3', 30, { scope: 'p22', rule: 'sshd' }), T0 + 1).ok, false, 'never shorter on 22');
+  assert.deepEqual([l.get('198.51.100.3', 'p25t')?.rule, l.get('198.51.100.3', 'p22')?.rule], ['postfix', 'sshd']);
+  // Expiry ends the one that ran out only.
+  assert.equal(l.expire(T0 + 60_000), 1);
+  assert.deepEqual(l.allOf('198.51.100.3').map((b) => b.scope), ['p22']);
+  assert.deepEqual(events.filter((e) => e.kind === 'unban').map((e) => e.ban.scope), ['p25t']);
+});
+
+test('ledger: unbanAll lifts every ban of the address, in every scope, one event each; a network is its own target', () => {
+  const { l, events } = ledger();
+  l.ban(req('198.51.100.3', 3600, { scope: 'p22', rule: 'sshd' }), T0);
+  l.ban(req('198.51.100.3', 600, { scope: 'p25t', rule: 'postfix' }), T0);
+  l.ban(req('198.51.100.3', 60, { origin: 'manual', reason: 'manual' }), T0);
+  l.ban(req('198.51.100.0/24', 600, { scope: 'p25t_net', rule: 'postfix' }), T0);
+  l.ban(req('203.0.113.1', 600, { scope: 'p22', rule: 'sshd' }), T0);
+  events.length = 0;
+  const lifted = l.unbanAll('198.51.100.3', 'manual', T0 + 1);
+  assert.deepEqual(lifted.map((b) => b.scope).sort(), ['', 'p22', 'p25t']);
+  assert.deepEqual(events.map((e) => e.kind === 'unban' && [e.ban.address, e.ban.scope, e.reason]).length, 3);
+  assert.deepEqual([...l.values()].map((b) => `${b.address}@${b.scope}`).sort(), ['198.51.100.0/24@p25t_net', '203.0.113.1@p22']);
+  assert.deepEqual(l.unbanAll('198.51.100.0/24', 'manual', T0 + 2).map((b) => b.rule), ['postfix']);
+  assert.deepEqual(l.unbanAll('198.51.100.3', 'manual', T0 + 3), []);
+  // Nothing left behind to expire later.
+  assert.equal(l.expire(T0 + 4000_000), 1);
+  assert.equal(l.size, 0);
+});
