@@ -123,7 +123,7 @@ export class Scoring {
       this.live.add(rule.pool);
     }
     const before = t.size;
-    const decisions = t.observe({ ...match, target: this.targetFor(match.address, match.family, rule), rule: rule.name }, now);
+    const decisions = t.observe(match, now, this.targetFor(match.address, match.family, rule), rule.name);
     if (t.size > before) this.capAll();
     return decisions;
   }

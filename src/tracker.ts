@@ -13,10 +13,6 @@ export interface Observation {
   address: string;
   family: Family;
   pattern: { name: string; score: number; ban: number };
-  /** What is scored and banned: the address (default), or the network it is in (a rule's ban prefix). */
-  target?: string;
-  /** The rule that matched, named in the decision (null/absent: none, e.g. a unit test). */
-  rule?: string | null;
 }
 
 export interface TrackerRecord {
@@ -98,7 +94,8 @@ function own(s: string): string {
 }
 
 function freshRecord(address: string, family: Family, pool: string, now: number): TrackerRecord {
-  return { address: own(address), family, pool, score: 0, count: 0, first: now, last: now, banned: false, pattern: null };
+  // window: undefined from the start, so every record has one shape (no hidden-class change later).
+  return { address: own(address), family, pool, score: 0, count: 0, first: now, last: now, banned: false, pattern: null, window: undefined };
 }
 
 /** Drop what left the window; the score is the sum of what is left. */
@@ -147,12 +144,14 @@ export class Tracker {
     return this.options.scope ?? '';
   }
 
-  /** Score one match at time `now` (ms); returns the decisions it causes (usually none). */
-  observe(match: Observation, now: number): Decision[] {
+  /**
+   * Score one match at time `now` (ms); returns the decisions it causes (usually none). `target`:
+   * what is scored and banned (default the address; a rule's network); `rule`: named in decisions.
+   */
+  observe(match: Observation, now: number, target: string = match.address, rule: string | null = null): Decision[] {
     const { address, family, pattern } = match;
     if (this.options.isAllowed(address, family)) return [];
-    const key = match.target ?? address;
-    const rule = match.rule ?? null;
+    const key = target;
     const findMs = (this.options.findtime ?? 0) * 1000;
     let rec = this.banned.get(key);
     if (rec !== undefined) {
@@ -263,7 +262,8 @@ export class Tracker {
 
   /** Put back a saved record (state restore). */
   restore(record: SavedTrackerRecord): void {
-    const rec: TrackerRecord = { ...record, address: own(record.address), pool: this.pool };
+    const r = record;
+    const rec: TrackerRecord = { address: own(r.address), family: r.family, pool: this.pool, score: r.score, count: r.count, first: r.first, last: r.last, banned: r.banned, pattern: r.pattern, window: undefined };
     this.active.delete(rec.address);
     this.banned.delete(rec.address);
     (rec.banned ? this.banned : this.active).set(rec.address, rec);
