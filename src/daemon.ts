@@ -37,7 +37,7 @@ import { checkStateDir, liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
 import type { Scope } from './scope';
-import { defaultRule, ruleOfMatch, rulesOf, Scoring, scopesOf, type ScoringOptions } from './scoring';
+import { Scoring, scopesOf, type ScoringOptions } from './scoring';
 import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
 
@@ -83,11 +83,6 @@ export class Daemon {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private readonly requests: Requests;
-  /**
-   * The rule of a match that carries none: tallow.conf's policy over every file.
-   * TODO(lead, at the merge of `rules`): every Match has its rule; drop this fallback.
-   */
-  private fallbackRule: Rule;
   private readonly knownScopes = new Map<string, Scope>();
 
   private constructor(private readonly opts: DaemonOptions) {
@@ -102,8 +97,7 @@ export class Daemon {
         return why;
       },
     });
-    this.fallbackRule = defaultRule(this.engine.config);
-    this.scoring = new Scoring(this.scoringOptions(this.engine), rulesOf(this.engine));
+    this.scoring = new Scoring(this.scoringOptions(this.engine), this.engine.rules);
     this.steps = new BanSteps(stepOptions(this.engine.config));
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
@@ -243,7 +237,7 @@ export class Daemon {
    * rules a reload removed, whose bans still run (their ports are still named, their sets cleared
    * on `tallow unban`).
    */
-  scopes(rules: Rule[] = rulesOf(this.engine)): Map<string, Scope> {
+  scopes(rules: Rule[] = this.engine.rules): Map<string, Scope> {
     for (const s of scopesOf(rules)) this.knownScopes.set(s.id, s);
     return this.knownScopes;
   }
@@ -284,7 +278,7 @@ export class Daemon {
       return;
     }
     // What the kernel holds in a rule's scope is that rule's ban when no other rule bans there.
-    const rules = rulesOf(this.engine);
+    const rules = this.engine.rules;
     const known = (address: string, scope: string) => {
       const of = rules.filter((r) => r.scope.id === scope);
       const rec = of.length === 1 ? this.scoring.get(address, of[0].pool) : scope === '' ? this.scoring.get(address) : undefined;
@@ -309,7 +303,7 @@ export class Daemon {
       }
       const match = matcher.match(entry);
       if (!match) continue;
-      const rule = ruleOfMatch(match, this.fallbackRule);
+      const { rule } = match;
       Metrics.bump(m.matchesByRule, rule.name);
       this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, rule: rule.name, at: now });
       if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name, rule: rule.name });
@@ -397,15 +391,14 @@ export class Daemon {
     const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
-    const before = rulesOf(this.engine);
-    const after = rulesOf(next);
+    const before = this.engine.rules;
+    const after = next.rules;
     this.scopes(before);
     // Counted before the swap: a rule removed or disabled keeps its bans, and the log says how many.
     const active = new Map<string, number>();
     for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(active, b.rule);
     const rulesChanged = ruleChanges(before, after, (r) => active.get(r.name) ?? 0);
     this.engine = next;
-    this.fallbackRule = defaultRule(next.config);
     // Later matches score by the new rules; records of rules still there are kept.
     this.scoring.configure(after, this.scoringOptions(next));
     this.steps.configure(stepOptions(next.config));

@@ -11,7 +11,8 @@ import type { Logger } from './log';
 import type { MatchGroup } from './journal';
 import type { PatternFile } from './patterns';
 import type { Rule } from './rule';
-import { portsText, rulesOf } from './scoring';
+import { defaultRuleName } from './rules';
+import { portsText } from './scoring';
 import { familyOf } from './target';
 import { version } from './version';
 import { historyQuery } from './history/query';
@@ -20,12 +21,12 @@ import { historyQuery } from './history/query';
 export const TOP_ADDRESSES = 5;
 const FILTER_SHOWN = 120;
 
-/** The journal filter of a rule, short: `_EXE=/usr/sbin/sshd | SYSLOG_IDENTIFIER=sshd _UID=0`. */
-function filterText(rule: Rule, files: PatternFile[], fallback: boolean): string {
-  // TODO(lead, at the merge of `rules`): take the rule's filter from where rules.ts keeps it.
-  const own = (rule as Rule & { filter?: MatchGroup[] }).filter;
-  const mine = files.filter((f) => (f as PatternFile & { rule?: Rule }).rule?.name === rule.name);
-  const groups = own ?? (mine.length ? mine : fallback ? files : []).flatMap((f) => f.filter);
+/**
+ * The journal filter of a rule, short: `_EXE=/usr/sbin/sshd | SYSLOG_IDENTIFIER=sshd _UID=0`. From
+ * every block of the rule (as rules.ts names them), disabled rules' included.
+ */
+function filterText(rule: Rule, files: PatternFile[]): string {
+  const groups: MatchGroup[] = files.filter((f) => !f.override && (f.keys.name ?? defaultRuleName(f)) === rule.name).flatMap((f) => f.filter);
   if (groups.length === 0) return '-';
   const text = [...new Set(groups.map((g) => g.join(' ')))].join(' | ');
   return text.length > FILTER_SHOWN ? `${text.slice(0, FILTER_SHOWN - 3)}...` : text;
@@ -61,7 +62,7 @@ export class Requests {
       bans: sum(m.bansByReason),
       unbans: sum(m.unbansByReason),
       evicted: d.scoring.evicted,
-      rules: rulesOf(d.engine).map((r) => ({ name: r.name, enabled: r.enabled, matches: m.matchesByRule.get(r.name) ?? 0, bansActive: this.activeByRule().get(r.name) ?? 0 })),
+      rules: d.engine.rules.map((r) => ({ name: r.name, enabled: r.enabled, matches: m.matchesByRule.get(r.name) ?? 0, bansActive: this.activeByRule().get(r.name) ?? 0 })),
       dryRun: d.dryRun,
       listeners: d.events.stats(),
       metrics: m.json(),
@@ -78,17 +79,16 @@ export class Requests {
   /** Every rule, or the one named (an empty list when there is none by that name). */
   rules(name?: string): RuleInfo[] {
     const d = this.d;
-    const all = rulesOf(d.engine);
+    const all = d.engine.rules;
     const active = this.activeByRule();
     const now = Date.now();
-    const fallback = !(d.engine as { rules?: Rule[] }).rules;
     return all
       .filter((r) => name === undefined || r.name === name)
       .map((r) => ({
         name: r.name,
         enabled: r.enabled,
         where: r.where,
-        filter: filterText(r, d.engine.files, fallback),
+        filter: filterText(r, d.engine.files),
         threshold: r.threshold,
         findtime: r.findtime,
         bantime: r.bantime,
@@ -143,7 +143,7 @@ export class Requests {
         case 'rules': {
           const rules = this.rules(req.name);
           if (req.name !== undefined && rules.length === 0) {
-            return { ok: false, error: `no rule named ${JSON.stringify(req.name)} (rules: ${rulesOf(d.engine).map((r) => r.name).join(', ')})` };
+            return { ok: false, error: `no rule named ${JSON.stringify(req.name)} (rules: ${d.engine.rules.map((r) => r.name).join(', ')})` };
           }
           return { ok: true, result: rules };
         }

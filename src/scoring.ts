@@ -30,8 +30,8 @@ export interface ScoringOptions {
 }
 
 /**
- * The rule tallow.conf alone makes: every pattern file in the shared pool, tallow's threshold and
- * expires, every port, single addresses. What main runs until rules.ts gives each block its rule.
+ * A rule with tallow.conf's policy and no keys of its own, as rules.ts makes for tallow's files:
+ * the shared pool, tallow's threshold and expires, every port, single addresses (tests, benches).
  */
 export function defaultRule(config: Pick<Config, 'threshold' | 'expires'>): Rule {
   return {
@@ -45,17 +45,6 @@ export function defaultRule(config: Pick<Config, 'threshold' | 'expires'>): Rule
     prefix: { ...FULL_PREFIX },
     where: 'tallow.conf',
   };
-}
-
-/** The engine's rules, or the one default rule when the engine has none (before rules.ts). */
-export function rulesOf(engine: { config: Pick<Config, 'threshold' | 'expires'>; rules?: Rule[] }): Rule[] {
-  // TODO(lead, at the merge of `rules`): engine.rules is always there; drop the fallback.
-  return engine.rules ?? [defaultRule(engine.config)];
-}
-
-/** The rule of a match (matcher's Match.rule, once rules.ts gives it one), else `fallback`. */
-export function ruleOfMatch(match: object, fallback: Rule): Rule {
-  return (match as { rule?: Rule }).rule ?? fallback;
 }
 
 /** Every scope the rules ban in, tallow's own first (for the firewall's sets). */

@@ -13,13 +13,13 @@ import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
 import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile } from './patterns';
 import { readOptions, UsageError } from './options';
-import type { Match, Matcher } from './matcher';
+import type { Matcher } from './matcher';
 import type { Decision } from './tracker';
 import { Allowlist } from './allowlist';
 import { Ledger } from './ledger';
 import { makeEngine } from './engine';
 import type { Rule } from './rule';
-import { defaultRule, ruleOfMatch, rulesOf, Scoring } from './scoring';
+import { Scoring } from './scoring';
 import { overlaps } from './target';
 import { report, type BanRow, type PatternStats, type RuleStats } from './tester-report';
 import type { Journal as JournalT, JournalEntry, MatchGroup } from './journal';
@@ -212,7 +212,7 @@ export class Run {
   readonly matcher: Matcher;
   readonly scoring: Scoring;
   readonly allow: Allowlist;
-  /** The rules of these files (before rules.ts: the one default rule); with --rule, `only` is one of them. */
+  /** The rules of these files, enabled or not; with --rule, `only` is one of them. */
   readonly rules: Rule[];
   readonly only: Rule | null;
   /** What the daemon would hold banned, so a match during a ban is counted as the daemon would. */
@@ -221,8 +221,6 @@ export class Run {
   readonly perRule = new Map<string, RuleStats>();
   readonly bans = new Map<string, BanRow>();
   readonly unmatched: string[] = [];
-  private readonly fallback: Rule;
-  private readonly ruleOf: (m: Match) => Rule;
   total = 0;
   matched = 0;
   /** with --rule: lines another rule matched (not this rule's, as in the daemon: the first match wins) */
@@ -230,24 +228,13 @@ export class Run {
   badAddress = 0;
   allowlisted = new Set<string>();
 
-  /**
-   * `only`: --rule. `rules`/`ruleOf`: the rules and the rule of a match when given (unit tests
-   * build rules by hand), else the engine's and the match's own.
-   */
-  constructor(
-    readonly files: PatternFile[],
-    readonly config: Config,
-    readonly keepUnmatched: boolean,
-    only?: string,
-    seams: { rules?: Rule[]; ruleOf?: (m: Match) => Rule } = {},
-  ) {
+  /** `only`: --rule NAME. */
+  constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean, only?: string) {
     // The same engine the daemon builds from these files and settings.
     const engine = makeEngine(config, files);
     this.matcher = engine.matcher;
     this.allow = engine.allowlist;
-    this.fallback = defaultRule(config);
-    this.ruleOf = seams.ruleOf ?? ((m) => ruleOfMatch(m, this.fallback));
-    this.rules = seams.rules ?? rulesOf(engine as typeof engine & { rules?: Rule[] });
+    this.rules = engine.rules;
     this.only = only === undefined ? null : (this.rules.find((r) => r.name === only) ?? null);
     if (only !== undefined && !this.only) throw new UsageError(`--rule: no rule named ${JSON.stringify(only)} (rules: ${this.rules.map((r) => r.name).join(', ')})`);
     const allow = this.allow;
@@ -275,8 +262,8 @@ export class Run {
       if (this.keepUnmatched) this.unmatched.push(`${where}: ${shown}`);
       return;
     }
-    const rule = this.ruleOf(m);
-    if (this.only && rule !== this.only && rule.name !== this.only.name) {
+    const { rule } = m;
+    if (this.only && rule.name !== this.only.name) {
       this.otherRules++;
       return;
     }

@@ -1,7 +1,7 @@
 // Rules per service through the daemon's own wiring (a dry run fed batches directly): each match
 // scores in its rule's pool, bans carry the rule's scope and target, and the control requests
-// (`rules`, `list`, `status`, `unban`, metrics) show them. Rules are built by hand and given to
-// the matches, as rules.ts will (Match.rule); without them the daemon runs one default rule.
+// (`rules`, `list`, `status`, `unban`, metrics) show them. The rules come from pattern files with
+// policy keys (postfix.json) and without (sshd.json: tallow's shared policy).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,45 +9,33 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RuleInfo, ListItem } from '../../src/control';
 import { Daemon } from '../../src/daemon';
-import type { JournalEntry, MatchGroup } from '../../src/journal';
+import type { JournalEntry } from '../../src/journal';
 import { Log } from '../../src/log';
-import type { Rule } from '../../src/rule';
-import { ALL_PORTS } from '../../src/scope';
 
 const SSHD = '/usr/sbin/sshd';
 const SMTPD = '/usr/lib/postfix/sbin/smtpd';
 
-function setup(t: { after(fn: () => unknown): void }) {
+const SSHD_RULE = [{ filter: `_EXE=${SSHD}`, items: [{ ban: 0, score: 0.5, pattern: '^Failed password for \\S+ from <IP> port <PORT> ssh2$' }] }];
+const POSTFIX_RULE = [
+  {
+    name: 'postfix', filter: `_EXE=${SMTPD}`, threshold: 2, findtime: 600, bantime: 86400, ports: [25], protocol: 'tcp', ban_prefix_v4: 24, ban_prefix_v6: 64,
+    items: [{ ban: 0, score: 1, pattern: '^warning: unknown\\[<IP>\\]: SASL LOGIN authentication failed: .*$' }],
+  },
+];
+
+function setup(t: { after(fn: () => unknown): void }, postfix: object[] = POSTFIX_RULE) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-rules-${process.pid}-`));
   const shipped = path.join(dir, 'shipped');
   const journal = path.join(dir, 'journal');
   for (const d of [shipped, journal]) fs.mkdirSync(d);
-  fs.writeFileSync(path.join(shipped, 'sshd.json'), JSON.stringify([{ filter: `_EXE=${SSHD}`, items: [{ ban: 0, score: 0.5, pattern: '^Failed password for \\S+ from <IP> port <PORT> ssh2$' }] }]));
-  fs.writeFileSync(path.join(shipped, 'postfix.json'), JSON.stringify([{ filter: `_EXE=${SMTPD}`, items: [{ ban: 0, score: 1, pattern: '^warning: unknown\\[<IP>\\]: SASL LOGIN authentication failed: .*$' }] }]));
+  fs.writeFileSync(path.join(shipped, 'sshd.json'), JSON.stringify(SSHD_RULE));
+  fs.writeFileSync(path.join(shipped, 'postfix.json'), JSON.stringify(postfix));
   const conf = path.join(dir, 'tallow.conf');
   fs.writeFileSync(conf, [`patterns_dir=${dir}/none`, `state_dir=${dir}/state`, `socket=${dir}/sock`, 'expires=60', 'whitelist=192.0.2.1', ''].join('\n'));
   const lines: string[] = [];
   const log = new Log({ journal: false, timestamps: false, write: (_l, s) => lines.push(s) });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return { lines, opts: { configFile: conf, explicitConfig: true, journalDir: journal, dryRun: true, log, shippedPatterns: shipped } };
-}
-
-const sshd: Rule = { name: 'sshd', pool: '', enabled: true, threshold: 1, findtime: 0, bantime: 60, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: 'shipped/sshd.json' };
-const postfix: Rule & { filter: MatchGroup[] } = {
-  name: 'postfix', pool: 'postfix', enabled: true, threshold: 2, findtime: 600, bantime: 86400,
-  scope: { id: 'p25t_net', ports: ['25'], protocols: ['tcp'], net: true }, prefix: { 4: 24, 6: 64 }, where: 'shipped/postfix.json (block 1)',
-  filter: [[`_EXE=${SMTPD}`]],
-};
-
-/** What rules.ts will do: the engine lists the rules and each match names its own. */
-function giveRules(d: Daemon, rules: Rule[]): void {
-  Object.assign(d.engine, { rules });
-  const matcher = d.engine.matcher;
-  const match = matcher.match.bind(matcher);
-  matcher.match = (e) => {
-    const m = match(e);
-    return m && Object.assign(m, { rule: rules.find((r) => `${r.name}.json` === m.file)! });
-  };
+  return { lines, shipped, opts: { configFile: conf, explicitConfig: true, journalDir: journal, dryRun: true, log, shippedPatterns: shipped } };
 }
 
 let seq = 0;
@@ -59,7 +47,6 @@ test('each rule scores apart and bans by its own policy; list, rules, status, me
   const s = setup(t);
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
-  giveRules(d, [sshd, postfix]);
   // 0.5 on sshd and 1 on postfix from one address: no rule reaches its threshold.
   d.process([ssh('198.51.100.3'), smtp('198.51.100.3')]);
   assert.equal(d.ledger.size, 0, s.lines.join('\n'));
@@ -75,20 +62,20 @@ test('each rule scores apart and bans by its own policy; list, rules, status, me
   assert.ok(r.ok);
   const info = (r.result as RuleInfo[])[0];
   assert.deepEqual(info, {
-    name: 'postfix', enabled: true, where: 'shipped/postfix.json (block 1)', filter: `_EXE=${SMTPD}`,
+    name: 'postfix', enabled: true, where: `${s.shipped}/postfix.json (block 1)`, filter: `_EXE=${SMTPD}`,
     threshold: 2, findtime: 600, bantime: 86400, ports: '25/tcp', scope: 'p25t_net', prefix: { 4: 24, 6: 64 }, pool: 'postfix',
     matches: 3, bans: 1, bansActive: 1,
     top: [{ address: '2001:db8::/64', score: 2, count: 2, banned: true }, { address: '198.51.100.0/24', score: 1, count: 1, banned: false }],
   });
   const all = (await d.handle({ cmd: 'rules' })) as { ok: true; result: RuleInfo[] };
   assert.deepEqual(all.result.map((i) => [i.name, i.matches, i.bans, i.bansActive, i.top.map((x) => x.address)]), [
-    ['sshd', 2, 1, 1, ['198.51.100.3']],
     ['postfix', 3, 1, 1, ['2001:db8::/64', '198.51.100.0/24']],
+    ['sshd', 2, 1, 1, ['198.51.100.3']],
   ]);
-  assert.deepEqual(await d.handle({ cmd: 'rules', name: 'nginx' }), { ok: false, error: 'no rule named "nginx" (rules: sshd, postfix)' });
+  assert.deepEqual(await d.handle({ cmd: 'rules', name: 'nginx' }), { ok: false, error: 'no rule named "nginx" (rules: postfix, sshd)' });
   assert.deepEqual(d.status().rules, [
-    { name: 'sshd', enabled: true, matches: 2, bansActive: 1 },
     { name: 'postfix', enabled: true, matches: 3, bansActive: 1 },
+    { name: 'sshd', enabled: true, matches: 2, bansActive: 1 },
   ]);
   const json = d.metrics.json();
   assert.deepEqual([json.rule_matches_total, json.rule_bans_total, json.rule_bans_active], [{ postfix: 3, sshd: 2 }, { postfix: 1, sshd: 1 }, { postfix: 1, sshd: 1 }]);
@@ -104,7 +91,6 @@ test('a network holding an address no one may ban is refused; the ban line says 
   const s = setup(t);
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
-  giveRules(d, [sshd, postfix]);
   d.process([smtp('127.0.0.2'), smtp('127.0.0.3')]);
   assert.equal(d.ledger.size, 0);
   assert.ok(s.lines.some((l) => /^warn: not banned, never banned: 127\.0\.0\.0\/24 \(loopback\)/.test(l)), s.lines.join('\n'));
@@ -114,20 +100,20 @@ test('reload: a rule removed keeps its bans until they expire, and the log says 
   const s = setup(t);
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
-  giveRules(d, [sshd, postfix]);
   d.process([smtp('203.0.113.7'), smtp('203.0.113.8')]);
   assert.deepEqual(d.list().map((i) => [i.address, i.rule]), [['203.0.113.0/24', 'postfix']]);
-  // The files on disk carry no rules: after the reload, one default rule (tallow.conf's policy).
+  // postfix.json's block becomes rule `smtp` without policy keys: rule postfix is gone.
+  fs.writeFileSync(path.join(s.shipped, 'postfix.json'), JSON.stringify([{ ...POSTFIX_RULE[0], name: 'smtp', threshold: undefined, findtime: undefined, bantime: undefined, ports: undefined, protocol: undefined, ban_prefix_v4: undefined, ban_prefix_v6: undefined }]));
   assert.equal(d.reload(), true);
   assert.ok(s.lines.includes('info: rule postfix removed: its 1 active ban stays until it expires'), s.lines.join('\n'));
   assert.deepEqual(d.list().map((i) => [i.address, i.rule]), [['203.0.113.0/24', 'postfix']], 'not lifted');
   d.process([smtp('198.51.100.9')]);
   // The removed rule's ports are still named (the daemon remembers every scope it banned in).
-  assert.deepEqual(d.list().map((i) => [i.address, i.rule, i.ports]).sort(), [['198.51.100.9', 'default', 'all'], ['203.0.113.0/24', 'postfix', '25/tcp']]);
+  assert.deepEqual(d.list().map((i) => [i.address, i.rule, i.ports]).sort(), [['198.51.100.9', 'smtp', 'all'], ['203.0.113.0/24', 'postfix', '25/tcp']]);
 });
 
-test('without rules from the patterns: one default rule, tallow.conf\'s policy over every file', async (t) => {
-  const s = setup(t);
+test('tallow\'s files (no policy keys): one rule each, one shared score, tallow.conf\'s policy', async (t) => {
+  const s = setup(t, [{ filter: `_EXE=${SMTPD}`, items: POSTFIX_RULE[0].items }]);
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
   // sshd 0.5 + postfix 1 in the one shared pool: a ban, as tallow would.
@@ -135,6 +121,7 @@ test('without rules from the patterns: one default rule, tallow.conf\'s policy o
   assert.ok(s.lines.includes('info: ban address=203.0.113.20 seconds=60 score=1.50 count=2 pattern=postfix.json#1 reason=threshold'), s.lines.join('\n'));
   const r = (await d.handle({ cmd: 'rules' })) as { ok: true; result: RuleInfo[] };
   assert.deepEqual(r.result.map((i) => [i.name, i.filter, i.threshold, i.bantime, i.ports, i.pool, i.matches, i.bansActive]), [
-    ['default', `_EXE=${SMTPD} | _EXE=${SSHD}`, 1, 60, 'all', '', 2, 1],
+    ['postfix', `_EXE=${SMTPD}`, 1, 60, 'all', '', 1, 1],
+    ['sshd', `_EXE=${SSHD}`, 1, 60, 'all', '', 1, 0],
   ]);
 });
