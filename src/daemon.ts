@@ -141,7 +141,10 @@ export class Daemon {
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
-    const backend = await chooseBackend(config, log, this.opts.dryRun);
+    // Sets and rules for every scope the rules ban in, made at start like tallow's own.
+    // TODO(lead, at the merge of `scopes`): chooseBackend takes the scopes; drop the cast.
+    const choose = chooseBackend as (c: typeof config, l: Log, dryRun: boolean, scopes?: Scope[]) => ReturnType<typeof chooseBackend>;
+    const backend = await choose(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
     this.firewall = new Firewall(backend, log, {
       held: () => this.ledger.values(),
       metrics: this.metrics,
@@ -404,7 +407,8 @@ export class Daemon {
     this.steps.configure(stepOptions(next.config));
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
     // TODO(lead, at the merge of `scopes`): Firewall.setScopes exists; call it without the cast.
-    (this.firewall as { setScopes?: (scopes: Scope[]) => void }).setScopes?.(scopesOf(after));
+    const made = (this.firewall as { setScopes?: (scopes: Scope[]) => Promise<void> }).setScopes?.(scopesOf(after));
+    made?.catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     this.logEngine(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',
