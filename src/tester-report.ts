@@ -1,5 +1,5 @@
-// `tallow test`'s report: matches per pattern, per rule when rules have policies of their own (or
-// one rule was asked for with --rule), the bans each rule's policy would make, and the lines no
+// `tallow test`'s report: matches per pattern, per rule when enabled rules have policies of their
+// own (or one rule was asked for with --rule), the bans each rule's policy would make, and the lines no
 // pattern matched. tallow's own files (one shared policy) get exactly the report they always had.
 import type { Allowlist } from './allowlist';
 import type { Config } from './config';
@@ -70,8 +70,10 @@ export function policyText(r: Rule): string {
 
 export function report(run: RunView, source: string, out: (text: string) => void): void {
   const o: string[] = [];
-  // Rules with their own policy (or --rule) get the per-rule report; tallow's files the one they always had.
-  const perRule = run.only !== null || run.rules.some((r) => r.pool !== '');
+  // Enabled rules with their own policy (or --rule) get the per-rule report; tallow's files (and the
+  // shipped rules that are off) the one they always had. A disabled rule matches nothing.
+  const enabled = run.rules.filter((r) => r.enabled);
+  const perRule = run.only !== null || enabled.some((r) => r.pool !== '');
   const nfiles = new Set(run.files.map((f) => f.path)).size;
   const npat = run.files.reduce((n, f) => n + f.patterns.length, 0);
   o.push(`Patterns: ${npat} in ${nfiles} file${nfiles === 1 ? '' : 's'} (${[...new Set(run.files.map((f) => f.path))].join(', ')})`);
@@ -100,7 +102,7 @@ export function report(run: RunView, source: string, out: (text: string) => void
 
   if (perRule) {
     o.push(run.only ? 'Rule:' : 'Matches per rule:');
-    for (const r of run.only ? [run.only] : run.rules) {
+    for (const r of run.only ? [run.only] : enabled) {
       const n = run.perRule.get(r.name)?.lines ?? 0;
       o.push(`  ${r.name}${r.enabled ? '' : ' (disabled)'}: ${n} line${n === 1 ? '' : 's'}; ${policyText(r)}`);
     }
