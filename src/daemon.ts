@@ -142,18 +142,15 @@ export class Daemon {
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
     // Sets and rules for every scope the rules ban in, made at start like tallow's own.
-    // TODO(lead, at the merge of `scopes`): chooseBackend takes the scopes; drop the cast.
-    const choose = chooseBackend as (c: typeof config, l: Log, dryRun: boolean, scopes?: Scope[]) => ReturnType<typeof chooseBackend>;
-    const backend = await choose(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
+    const backend = await chooseBackend(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
     this.firewall = new Firewall(backend, log, {
       held: () => this.ledger.values(),
       metrics: this.metrics,
       // An element the kernel refuses was dropped (and named) by the queue: the ledger forgets it
       // too, so `tallow list` and the state file show only what the kernel can hold.
-      // TODO(lead, at the merge of `scopes`): `scope` is always given; drop the `?`.
-      onRefused: (address: string, _family: unknown, _reason: unknown, scope?: string) => {
+      onRefused: (address, _family, _reason, scope) => {
         this.metrics.firewallRefused++;
-        this.ledger.unban(address, 'refused', Date.now(), scope ?? '');
+        this.ledger.unban(address, 'refused', Date.now(), scope);
       },
     });
     await this.firewall.start();
@@ -406,9 +403,7 @@ export class Daemon {
     this.scoring.configure(after, this.scoringOptions(next));
     this.steps.configure(stepOptions(next.config));
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
-    // TODO(lead, at the merge of `scopes`): Firewall.setScopes exists; call it without the cast.
-    const made = (this.firewall as { setScopes?: (scopes: Scope[]) => Promise<void> }).setScopes?.(scopesOf(after));
-    made?.catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
+    this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     this.logEngine(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',

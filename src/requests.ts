@@ -4,7 +4,6 @@
 // validated each request (canonical address, seconds in range).
 import type { ControlRequest, ControlResponse, ListItem, RuleInfo, StatusResult } from './control';
 import type { Daemon } from './daemon';
-import type { Firewall } from './firewall';
 import { errText } from './limits';
 import { fmtScore } from './listeners/log';
 import type { Logger } from './log';
@@ -32,10 +31,6 @@ function filterText(rule: Rule, files: PatternFile[]): string {
   return text.length > FILTER_SHOWN ? `${text.slice(0, FILTER_SHOWN - 3)}...` : text;
 }
 
-/** The firewall's answer for one ban key. TODO(lead, at the merge of `scopes`): outcome(address, scope) is typed; drop the cast. */
-function outcome(fw: Firewall, address: string, scope: string): Promise<string | null> {
-  return (fw.outcome as (address: string, scope?: string) => Promise<string | null>).call(fw, address, scope);
-}
 
 export class Requests {
   constructor(private readonly d: Daemon) {}
@@ -159,7 +154,7 @@ export class Requests {
           // A manual ban (every port) replaces whatever ban there was there, even a longer one.
           const out = d.ledger.ban({ ...decision, origin: 'manual' }, now, true);
           if (!out.ok) return { ok: false, error: `${address} was not banned: ${out.why}` };
-          const notYet = await outcome(d.firewall, address, decision.scope);
+          const notYet = await d.firewall.outcome(address, decision.scope);
           // Refused by the kernel: dropped, and the ledger has forgotten it. Otherwise it is held
           // and will reach the kernel when the firewall works again.
           if (notYet && !d.ledger.get(address, decision.scope)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
@@ -178,7 +173,7 @@ export class Requests {
           if (removals.length) d.firewall.unban(removals);
           d.state?.changed();
           const waits = lifted.length ? lifted.map((b) => b.scope) : [...scopes.keys()];
-          const why = (await Promise.all(waits.map((s) => outcome(d.firewall, address, s)))).find((w) => w) ?? null;
+          const why = (await Promise.all(waits.map((s) => d.firewall.outcome(address, s)))).find((w) => w) ?? null;
           return {
             ok: true,
             result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
