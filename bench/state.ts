@@ -37,15 +37,15 @@ function makeState(now: number): State {
     // 80% IPv4, 20% IPv6, as in bench/engine
     const address = i % 5 === 4 ? v6(i) : v4(i);
     records.push({
-      address, family: address.includes(':') ? 6 : 4, score: banned ? 1.2 : 0.2 * (1 + (i % 4)), count: banned ? 6 : 1 + (i % 4),
+      address, family: address.includes(':') ? 6 : 4, pool: '', score: banned ? 1.2 : 0.2 * (1 + (i % 4)), count: banned ? 6 : 1 + (i % 4),
       first: now - 600_000 - i, last: now - (i % 600) * 1000, banned,
       pattern: banned ? 'sshd.json#2' : null,
     });
   }
   const bans: SavedBan[] = records.slice(0, BANS).map((r, i) => ({
-    address: r.address, family: r.family, expiry: now + 3_000_000 - i, since: now - 600_000, origin: 'rule', reason: 'threshold', pattern: r.pattern, score: r.score, count: r.count,
+    address: r.address, family: r.family, scope: '', rule: 'sshd', expiry: now + 3_000_000 - i, since: now - 600_000, origin: 'rule', reason: 'threshold', pattern: r.pattern, score: r.score, count: r.count,
   }));
-  return { version: 2, saved: now, cursor: 's=0123456789abcdef0123456789abcdef;i=1f2e3d;b=fedcba9876543210fedcba9876543210;m=123456789;t=5f0e1d2c3b4a5;x=9988776655443322', records, bans };
+  return { version: 3, saved: now, cursor: 's=0123456789abcdef0123456789abcdef;i=1f2e3d;b=fedcba9876543210fedcba9876543210;m=123456789;t=5f0e1d2c3b4a5;x=9988776655443322', records, bans };
 }
 
 async function main(): Promise<void> {

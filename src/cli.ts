@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `tallow`: the daemon (no subcommand), or a client of the running daemon (status, list, ban,
-// unban), or the pattern tester (test). Start-up errors are one line on stderr and an exit
+// `tallow`: the daemon (no subcommand), or a client of the running daemon (status, list, rules,
+// ban, unban), or the pattern tester (test). Start-up errors are one line on stderr and an exit
 // status a script can read (sysexits.h): never a stack trace.
 import { DEFAULT_CONFIG_FILE } from './config';
 import { Log } from './log';
@@ -10,7 +10,8 @@ export const EX_UNAVAILABLE = 69;
 export const EX_CONFIG = 78;
 
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
-       tallow status [--json] | list [--json] | metrics | ban ADDRESS [--time SECONDS] | unban ADDRESS
+       tallow status [--json] | list [--json] | rules [NAME] [--json] | metrics
+       tallow ban ADDRESS [--time SECONDS] | unban ADDRESS|NETWORK
        tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
        tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION]
        tallow test [OPTIONS] [FILE...]
@@ -29,10 +30,13 @@ Daemon options:
 
 Commands (to the running daemon, over its control socket):
   status             version, uptime, backend, counters, journal position (--json: every figure)
-  list               banned addresses with remaining time, score, count, pattern and origin
+  list               banned addresses and networks with rule, ports, remaining time, score,
+                     count and pattern
+  rules [NAME]       each rule (or the one named): filter, policy, matches, bans, top addresses
   metrics            every counter and gauge in Prometheus' text format
   ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
-  unban ADDRESS      lift the ban and forget the address's record
+  unban ADDRESS      lift every ban of the address (every rule's ports) and forget its records;
+                     a NETWORK (2001:db8::/64) lifts a rule's ban of that network
   history            what happened to an address or network and why (--since 7d, --rule sshd.json,
                      --top: most banned; marks allowlisted addresses that attacked); read from the
                      history file itself when the daemon is not running
@@ -60,13 +64,13 @@ export type Parsed =
   | { kind: 'daemon'; args: DaemonArgs }
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'ctl'; sub: 'status' | 'list' | 'metrics' | 'ban' | 'unban'; args: string[] }
+  | { kind: 'ctl'; sub: 'status' | 'list' | 'rules' | 'metrics' | 'ban' | 'unban'; args: string[] }
   | { kind: 'test'; args: string[] }
   | { kind: 'history'; args: string[] }
   | { kind: 'report'; args: string[] }
   | { kind: 'usage'; error: string };
 
-const CTL = new Set(['status', 'list', 'metrics', 'ban', 'unban']);
+const CTL = new Set(['status', 'list', 'rules', 'metrics', 'ban', 'unban']);
 
 export function parseArgs(argv: string[]): Parsed {
   const first = argv[0];

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseAddress, type Family } from './address';
+import { canonicalTarget } from './target';
 import { parseJson } from './json';
 import { MAX_BAN_SECONDS } from './limits';
 import { checkPrivateDir } from './private-dir';
@@ -16,7 +17,10 @@ export type ControlRequest =
   | { cmd: 'list' }
   | { cmd: 'metrics' }
   | { cmd: 'ban'; address: string; seconds?: number }
+  /** `address`: an address (every ban of it, in every scope) or a network banned as such */
   | { cmd: 'unban'; address: string }
+  /** every rule, or the one named */
+  | { cmd: 'rules'; name?: string }
   | HistoryRequest;
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
@@ -53,12 +57,21 @@ export interface StatusResult {
   stateFile?: string;
   /** ms since epoch of the last successful state save, null if none yet */
   lastSave?: number | null;
+  /** one line per rule: matches and bans in force */
+  rules?: { name: string; enabled: boolean; matches: number; bansActive: number }[];
 }
 
 /** One item of `list` (result: ListItem[]), sorted by the daemon as it likes; ctl sorts by remaining. */
 export interface ListItem {
+  /** the address, or the network banned (a rule with a ban prefix: `2001:db8::/64`) */
   address: string;
   family: Family;
+  /** the rule that made the ban; null: by hand, adopted from the kernel, or from an older state file */
+  rule?: string | null;
+  /** where it applies: `all` (every port) or the ports (`22`, `25,465,587/tcp`) */
+  ports?: string;
+  /** Scope id ('' every port) */
+  scope?: string;
   /** seconds left on the ban */
   remaining: number;
   /** current score of the record (0 when there is no record, e.g. a manual ban) */
@@ -73,6 +86,37 @@ export interface ListItem {
   reason?: string;
   /** repeat-offender step (bantime_increment), absent for a first ban */
   step?: number;
+}
+
+/** `rules` (result: RuleInfo[]): like `fail2ban-client status JAIL`. */
+export interface RuleInfo {
+  name: string;
+  enabled: boolean;
+  /** where it is defined: `/etc/tallow/postfix.json (block 1)` */
+  where: string;
+  /** the journal filter, short: groups OR'ed with ` | `, terms AND'ed with ` ` */
+  filter: string;
+  /** score to ban (`limit` N: N) */
+  threshold: number;
+  /** seconds; 0: no window */
+  findtime: number;
+  /** seconds a threshold ban lasts */
+  bantime: number;
+  /** `all` or the ports */
+  ports: string;
+  scope: string;
+  /** prefix banned per family: 32/128 the address itself */
+  prefix: { 4: number; 6: number };
+  /** score pool: '' tallow.conf's shared pool, else the rule's own */
+  pool: string;
+  /** matches since the daemon started */
+  matches: number;
+  /** bans it made since the daemon started */
+  bans: number;
+  /** its bans in force now */
+  bansActive: number;
+  /** highest scores in its pool now */
+  top: { address: string; score: number; count: number; banned: boolean }[];
 }
 
 /** `metrics`: Prometheus text exposition format. */
@@ -94,6 +138,8 @@ export interface UnbanResult {
   address: string;
   family: Family;
   wasBanned: boolean;
+  /** the ports of each ban lifted (`all`, `22`...): one address may be banned in several scopes */
+  lifted?: string[];
   /** set when the removal has not reached the kernel yet (retried) */
   pending?: string;
 }
@@ -122,25 +168,38 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     return { error: 'a request must be a JSON object like {"cmd":"status"}' };
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, ban, unban, history)' };
+  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, rules, ban, unban, history)' };
   if (v.cmd === 'history') return validateHistory(v);
   const allowed: Record<string, string[]> = {
     status: ['cmd'],
     list: ['cmd'],
     metrics: ['cmd'],
+    rules: ['cmd', 'name'],
     ban: ['cmd', 'address', 'seconds'],
     unban: ['cmd', 'address'],
   };
   const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
-  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, ban, unban, history)` };
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, rules, ban, unban, history)` };
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
   }
   if (v.cmd === 'status' || v.cmd === 'list' || v.cmd === 'metrics') return { req: { cmd: v.cmd } };
+  if (v.cmd === 'rules') {
+    if (v.name === undefined) return { req: { cmd: 'rules' } };
+    // Rule names are shown in logs and label metrics: printable, no spaces.
+    if (typeof v.name !== 'string' || !/^[!-~]{1,200}$/.test(v.name)) return { error: `rules: "name" must be a rule name, not ${JSON.stringify(v.name).slice(0, 80)}` };
+    return { req: { cmd: 'rules', name: v.name } };
+  }
 
   if (typeof v.address !== 'string') return { error: `${v.cmd}: "address" must be a string` };
   const text = v.address;
   const shown = JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text);
+  if (v.cmd === 'unban' && text.includes('/')) {
+    // A network banned by a rule with a ban prefix is lifted by its own text (any host bits are cleared).
+    const t = canonicalTarget(text);
+    if (!t) return { error: `unban: ${shown} is not a valid network (CIDR, e.g. 2001:db8::/64)` };
+    return { req: { cmd: 'unban', address: t.target } };
+  }
   if (text.includes('/')) return { error: `${v.cmd}: ${shown} is a network (CIDR); give a single address` };
   const a = parseAddress(text);
   if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };

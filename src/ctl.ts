@@ -1,6 +1,6 @@
-// `tallow status|list|metrics|ban|unban ...`: clients of the daemon's control socket. One
-// request, one response, printed for people (or as JSON with `status --json`, `list --json`;
-// `metrics` prints Prometheus' text format). Exit status (documented in tallow(8)):
+// `tallow status|list|rules|metrics|ban|unban ...`: clients of the daemon's control socket. One
+// request, one response, printed for people (or as JSON with `status --json`, `list --json`,
+// `rules --json`; `metrics` prints Prometheus' text format). Exit status (documented in tallow(8)):
 //   0  done
 //   1  the daemon refused the request (its message is printed)
 //   2  bad usage: unknown option, missing or invalid address or time
@@ -20,6 +20,7 @@ import {
   type ControlResponse,
   type ListItem,
   type MetricsResult,
+  type RuleInfo,
   type StatusResult,
   type UnbanResult,
 } from './control';
@@ -32,7 +33,7 @@ export const EXIT_PERMISSION = 4;
 export const EXIT_PROTOCOL = 5;
 export const EXIT_CONFIG = 78;
 
-export type Subcommand = 'status' | 'list' | 'metrics' | 'ban' | 'unban';
+export type Subcommand = 'status' | 'list' | 'rules' | 'metrics' | 'ban' | 'unban';
 
 export interface CtlIO {
   out(text: string): void;
@@ -49,9 +50,10 @@ const defaultIO: CtlIO = {
 const USAGE: Record<Subcommand, string> = {
   status: 'tallow status [--json] [--socket PATH] [--config FILE]',
   list: 'tallow list [--json] [--socket PATH] [--config FILE]',
+  rules: 'tallow rules [NAME] [--json] [--socket PATH] [--config FILE]',
   metrics: 'tallow metrics [--socket PATH] [--config FILE]',
   ban: 'tallow ban ADDRESS [--time SECONDS] [--socket PATH] [--config FILE]',
-  unban: 'tallow unban ADDRESS [--socket PATH] [--config FILE]',
+  unban: 'tallow unban ADDRESS|NETWORK [--socket PATH] [--config FILE]',
 };
 
 
@@ -71,7 +73,7 @@ function parseArgs(sub: Subcommand, args: string[]): Parsed {
     if (rest) p.positional.push(o.arg);
     else if (name === '--socket') p.socket = o.value();
     else if (name === '--config') p.config = o.value();
-    else if (name === '--json' && (sub === 'list' || sub === 'status') && !o.inline) p.json = true;
+    else if (name === '--json' && (sub === 'list' || sub === 'status' || sub === 'rules') && !o.inline) p.json = true;
     else if (name === '--time' && sub === 'ban') {
       const v = o.value();
       const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
@@ -84,7 +86,8 @@ function parseArgs(sub: Subcommand, args: string[]): Parsed {
       throw new UsageError(`unknown option ${o.arg}`);
     } else p.positional.push(o.arg);
   }
-  const want = sub === 'ban' || sub === 'unban' ? 1 : 0;
+  // `rules` takes a rule name or none.
+  const want = sub === 'ban' || sub === 'unban' || (sub === 'rules' && p.positional.length > 0) ? 1 : 0;
   if (p.positional.length < want) throw new UsageError('an ADDRESS is needed');
   if (p.positional.length > want) throw new UsageError(`unexpected argument ${JSON.stringify(p.positional[want])}`);
   return p;
@@ -201,6 +204,8 @@ export function formatStatus(s: StatusResult): string {
   if (s.config !== undefined) pairs.push(['config', s.config ?? '(built-in defaults)']);
   if (s.stateFile !== undefined) pairs.push(['state file', s.stateFile]);
   if (s.lastSave !== undefined) pairs.push(['last saved', when(s.lastSave)]);
+  // One line for all rules: `sshd 12 matches 2 banned, postfix off`.
+  if (s.rules?.length) pairs.push(['rules', s.rules.map((r) => (r.enabled ? `${r.name} ${r.matches} matches ${r.bansActive} banned` : `${r.name} off${r.bansActive ? ` (${r.bansActive} banned)` : ''}`)).join(', ')]);
   const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
   return pairs.map(([k, v]) => `${(k + ':').padEnd(w)} ${v}`).join('\n') + '\n';
 }
@@ -208,16 +213,66 @@ export function formatStatus(s: StatusResult): string {
 /** Soonest to expire last: the longest bans first, then by address. */
 export function formatList(items: ListItem[]): string {
   if (items.length === 0) return 'no addresses are banned\n';
-  const sorted = [...items].sort((a, b) => b.remaining - a.remaining || a.address.localeCompare(b.address));
-  // The STEP column only once bantime_increment has made a repeat offender's ban longer.
-  if (sorted.some((i) => i.step)) {
-    const rows = [['ADDRESS', 'REMAINING', 'SCORE', 'COUNT', 'STEP', 'PATTERN']];
-    for (const i of sorted) rows.push([i.address, formatDuration(i.remaining), score(i.score), String(i.count), String(i.step ?? 0), i.pattern ?? '-']);
-    return table(rows, [false, true, true, true, true, false]);
+  const sorted = [...items].sort((a, b) => b.remaining - a.remaining || a.address.localeCompare(b.address) || (a.ports ?? '').localeCompare(b.ports ?? ''));
+  // RULE and PORTS from a daemon with rules per service; STEP only once bantime_increment has
+  // made a repeat offender's ban longer.
+  const rules = sorted.some((i) => i.rule !== undefined || i.ports !== undefined);
+  const steps = sorted.some((i) => i.step);
+  const head = ['ADDRESS', ...(rules ? ['RULE', 'PORTS'] : []), 'REMAINING', 'SCORE', 'COUNT', ...(steps ? ['STEP'] : []), 'PATTERN'];
+  const right = head.map((h) => ['REMAINING', 'SCORE', 'COUNT', 'STEP'].includes(h));
+  const rows = [head];
+  for (const i of sorted) {
+    rows.push([
+      i.address,
+      ...(rules ? [i.rule ?? '-', i.ports ?? 'all'] : []),
+      formatDuration(i.remaining),
+      score(i.score),
+      String(i.count),
+      ...(steps ? [String(i.step ?? 0)] : []),
+      i.pattern ?? '-',
+    ]);
   }
-  const rows = [['ADDRESS', 'REMAINING', 'SCORE', 'COUNT', 'PATTERN']];
-  for (const i of sorted) rows.push([i.address, formatDuration(i.remaining), score(i.score), String(i.count), i.pattern ?? '-']);
-  return table(rows, [false, true, true, true, false]);
+  return table(rows, right);
+}
+
+/** A number of seconds as `3600 s (1h 0m 0s)`; 0 as `off` (a findtime of 0 is no window). */
+function seconds(n: number, zero = '0 s'): string {
+  return n === 0 ? zero : `${n} s (${formatDuration(n)})`;
+}
+
+/** `tallow rules`: one block per rule, like `fail2ban-client status JAIL`. */
+export function formatRules(rules: RuleInfo[]): string {
+  if (rules.length === 0) return 'no rules\n';
+  const out: string[] = [];
+  for (const r of rules) {
+    const prefix = r.prefix[4] === 32 && r.prefix[6] === 128 ? 'the address' : `networks /${r.prefix[4]} (IPv4), /${r.prefix[6]} (IPv6)`;
+    const pairs: [string, string][] = [
+      ['defined in', r.where],
+      ['filter', r.filter],
+      ['threshold', `${fmtNumber(r.threshold)}${r.pool === '' ? " (tallow.conf's shared score)" : ''}`],
+      ['findtime', seconds(r.findtime, 'off (scores fall only when a record is pruned)')],
+      ['bantime', seconds(r.bantime)],
+      ['ports', r.ports],
+      ['target', prefix],
+      ['matches', String(r.matches)],
+      ['bans made', String(r.bans)],
+      ['bans active', String(r.bansActive)],
+    ];
+    const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
+    out.push(`rule ${r.name}: ${r.enabled ? 'enabled' : 'disabled'}`);
+    for (const [k, v] of pairs) out.push(`  ${(k + ':').padEnd(w)} ${v}`);
+    if (r.top.length === 0) out.push('  top addresses: none');
+    else {
+      out.push('  top addresses:');
+      const rows = r.top.map((t) => ['   ', t.address, score(t.score), `${t.count} match${t.count === 1 ? '' : 'es'}`, t.banned ? 'banned' : '']);
+      out.push(...table(rows, [false, false, true, true, false]).trimEnd().split('\n').map((l) => l.trimEnd()));
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+function fmtNumber(n: number): string {
+  return Number.isInteger(n) ? String(n) : String(Math.round(n * 1e6) / 1e6);
 }
 
 /** Testable core of ctlMain: all output through `io`. */
@@ -243,6 +298,7 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
   let req: ControlRequest;
   if (sub === 'ban') req = p.time === undefined ? { cmd: 'ban', address: p.positional[0] } : { cmd: 'ban', address: p.positional[0], seconds: p.time };
   else if (sub === 'unban') req = { cmd: 'unban', address: p.positional[0] };
+  else if (sub === 'rules') req = p.positional.length ? { cmd: 'rules', name: p.positional[0] } : { cmd: 'rules' };
   else req = { cmd: sub };
   // Same checks as the daemon: a typo is reported without bothering it (and without root).
   const checked = validateRequest(req);
@@ -279,6 +335,12 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
         io.out(p.json ? JSON.stringify(items, null, 2) + '\n' : formatList(items));
         break;
       }
+      case 'rules': {
+        const rules = res.result as RuleInfo[];
+        if (!Array.isArray(rules)) throw new Error('rules result is not an array');
+        io.out(p.json ? JSON.stringify(rules, null, 2) + '\n' : formatRules(rules));
+        break;
+      }
       case 'ban': {
         const b = res.result as BanResult;
         io.out(`banned ${b.address} for ${b.seconds} s (${formatDuration(b.seconds)})\n`);
@@ -287,7 +349,9 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
       }
       case 'unban': {
         const u = res.result as UnbanResult;
-        io.out(u.wasBanned ? `unbanned ${u.address}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
+        // Several bans (one per scope: sshd's on 22, postfix's on 25) are lifted at once: say which.
+        const which = u.lifted && (u.lifted.length > 1 || (u.lifted.length === 1 && u.lifted[0] !== 'all')) ? ` (${u.lifted.map((x) => (x === 'all' ? 'all ports' : `ports ${x}`)).join('; ')})` : '';
+        io.out(u.wasBanned ? `unbanned ${u.address}${which}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
         if (u.pending) io.err(`tallow unban: note: ${u.pending}\n`);
         break;
       }

@@ -1,12 +1,13 @@
 // The daemon: wiring only. It builds the engine (config, patterns, allowlist, matcher), the
-// tracker, the ledger of bans and the listeners, then moves data one way:
-//   Journal.batches() -> Matcher.match -> Tracker.observe -> Ledger.ban -> events -> listeners
+// scores (one pool per rule with its own policy), the ledger of bans and the listeners, then
+// moves data one way:
+//   Journal.batches() -> Matcher.match -> Scoring.observe (the match's rule) -> Ledger.ban -> events -> listeners
 //   (firewall, log, state, metrics)
 // and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
 // the control socket's requests are answered in requests.ts.
 import * as path from 'node:path';
 import { ControlServer, validateRequest, type ControlResponse } from './control';
-import { loadEngine, trackerOptions, type Engine } from './engine';
+import { loadEngine, type Engine } from './engine';
 import { errText } from './limits';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
@@ -34,7 +35,10 @@ import { NeverBan } from './never-ban';
 import { checkPrivateDir } from './private-dir';
 import { checkStateDir, liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
-import { Tracker } from './tracker';
+import type { Rule } from './rule';
+import type { Scope } from './scope';
+import { Scoring, scopesOf, type ScoringOptions } from './scoring';
+import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
 
 export { version };
@@ -60,7 +64,8 @@ export class Daemon {
   readonly started = Date.now();
   readonly metrics = new Metrics();
   readonly ledger: Ledger;
-  readonly tracker: Tracker;
+  /** Records and scores, one pool per rule with a policy of its own (scoring.ts). */
+  readonly scoring: Scoring;
   /** Unspecified, loopback, multicast, broadcast and the host's own addresses: never banned. */
   readonly neverBan = new NeverBan();
   engine: Engine;
@@ -78,6 +83,7 @@ export class Daemon {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private readonly requests: Requests;
+  private readonly knownScopes = new Map<string, Scope>();
 
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
@@ -86,12 +92,12 @@ export class Daemon {
       emit: (e) => this.events.emit(e),
       // Whoever asks (a log line, the socket, the state file, the kernel's sets, a remote node).
       refuse: (address, family) => {
-        const why = this.neverBan.has(address, family);
+        const why = isNetwork(address) ? this.networkRefusal(address) : this.neverBan.has(address, family);
         if (why) Metrics.bump(this.metrics.bansRefused, why);
         return why;
       },
     });
-    this.tracker = new Tracker(trackerOptions(this.engine, (a) => this.ledger.expiryOf(a)));
+    this.scoring = new Scoring(this.scoringOptions(this.engine), this.engine.rules);
     this.steps = new BanSteps(stepOptions(this.engine.config));
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
@@ -135,15 +141,16 @@ export class Daemon {
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
-    const backend = await chooseBackend(config, log, this.opts.dryRun);
+    // Sets and rules for every scope the rules ban in, made at start like tallow's own.
+    const backend = await chooseBackend(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
     this.firewall = new Firewall(backend, log, {
       held: () => this.ledger.values(),
       metrics: this.metrics,
       // An element the kernel refuses was dropped (and named) by the queue: the ledger forgets it
       // too, so `tallow list` and the state file show only what the kernel can hold.
-      onRefused: (address) => {
+      onRefused: (address, _family, _reason, scope) => {
         this.metrics.firewallRefused++;
-        this.ledger.unban(address, 'refused', Date.now());
+        this.ledger.unban(address, 'refused', Date.now(), scope);
       },
     });
     await this.firewall.start();
@@ -161,10 +168,15 @@ export class Daemon {
     listeners.push(...(this.opts.listeners ?? []));
     this.events = new Dispatcher(listeners, log);
     this.metrics.gauges = {
-      records: () => this.tracker.size,
+      records: () => this.scoring.size,
       bansActive: () => {
         const n = { 4: 0, 6: 0 };
         for (const b of this.ledger.values()) n[b.family]++;
+        return n;
+      },
+      bansActiveByRule: () => {
+        const n = new Map<string, number>();
+        for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(n, b.rule);
         return n;
       },
       listeners: () => this.events.stats(),
@@ -201,24 +213,56 @@ export class Daemon {
     for (const w of untrustedFilters(e.files)) this.log.warn(w);
   }
 
+  /** What the scores need from an engine: its policy, its allowlist, the ledger's bans. */
+  private scoringOptions(e: Engine): ScoringOptions {
+    const allow = e.allowlist;
+    return {
+      threshold: e.config.threshold,
+      expires: e.config.expires,
+      maxRecords: e.config.maxRecords,
+      isAllowed: (address, family) => allow.has(address, family),
+      coversAllowed: (net: Network) => allow.has(net.base, net.family) || allow.entries.some((a) => overlaps(net, { base: a.address, family: a.family, prefix: a.prefix })),
+      bannedUntil: (target, scope) => this.ledger.expiryOf(target, scope),
+    };
+  }
+
+  /** A network no one may ban: it holds loopback, the unspecified address, the host's own... */
+  private networkRefusal(target: string): string | null {
+    const net = parseNetwork(target);
+    return net ? networkRefusal(net, this.neverBan) : 'not an address or a network';
+  }
+
+  /**
+   * Every scope banned in since start: those of these rules (by default, the running ones) and of
+   * rules a reload removed, whose bans still run (their ports are still named, their sets cleared
+   * on `tallow unban`).
+   */
+  scopes(rules: Rule[] = this.engine.rules): Map<string, Scope> {
+    for (const s of scopesOf(rules)) this.knownScopes.set(s.id, s);
+    return this.knownScopes;
+  }
+
   /** Records, then bans (back into the kernel with their remaining time, through the ledger). */
   private restore(state: State): void {
     const now = Date.now();
     let records = 0;
+    let orphans = 0;
     for (const r of liveRecords(state, now, this.engine.config.expires)) {
       try {
-        this.tracker.restore(r);
-        records++;
+        if (this.scoring.restore(r)) records++;
+        else orphans++;
       } catch (e) {
         this.log.warn(`state: record not restored: ${errText(e)}`, { address: String(r?.address) });
       }
     }
     // Files of version 1 kept no score or count with a ban: the record has them.
     const bans = state.bans.map((b) => {
-      const rec = b.count ? undefined : this.tracker.get(b.address);
+      const rec = b.count ? undefined : this.scoring.get(b.address);
       return rec ? { ...b, score: rec.score, count: rec.count } : b;
     });
     const n = this.ledger.restore(bans, now);
+    // Records of a rule no longer there: nothing would score into them (their bans are kept).
+    if (orphans) this.log.info(`state: ${orphans} records of rules no longer configured not restored`);
     this.log.info(`state restored: ${records} records, ${n} active bans put back with their remaining time`, {
       file: this.state?.store.file ?? '',
       saved: new Date(state.saved).toISOString(),
@@ -233,7 +277,14 @@ export class Daemon {
       this.log.warn(`could not read the bans already in the kernel: ${errText(e)}`);
       return;
     }
-    const n = this.ledger.adopt(kernel, Date.now(), (a) => this.tracker.get(a));
+    // What the kernel holds in a rule's scope is that rule's ban when no other rule bans there.
+    const rules = this.engine.rules;
+    const known = (address: string, scope: string) => {
+      const of = rules.filter((r) => r.scope.id === scope);
+      const rec = of.length === 1 ? this.scoring.get(address, of[0].pool) : scope === '' ? this.scoring.get(address) : undefined;
+      return rec ? { ...rec, rule: of.length === 1 ? of[0].name : null } : undefined;
+    };
+    const n = this.ledger.adopt(kernel, Date.now(), known);
     if (n) this.log.info(`firewall: ${n} bans found in the kernel adopted with their remaining time`);
   }
 
@@ -252,9 +303,11 @@ export class Daemon {
       }
       const match = matcher.match(entry);
       if (!match) continue;
-      this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, at: now });
-      if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name });
-      for (const d of this.tracker.observe(match, now)) {
+      const { rule } = match;
+      Metrics.bump(m.matchesByRule, rule.name);
+      this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, rule: rule.name, at: now });
+      if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name, rule: rule.name });
+      for (const d of this.scoring.observe(match, rule, now)) {
         if (d.action !== 'ban') continue;
         const out = this.ledger.ban({ ...this.steps.apply(d, now), origin: 'rule' }, now);
         if (!out.ok && this.ledger.refusal(d.address, d.family)) this.log.warn(`not banned, never banned: ${d.address} (${out.why})`, { pattern: d.pattern });
@@ -266,8 +319,8 @@ export class Daemon {
 
   /** Records past their time are dropped; bans past theirs end (one `expired` event each). */
   private tick(now: number): void {
-    const evicted = this.tracker.evicted;
-    if (this.tracker.prune(now) > 0 || evicted !== this.metrics.recordsEvicted) this.state?.changed();
+    const evicted = this.scoring.evicted;
+    if (this.scoring.prune(now) > 0 || evicted !== this.metrics.recordsEvicted) this.state?.changed();
     this.metrics.recordsEvicted = evicted;
     this.ledger.expire(now);
     if (!this.stopping) this.state?.cursorMoved(this.reader.cursor, now);
@@ -295,12 +348,12 @@ export class Daemon {
     const m = this.metrics;
     const bans = [...m.bansByReason.values()].reduce((a, b) => a + b, 0);
     const matches = [...m.matchesByFile.values()].reduce((a, b) => a + b, 0);
-    return `${m.entriesRead} entries, ${matches} matches, ${bans} bans (${this.ledger.size} active), ${this.tracker.size} records`;
+    return `${m.entriesRead} entries, ${matches} matches, ${bans} bans (${this.ledger.size} active), ${this.scoring.size} records`;
   }
 
   /** What the state file keeps: records, bans, the journal position. */
   private snapshot(): Omit<State, 'saved' | 'version'> {
-    return { cursor: this.reader.cursor, records: [...this.tracker.records()], bans: [...this.ledger.values()] };
+    return { cursor: this.reader.cursor, records: [...this.scoring.records()], bans: [...this.ledger.values()] };
   }
 
   get dryRun(): boolean {
@@ -313,6 +366,9 @@ export class Daemon {
   }
   list() {
     return this.requests.list();
+  }
+  rules(name?: string) {
+    return this.requests.rules(name);
   }
   /** A request from elsewhere than the socket (which validates on its own): checked here first. */
   async handle(req: unknown): Promise<ControlResponse> {
@@ -335,10 +391,19 @@ export class Daemon {
     const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
-    const rulesChanged = ruleChanges(this.engine.rules, next.rules);
+    const before = this.engine.rules;
+    const after = next.rules;
+    this.scopes(before);
+    // Counted before the swap: a rule removed or disabled keeps its bans, and the log says how many.
+    const active = new Map<string, number>();
+    for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(active, b.rule);
+    const rulesChanged = ruleChanges(before, after, (r) => active.get(r.name) ?? 0);
     this.engine = next;
-    this.tracker.configure(trackerOptions(next, (a) => this.ledger.expiryOf(a)));
+    // Later matches score by the new rules; records of rules still there are kept.
+    this.scoring.configure(after, this.scoringOptions(next));
     this.steps.configure(stepOptions(next.config));
+    // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
+    this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     this.logEngine(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
       config: next.config.file ?? 'none (built-in defaults)',

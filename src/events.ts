@@ -16,6 +16,8 @@ export interface MatchEvent {
   pattern: string;
   /** pattern file name, `sshd.json` */
   file: string;
+  /** the rule whose pattern matched (rules per service) */
+  rule?: string;
   /** ms since epoch */
   at: number;
 }

@@ -23,6 +23,8 @@ export interface Family {
 export interface GaugeSource {
   records(): number;
   bansActive(): { 4: number; 6: number };
+  /** active bans per rule (bans no rule made are not counted) */
+  bansActiveByRule?(): Map<string, number>;
   listeners(): { name: string; queued: number; failures: number; dropped: number; delivered: number }[];
   firewallPending(): number;
   firewallToolRuns(): number;
@@ -38,6 +40,8 @@ export class Metrics {
   journalLagSeconds = 0;
   // matcher
   readonly matchesByFile = new Map<string, number>();
+  /** per rule (the same matches as matchesByFile, counted by the rule that matched) */
+  readonly matchesByRule = new Map<string, number>();
   invalidAddresses = 0;
   oversizedMessages = 0;
   // tracker
@@ -45,6 +49,8 @@ export class Metrics {
   // ledger
   readonly bansByReason = new Map<string, number>();
   readonly unbansByReason = new Map<string, number>();
+  /** bans a rule decided (threshold and instant), by rule */
+  readonly bansByRule = new Map<string, number>();
   /** bans nobody may make (loopback, the host's own address...): refused */
   readonly bansRefused = new Map<string, number>();
   // firewall
@@ -99,6 +105,11 @@ export class Metrics {
         ],
       },
       { name: 'tallow_bans_total', help: 'Bans made, by reason.', type: 'counter', samples: byLabel('reason', this.bansByReason) },
+      // Per rule under names of their own: the same events labelled two ways in one family would
+      // make sum(tallow_matches_total) count every match twice.
+      { name: 'tallow_rule_matches_total', help: 'Entries a pattern matched, by rule.', type: 'counter', samples: byLabel('rule', this.matchesByRule) },
+      { name: 'tallow_rule_bans_total', help: 'Bans a rule decided (threshold and instant), by rule.', type: 'counter', samples: byLabel('rule', this.bansByRule) },
+      { name: 'tallow_rule_bans_active', help: 'Bans in force now, by the rule that made them.', type: 'gauge', samples: byLabel('rule', g?.bansActiveByRule?.() ?? new Map()) },
       { name: 'tallow_unbans_total', help: 'Bans ended, by reason.', type: 'counter', samples: byLabel('reason', this.unbansByReason) },
       { name: 'tallow_bans_refused_total', help: 'Bans refused because the address must never be banned, by reason.', type: 'counter', samples: byLabel('reason', this.bansRefused) },
       { name: 'tallow_firewall_batches_total', help: 'Batches sent to the firewall.', type: 'counter', samples: one(this.firewallBatches) },

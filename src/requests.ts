@@ -1,13 +1,36 @@
 // The control socket's requests, answered from the daemon's parts: status and metrics from the
-// Metrics object, the list from the ledger, ban and unban through the ledger like any other ban.
-// control.ts has already validated each request (canonical address, seconds in range).
-import type { ControlRequest, ControlResponse, ListItem, StatusResult } from './control';
+// Metrics object, the list from the ledger, the rules from the engine, the scores and the
+// counters, ban and unban through the ledger like any other ban. control.ts has already
+// validated each request (canonical address, seconds in range).
+import type { ControlRequest, ControlResponse, ListItem, RuleInfo, StatusResult } from './control';
 import type { Daemon } from './daemon';
 import { errText } from './limits';
 import { fmtScore } from './listeners/log';
 import type { Logger } from './log';
+import type { MatchGroup } from './journal';
+import type { PatternFile } from './patterns';
+import type { Rule } from './rule';
+import { defaultRuleName } from './rules';
+import { portsText } from './scoring';
+import { familyOf } from './target';
 import { version } from './version';
 import { historyQuery } from './history/query';
+
+/** Addresses shown per rule in `tallow rules`. */
+export const TOP_ADDRESSES = 5;
+const FILTER_SHOWN = 120;
+
+/**
+ * The journal filter of a rule, short: `_EXE=/usr/sbin/sshd | SYSLOG_IDENTIFIER=sshd _UID=0`. From
+ * every block of the rule (as rules.ts names them), disabled rules' included.
+ */
+function filterText(rule: Rule, files: PatternFile[]): string {
+  const groups: MatchGroup[] = files.filter((f) => !f.override && (f.keys.name ?? defaultRuleName(f)) === rule.name).flatMap((f) => f.filter);
+  if (groups.length === 0) return '-';
+  const text = [...new Set(groups.map((g) => g.join(' ')))].join(' | ');
+  return text.length > FILTER_SHOWN ? `${text.slice(0, FILTER_SHOWN - 3)}...` : text;
+}
+
 
 export class Requests {
   constructor(private readonly d: Daemon) {}
@@ -24,7 +47,7 @@ export class Requests {
       entries: m.entriesRead,
       matches: sum(m.matchesByFile),
       bansActive: d.ledger.size,
-      records: d.tracker.size,
+      records: d.scoring.size,
       cursor: d.reader.cursor,
       config: d.engine.config.file,
       stateFile: d.state?.store.file,
@@ -33,22 +56,62 @@ export class Requests {
       skipped: m.entriesTooOld,
       bans: sum(m.bansByReason),
       unbans: sum(m.unbansByReason),
-      evicted: d.tracker.evicted,
+      evicted: d.scoring.evicted,
+      rules: d.engine.rules.map((r) => ({ name: r.name, enabled: r.enabled, matches: m.matchesByRule.get(r.name) ?? 0, bansActive: this.activeByRule().get(r.name) ?? 0 })),
       dryRun: d.dryRun,
       listeners: d.events.stats(),
       metrics: m.json(),
     };
   }
 
+  /** Bans in force per rule (one pass over the ledger). */
+  private activeByRule(): Map<string, number> {
+    const n = new Map<string, number>();
+    for (const b of this.d.ledger.values()) if (b.rule !== null) n.set(b.rule, (n.get(b.rule) ?? 0) + 1);
+    return n;
+  }
+
+  /** Every rule, or the one named (an empty list when there is none by that name). */
+  rules(name?: string): RuleInfo[] {
+    const d = this.d;
+    const all = d.engine.rules;
+    const active = this.activeByRule();
+    const now = Date.now();
+    return all
+      .filter((r) => name === undefined || r.name === name)
+      .map((r) => ({
+        name: r.name,
+        enabled: r.enabled,
+        where: r.where,
+        filter: filterText(r, d.engine.files),
+        threshold: r.threshold,
+        findtime: r.findtime,
+        bantime: r.bantime,
+        ports: portsText(r.scope, r.scope.id),
+        scope: r.scope.id,
+        prefix: { ...r.prefix },
+        pool: r.pool,
+        matches: d.metrics.matchesByRule.get(r.name) ?? 0,
+        bans: d.metrics.bansByRule.get(r.name) ?? 0,
+        bansActive: active.get(r.name) ?? 0,
+        // A shared pool's scores are every such rule's: shown with each of them.
+        top: d.scoring.top(r.pool, TOP_ADDRESSES, now, r.findtime),
+      }));
+  }
+
   /** Active bans, from the ledger alone, soonest to end first. */
   list(): ListItem[] {
     const now = Date.now();
     const out: ListItem[] = [];
+    const scopes = this.d.scopes();
     for (const b of this.d.ledger.values()) {
       if (b.expiry <= now) continue;
       out.push({
         address: b.address,
         family: b.family,
+        rule: b.rule,
+        ports: portsText(scopes.get(b.scope), b.scope),
+        scope: b.scope,
         remaining: Math.ceil((b.expiry - now) / 1000),
         score: b.score,
         count: b.count,
@@ -72,6 +135,13 @@ export class Requests {
           return { ok: true, result: this.list() };
         case 'metrics':
           return { ok: true, result: { text: d.metrics.prometheus() } };
+        case 'rules': {
+          const rules = this.rules(req.name);
+          if (req.name !== undefined && rules.length === 0) {
+            return { ok: false, error: `no rule named ${JSON.stringify(req.name)} (rules: ${d.engine.rules.map((r) => r.name).join(', ')})` };
+          }
+          return { ok: true, result: rules };
+        }
         case 'ban': {
           const { address } = req;
           const family = address.includes(':') ? 6 : 4;
@@ -79,28 +149,35 @@ export class Requests {
           const now = Date.now();
           const why = d.ledger.refusal(address, family);
           if (why) return { ok: false, error: `${address} was not banned: ${why}` };
-          const [decision] = d.tracker.ban(address, family, seconds, now);
+          const [decision] = d.scoring.ban(address, family, seconds, now);
           if (!decision || decision.action !== 'ban') return { ok: false, error: `${address} was not banned (allowlisted)` };
-          // A manual ban replaces whatever ban there was, even a longer one.
+          // A manual ban (every port) replaces whatever ban there was there, even a longer one.
           const out = d.ledger.ban({ ...decision, origin: 'manual' }, now, true);
           if (!out.ok) return { ok: false, error: `${address} was not banned: ${out.why}` };
-          const notYet = await d.firewall.outcome(address);
+          const notYet = await d.firewall.outcome(address, decision.scope);
           // Refused by the kernel: dropped, and the ledger has forgotten it. Otherwise it is held
           // and will reach the kernel when the firewall works again.
-          if (notYet && !d.ledger.get(address)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
+          if (notYet && !d.ledger.get(address, decision.scope)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
           return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(notYet ? { pending: notYet } : {}) } };
         }
         case 'unban': {
+          // Every ban of the target, whatever rule made it and wherever it applies.
           const { address } = req;
-          const family = address.includes(':') ? 6 : 4;
-          const had = d.ledger.unban(address, 'manual', Date.now());
-          d.tracker.unban(address, family);
-          // Not in the ledger: still make sure the kernel holds nothing for it (a removal of an
-          // absent entry is no error).
-          if (!had) d.firewall.unban([{ address, family }]);
+          const family = familyOf(address);
+          const lifted = d.ledger.unbanAll(address, 'manual', Date.now());
+          d.scoring.unban(address, family);
+          const scopes = d.scopes();
+          // Not in the ledger: still make sure the kernel holds nothing for it in any scope (a
+          // removal of an absent entry is no error).
+          const removals: { address: string; family: 4 | 6; scope: string }[] = lifted.length ? [] : [...scopes.keys()].map((scope) => ({ address, family, scope }));
+          if (removals.length) d.firewall.unban(removals);
           d.state?.changed();
-          const why = await d.firewall.outcome(address);
-          return { ok: true, result: { address, family, wasBanned: had !== undefined, ...(why ? { pending: why } : {}) } };
+          const waits = lifted.length ? lifted.map((b) => b.scope) : [...scopes.keys()];
+          const why = (await Promise.all(waits.map((s) => d.firewall.outcome(address, s)))).find((w) => w) ?? null;
+          return {
+            ok: true,
+            result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
+          };
         }
         case 'history': {
           if (!d.history) return { ok: false, error: d.dryRun ? 'a dry run keeps no history' : 'the history is off (history=off in tallow.conf)' };
@@ -119,11 +196,14 @@ export class Requests {
   recordTable(log: Logger): void {
     const d = this.d;
     const now = Date.now();
-    const left = (a: string) => Math.max(0, Math.ceil((d.ledger.expiryOf(a) - now) / 1000));
-    log.info(`record table: ${d.tracker.size} records, ${d.ledger.size} active bans`);
-    for (const r of d.tracker.records()) {
+    const left = (a: string) => Math.max(0, Math.ceil((Math.max(0, ...d.ledger.allOf(a).map((b) => b.expiry)) - now) / 1000));
+    log.info(`record table: ${d.scoring.size} records, ${d.ledger.size} active bans`);
+    const recorded = new Set<string>();
+    for (const r of d.scoring.records()) {
+      recorded.add(r.address);
       log.info('record', {
         address: r.address,
+        ...(r.pool ? { pool: r.pool } : {}),
         score: fmtScore(r.score),
         count: String(r.count),
         first: new Date(r.first).toISOString(),
@@ -134,7 +214,7 @@ export class Requests {
       });
     }
     for (const b of d.ledger.values()) {
-      if (!d.tracker.get(b.address)) log.info('ban without record', { address: b.address, ban_left: String(left(b.address)), pattern: b.pattern ?? '', origin: b.origin });
+      if (!recorded.has(b.address)) log.info('ban without record', { address: b.address, ban_left: String(left(b.address)), pattern: b.pattern ?? '', origin: b.origin, ...(b.rule ? { rule: b.rule } : {}) });
     }
   }
 }

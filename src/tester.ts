@@ -1,7 +1,8 @@
 // `tallow test`: run the patterns over log lines (a file, stdin) or the journal, and show what the
 // daemon would have done: matches per pattern with their addresses, the lines nothing matched, and
-// the bans the tracker would have made with the configured threshold and expires. Nothing here
-// touches the firewall; files and stdin need no privileges.
+// the bans each rule's policy would have made (threshold, findtime on the times read from the
+// input, bantime, ports, ban prefix). `--rule NAME` shows that rule alone. Nothing here touches
+// the firewall; files and stdin need no privileges. The report is written by tester-report.ts.
 //
 // Exit status: 0 something matched; 1 nothing matched; 2 bad usage; 66 the input could not be
 // read (EX_NOINPUT); 78 tallow.conf or a patterns file is wrong (EX_CONFIG).
@@ -10,13 +11,17 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
-import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, MAX_MESSAGE_LENGTH, type PatternFile, type Pattern } from './patterns';
+import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile } from './patterns';
 import { readOptions, UsageError } from './options';
-import { Matcher } from './matcher';
-import { Tracker, type Decision } from './tracker';
+import type { Matcher } from './matcher';
+import type { Decision } from './tracker';
 import { Allowlist } from './allowlist';
 import { Ledger } from './ledger';
 import { makeEngine } from './engine';
+import type { Rule } from './rule';
+import { Scoring } from './scoring';
+import { overlaps } from './target';
+import { report, type BanRow, type PatternStats, type RuleStats } from './tester-report';
 import type { Journal as JournalT, JournalEntry, MatchGroup } from './journal';
 
 export const EXIT_MATCHED = 0;
@@ -35,11 +40,12 @@ export interface TesterIO {
   progressMs?: number;
 }
 
-const USAGE = `usage: tallow test [FILE|-] [--unmatched] [--config FILE] [--patterns DIR|FILE.json] [--field NAME=VALUE]...
-       tallow test --journal [--since WHEN] [--unit UNIT] [--journal-dir DIR] [--unmatched] [--config FILE] [--patterns DIR|FILE.json]
+const USAGE = `usage: tallow test [FILE|-] [--rule NAME] [--unmatched] [--config FILE] [--patterns DIR|FILE.json] [--field NAME=VALUE]...
+       tallow test --journal [--since WHEN] [--unit UNIT] [--journal-dir DIR] [--rule NAME] [--unmatched] [--config FILE] [--patterns DIR|FILE.json]
 Runs the patterns over log lines (one message per line, or journalctl -o short/short-iso lines) or
-the journal, and prints the matches per pattern, the bans the tracker would make, and with
---unmatched the lines no pattern matched. --patterns DIR stands for patterns_dir (shipped files
+the journal, and prints the matches per pattern, the bans each rule's policy would make (findtime
+counted on the lines' own times), and with --unmatched the lines no pattern matched. --rule NAME
+shows that rule's matches and bans alone. --patterns DIR stands for patterns_dir (shipped files
 plus DIR's); --patterns FILE.json tests that file alone. Text lines count as sshd's
 (_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd); --field sets or adds a field.
 WHEN: 'YYYY-MM-DD [HH:MM[:SS]]', 'today', 'yesterday', '@EPOCH', '-2h', '30 min ago'.
@@ -55,6 +61,7 @@ interface Options {
   unmatched: boolean;
   config?: string;
   patterns?: string;
+  rule?: string;
   fields: Record<string, string>;
 }
 
@@ -123,6 +130,7 @@ function parseArgs(args: string[], now: number): Options {
       case '--journal-dir': o.journalDir = value(); o.journal = true; break;
       case '--config': o.config = value(); break;
       case '--patterns': o.patterns = value(); break;
+      case '--rule': o.rule = value(); break;
       case '--field': {
         const v = value();
         const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/s.exec(v);
@@ -200,50 +208,49 @@ export function lineToEntry(line: string, now: number, extra: Record<string, str
   return { entry: { cursor: '', realtime: when * 1000, fields }, ident };
 }
 
-interface PatternStats {
-  pattern: Pattern;
-  lines: number;
-  addresses: Map<string, number>;
-}
-
-interface BanRow {
-  address: string;
-  seconds: number;
-  reason: string;
-  pattern: string;
-  score: number;
-  count: number;
-  times: number;
-  first: string; // where: line number or time
-}
-
-class Run {
+export class Run {
   readonly matcher: Matcher;
-  readonly tracker: Tracker;
+  readonly scoring: Scoring;
   readonly allow: Allowlist;
+  /** The rules of these files, enabled or not; with --rule, `only` is one of them. */
+  readonly rules: Rule[];
+  readonly only: Rule | null;
   /** What the daemon would hold banned, so a match during a ban is counted as the daemon would. */
   readonly ledger = new Ledger({ emit: () => {} });
   readonly perPattern = new Map<string, PatternStats>();
+  readonly perRule = new Map<string, RuleStats>();
   readonly bans = new Map<string, BanRow>();
   readonly unmatched: string[] = [];
   total = 0;
   matched = 0;
+  /** with --rule: lines another rule matched (not this rule's, as in the daemon: the first match wins) */
+  otherRules = 0;
   badAddress = 0;
   allowlisted = new Set<string>();
 
-  constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean) {
+  /** `only`: --rule NAME. */
+  constructor(readonly files: PatternFile[], readonly config: Config, readonly keepUnmatched: boolean, only?: string) {
     // The same engine the daemon builds from these files and settings.
     const engine = makeEngine(config, files);
     this.matcher = engine.matcher;
     this.allow = engine.allowlist;
-    this.tracker = new Tracker({
-      threshold: config.threshold,
-      expires: config.expires,
-      maxRecords: config.maxRecords,
-      isAllowed: (a, f) => this.allow.has(a, f),
-      bannedUntil: (a) => this.ledger.expiryOf(a),
-    });
+    this.rules = engine.rules;
+    this.only = only === undefined ? null : (this.rules.find((r) => r.name === only) ?? null);
+    if (only !== undefined && !this.only) throw new UsageError(`--rule: no rule named ${JSON.stringify(only)} (rules: ${this.rules.map((r) => r.name).join(', ')})`);
+    const allow = this.allow;
+    this.scoring = new Scoring(
+      {
+        threshold: config.threshold,
+        expires: config.expires,
+        maxRecords: config.maxRecords,
+        isAllowed: (a, f) => allow.has(a, f),
+        coversAllowed: (net) => allow.has(net.base, net.family) || allow.entries.some((e) => overlaps(net, { base: e.address, family: e.family, prefix: e.prefix })),
+        bannedUntil: (t, scope) => this.ledger.expiryOf(t, scope),
+      },
+      this.rules,
+    );
     for (const f of files) for (const p of f.patterns) this.perPattern.set(p.name, { pattern: p, lines: 0, addresses: new Map() });
+    for (const r of this.rules) this.perRule.set(r.name, { rule: r, lines: 0 });
   }
 
   feed(entry: JournalEntry, where: string, shown: string): void {
@@ -255,83 +262,34 @@ class Run {
       if (this.keepUnmatched) this.unmatched.push(`${where}: ${shown}`);
       return;
     }
+    const { rule } = m;
+    if (this.only && rule.name !== this.only.name) {
+      this.otherRules++;
+      return;
+    }
     this.matched++;
     const ps = this.perPattern.get(m.pattern.name)!;
     ps.lines++;
     ps.addresses.set(m.address, (ps.addresses.get(m.address) ?? 0) + 1);
+    const rs = this.perRule.get(rule.name) ?? { rule, lines: 0 };
+    this.perRule.set(rule.name, rs);
+    rs.lines++;
     if (this.allow.has(m.address, m.family)) this.allowlisted.add(m.address);
+    // The line's own time: findtime windows and ban ends as they would have been.
     const now = Math.floor(entry.realtime / 1000);
-    this.tracker.prune(now);
+    this.scoring.prune(now);
     this.ledger.expire(now);
-    for (const d of this.tracker.observe(m, now)) this.record(d, where, now);
+    for (const d of this.scoring.observe(m, rule, now)) this.record(d, where, now);
   }
 
   private record(d: Decision, where: string, now: number): void {
     if (d.action !== 'ban') return;
     this.ledger.ban({ ...d, origin: 'rule' }, now);
-    const key = `${d.address}\n${d.reason}\n${d.pattern}\n${d.seconds}`;
+    const key = `${d.address}\n${d.reason}\n${d.pattern}\n${d.seconds}\n${d.scope}`;
     const row = this.bans.get(key);
     if (row) row.times++;
-    else this.bans.set(key, { address: d.address, seconds: d.seconds, reason: d.reason, pattern: d.pattern, score: d.score, count: d.count, times: 1, first: where });
+    else this.bans.set(key, { address: d.address, rule: d.rule, scope: d.scope, seconds: d.seconds, reason: d.reason, pattern: d.pattern, score: d.score, count: d.count, times: 1, first: where });
   }
-}
-
-function pad(rows: string[][], right: boolean[]): string[] {
-  const w: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (w[i] = Math.max(w[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : right[i] ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd());
-}
-
-const MAX_ADDRESSES_SHOWN = 20;
-
-function report(run: Run, source: string, io: TesterIO): void {
-  const o: string[] = [];
-  const nfiles = new Set(run.files.map((f) => f.path)).size;
-  const npat = run.files.reduce((n, f) => n + f.patterns.length, 0);
-  o.push(`Patterns: ${npat} in ${nfiles} file${nfiles === 1 ? '' : 's'} (${[...new Set(run.files.map((f) => f.path))].join(', ')})`);
-  o.push(`Read ${run.total} ${source}: ${run.matched} matched, ${run.total - run.matched} not matched.`);
-  if (run.badAddress) o.push(`${run.badAddress} matched a pattern whose captured address was not a valid IP address (ignored).`);
-  const oversized = run.matcher.metrics.oversizedMessages;
-  if (oversized) o.push(`${oversized} ${oversized === 1 ? 'was' : 'were'} longer than ${MAX_MESSAGE_LENGTH} characters: not matched (counted as oversized, as the daemon does).`);
-  o.push('');
-
-  const hits = [...run.perPattern.values()].filter((p) => p.lines > 0);
-  if (hits.length === 0) o.push('No pattern matched.');
-  else {
-    o.push('Matches per pattern:');
-    for (const p of hits) {
-      o.push(`  ${p.pattern.name}: ${p.lines} line${p.lines === 1 ? '' : 's'} (score ${p.pattern.score}, ban ${p.pattern.ban})  ${p.pattern.source}`);
-      const addrs = [...p.addresses].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-      const rows = addrs.slice(0, MAX_ADDRESSES_SHOWN).map(([a, n]) => ['   ', a, `${n}`, run.allowlisted.has(a) ? 'allowlisted, never banned' : '']);
-      o.push(...pad(rows, [false, false, true, false]));
-      if (addrs.length > MAX_ADDRESSES_SHOWN) o.push(`    ... and ${addrs.length - MAX_ADDRESSES_SHOWN} more addresses`);
-    }
-  }
-  o.push('');
-
-  const c = run.config;
-  if (run.bans.size === 0) o.push(`Bans the tracker would make (threshold ${c.threshold}, expires ${c.expires} s): none.`);
-  else {
-    o.push(`Bans the tracker would make (threshold ${c.threshold}, expires ${c.expires} s):`);
-    const rows = [['  ADDRESS', 'SECONDS', 'REASON', 'SCORE', 'COUNT', 'TIMES', 'FIRST AT', 'PATTERN']];
-    for (const b of run.bans.values()) {
-      rows.push([`  ${b.address}`, String(b.seconds), b.reason, b.score.toFixed(2), String(b.count), String(b.times), b.first, b.pattern]);
-    }
-    o.push(...pad(rows, [false, true, false, true, true, true, false, false]));
-    const addresses = new Set([...run.bans.values()].map((b) => b.address));
-    const full = new Set([...run.bans.values()].filter((b) => b.reason === 'threshold').map((b) => b.address));
-    o.push(`  ${addresses.size} address${addresses.size === 1 ? '' : 'es'} banned, ${full.size} for the full ${c.expires} s.`);
-  }
-
-  if (run.keepUnmatched) {
-    o.push('');
-    if (run.unmatched.length === 0) o.push('Lines no pattern matched: none.');
-    else {
-      o.push(`Lines no pattern matched (${run.unmatched.length}):`);
-      for (const u of run.unmatched) o.push(`  ${u}`);
-    }
-  }
-  io.out(o.join('\n') + '\n');
 }
 
 /** Printable form of a line: control characters (attacker text) and tabs escaped, so they show. */
@@ -468,8 +426,12 @@ export async function testRun(args: string[], io: TesterIO): Promise<number> {
     const config = o.config !== undefined ? loadConfig(o.config, true) : loadConfig(DEFAULT_CONFIG_FILE, false);
     const files = loadPatterns(o, config);
     if (files.every((f) => f.patterns.length === 0)) throw new PatternError(`${o.patterns ?? 'patterns'}: no patterns to test`);
-    run = new Run(files, config, o.unmatched);
+    run = new Run(files, config, o.unmatched, o.rule);
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`tallow test: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
     if (e instanceof ConfigError || e instanceof PatternError) {
       io.err(`tallow test: ${e.message}\n`);
       return EXIT_CONFIG;
@@ -484,7 +446,7 @@ export async function testRun(args: string[], io: TesterIO): Promise<number> {
     io.err(`tallow test: ${(e as Error).message}\n`);
     return EXIT_NOINPUT;
   }
-  report(run, source, io);
+  report(run, source, (t) => io.out(t));
   return run.matched > 0 ? EXIT_MATCHED : EXIT_NO_MATCH;
 }
 

@@ -223,7 +223,7 @@ export class PgStore implements HistoryStore {
     for (const r of rows) {
       if (r.kind !== 'ban' || r.cause === 'adopted') continue;
       if (r.cause === 'renewed') {
-        const u = await c.query(numbered(SQL.banRenew), [r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.address, (r.covers ?? 0) - 2000]);
+        const u = await c.query(numbered(SQL.banRenew), [r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, r.scope ?? '', (r.covers ?? 0) - 2000]);
         if (u.rowCount) continue;
       }
       bans.push(r);
@@ -231,33 +231,34 @@ export class PgStore implements HistoryStore {
     if (bans.length) {
       const col = <K extends keyof BanRow>(k: K) => bans.map((b) => b[k]);
       await c.query(
-        `INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step)
-         SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::int[], $10::int[])
+        `INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope)
+         SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::int[], $10::int[], $11::text[], $12::text[])
          ON CONFLICT (address, since) DO NOTHING`,
-        [col('address'), col('family'), col('since'), col('expiry'), col('origin'), col('reason'), col('pattern'), col('score'), col('count'), col('step')],
+        [col('address'), col('family'), col('since'), col('expiry'), col('origin'), col('reason'), col('pattern'), col('score'), col('count'), col('step'), bans.map((b) => b.rule ?? null), bans.map((b) => b.scope ?? '')],
       );
     }
     for (const b of rows) {
       if (b.kind !== 'ban' || b.cause !== 'adopted') continue;
-      await c.query(numbered(SQL.banAdopt), [b.address, b.family, b.since, b.expiry, b.origin, b.reason, b.pattern, b.score, b.count, b.step, b.address, b.expiry - 2000]);
+      await c.query(numbered(SQL.banAdopt), [b.address, b.family, b.since, b.expiry, b.origin, b.reason, b.pattern, b.score, b.count, b.step, b.rule ?? null, b.scope ?? '', b.address, b.scope ?? '', b.expiry - 2000]);
     }
     const unbans = rows.filter((r) => r.kind === 'unban');
     if (unbans.length) {
       await c.query(
         `UPDATE bans b SET ended = u.at, end_reason = u.reason
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(address, since, at, reason)
-         WHERE b.address = u.address AND b.ended IS NULL
-           AND b.since = (SELECT max(since) FROM bans c WHERE c.address = u.address AND c.since <= u.since)`,
-        [unbans.map((u) => u.address), unbans.map((u) => u.since), unbans.map((u) => u.at), unbans.map((u) => u.reason)],
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(address, since, at, reason, scope)
+         WHERE b.address = u.address AND b.scope = u.scope AND b.ended IS NULL
+           AND b.since = (SELECT max(since) FROM bans c WHERE c.address = u.address AND c.scope = u.scope AND c.since <= u.since)`,
+        [unbans.map((u) => u.address), unbans.map((u) => u.since), unbans.map((u) => u.at), unbans.map((u) => u.reason), unbans.map((u) => u.scope ?? '')],
       );
     }
     const matches = rows.filter((r) => r.kind === 'match');
     if (matches.length) {
-      await c.query('INSERT INTO matches (address, at, pattern, n) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[])', [
+      await c.query('INSERT INTO matches (address, at, pattern, n, rule) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[])', [
         matches.map((m) => m.address),
         matches.map((m) => m.at),
         matches.map((m) => m.pattern),
         matches.map((m) => m.n),
+        matches.map((m) => m.rule ?? null),
       ]);
     }
   }

@@ -2,7 +2,8 @@
 // migration above the version it finds, so a file or database written by an older tallow is
 // brought up to date and one written by a newer tallow is refused (not silently misread).
 // Version 1: bans (with their end) and matches. Version 2: the repeat-offender step of each ban,
-// and the count of a row that sums up matches past the hourly cap.
+// and the count of a row that sums up matches past the hourly cap. Version 3 (rules per service):
+// the rule of each ban and match, and the scope (ports) of each ban.
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -38,6 +39,12 @@ const MIGRATIONS: string[][] = [
     'ALTER TABLE bans ADD COLUMN step INTEGER NOT NULL DEFAULT 0',
     'ALTER TABLE matches ADD COLUMN n INTEGER NOT NULL DEFAULT 1',
     'CREATE INDEX bans_reason_since ON bans (reason, since)',
+  ],
+  // 3
+  [
+    'ALTER TABLE bans ADD COLUMN rule TEXT',
+    "ALTER TABLE bans ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
+    'ALTER TABLE matches ADD COLUMN rule TEXT',
   ],
 ];
 

@@ -136,28 +136,29 @@ export class SqliteStore implements HistoryStore {
 
   private writeSync(run: string, rows: HistoryRow[]): void {
     const s = this.stmts!;
-    this.multiMatch ??= this.db!.prepare(`INSERT INTO matches (address, at, pattern, n) VALUES ${Array(MULTI).fill('(?, ?, ?, ?)').join(', ')}`);
+    this.multiMatch ??= this.db!.prepare(`INSERT INTO matches (address, at, pattern, n, rule) VALUES ${Array(MULTI).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     const multi = this.multiMatch;
     this.db!.transaction(() => {
       const done = Number((s.progressGet.get(run) as { seq?: number } | undefined)?.seq ?? 0);
       let last = done;
       // Matches gather here until MULTI of them go in at once; bans and unbans do not wait for
       // them (the order of match rows against ban rows means nothing).
-      const pending: (string | number)[] = [];
+      const pending: (string | number | null)[] = [];
       for (const r of rows) {
         if (r.seq <= done) continue;
         last = Math.max(last, r.seq);
         if (r.kind === 'match') {
-          pending.push(r.address, r.at, r.pattern, r.n);
-          if (pending.length === MULTI * 4) multi.run(pending.splice(0));
-        } else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.address, r.since);
+          pending.push(r.address, r.at, r.pattern, r.n, r.rule ?? null);
+          if (pending.length === MULTI * 5) multi.run(pending.splice(0));
+        } else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.scope ?? '', r.address, r.scope ?? '', r.since);
         else {
-          const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step];
-          if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, r.expiry - 2000);
-          else if (r.cause !== 'renewed' || s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.address, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
+          const scope = r.scope ?? '';
+          const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, scope];
+          if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, scope, r.expiry - 2000);
+          else if (r.cause !== 'renewed' || s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, scope, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
         }
       }
-      for (let i = 0; i < pending.length; i += 4) s.matchInsert.run(pending.slice(i, i + 4));
+      for (let i = 0; i < pending.length; i += 5) s.matchInsert.run(pending.slice(i, i + 5));
       if (last > done) s.progressPut.run(run, last, Date.now());
     })();
   }

@@ -20,6 +20,10 @@ export interface BanRow {
   count: number;
   /** repeat-offender step (0: a first ban) */
   step: number;
+  /** the rule that made it (null: by hand, adopted, unknown) */
+  rule?: string | null;
+  /** where it applies: a Scope id ('' every port) */
+  scope?: string;
   /**
    * restored: stored already unless lost; adopted: found in the kernel, stored unless a ban in the
    * history covers it; renewed: decided again for an address adopted at start, from journal lines
@@ -36,6 +40,8 @@ export interface UnbanRow {
   address: string;
   /** the ended ban's start */
   since: number;
+  /** the ended ban's scope ('' every port): one address may be banned in several at once */
+  scope?: string;
   at: number;
   reason: string;
 }
@@ -48,6 +54,8 @@ export interface MatchRow {
   pattern: string;
   /** 1, or the matches past the hourly cap summed up in one row (pattern '*') */
   n: number;
+  /** the rule whose pattern matched (null in a summary row) */
+  rule?: string | null;
 }
 
 export type HistoryRow = BanRow | UnbanRow | MatchRow;
@@ -57,7 +65,7 @@ export interface RowFilter {
   address?: string;
   /** ms since epoch */
   since?: number;
-  /** a pattern (`sshd.json#3`) or a pattern file (`sshd.json`) */
+  /** a pattern (`sshd.json#3`), a pattern file (`sshd.json`) or a rule's name (`sshd`) */
   rule?: string;
   limit: number;
 }
@@ -77,6 +85,9 @@ export interface HistoryBan {
   step: number;
   ended: number | null;
   endReason: string | null;
+  /** rows before schema version 3: null and '' */
+  rule: string | null;
+  scope: string;
 }
 
 export interface HistoryMatch {
@@ -134,17 +145,17 @@ export const SQL = {
   progressGet: 'SELECT seq FROM progress WHERE run = ?',
   progressPut: 'INSERT INTO progress (run, seq, at) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET seq = excluded.seq, at = excluded.at',
   banInsert:
-    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address, since) DO NOTHING',
+    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address, since) DO NOTHING',
   // Found in the kernel at start: already stored when a ban of the address in the history still runs then.
   banAdopt:
-    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step) SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS INTEGER), CAST(? AS INTEGER) WHERE NOT EXISTS (SELECT 1 FROM bans WHERE address = ? AND expiry >= ?) ON CONFLICT (address, since) DO NOTHING',
+    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope) SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM bans WHERE address = ? AND scope = ? AND expiry >= ?) ON CONFLICT (address, since) DO NOTHING',
   banRenew:
-    'UPDATE bans SET expiry = ?, origin = ?, reason = ?, pattern = ?, score = ?, count = ?, step = ? WHERE id = (SELECT max(id) FROM bans WHERE address = ? AND ended IS NULL AND expiry >= ?)',
-  // The latest ban of the address that started at or before the ended one (an adopted ban's own
-  // row may have been skipped as covered by the original).
+    'UPDATE bans SET expiry = ?, origin = ?, reason = ?, pattern = ?, score = ?, count = ?, step = ?, rule = ? WHERE id = (SELECT max(id) FROM bans WHERE address = ? AND scope = ? AND ended IS NULL AND expiry >= ?)',
+  // The latest ban of the address in the scope that started at or before the ended one (an
+  // adopted ban's own row may have been skipped as covered by the original).
   unban:
-    'UPDATE bans SET ended = ?, end_reason = ? WHERE address = ? AND ended IS NULL AND since = (SELECT max(since) FROM bans WHERE address = ? AND since <= ?)',
-  matchInsert: 'INSERT INTO matches (address, at, pattern, n) VALUES (?, ?, ?, ?)',
+    'UPDATE bans SET ended = ?, end_reason = ? WHERE address = ? AND scope = ? AND ended IS NULL AND since = (SELECT max(since) FROM bans WHERE address = ? AND scope = ? AND since <= ?)',
+  matchInsert: 'INSERT INTO matches (address, at, pattern, n, rule) VALUES (?, ?, ?, ?, ?)',
   // Oldest rows first by id (ids grow with time): no index on `at` is needed, a clock step
   // backwards only keeps a few rows a little longer.
   pruneMatches: 'DELETE FROM matches WHERE id IN (SELECT id FROM matches ORDER BY id LIMIT ?) AND at < ?',
@@ -154,10 +165,10 @@ export const SQL = {
     "SELECT address, since, step FROM bans b WHERE reason = 'threshold' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold')",
 };
 
-/** `sshd.json` means every pattern of that file; `sshd.json#3` that one pattern. */
+/** `sshd.json` means every pattern of that file; `sshd.json#3` that one pattern; `sshd` the rule of that name. */
 export function ruleClause(column: string, rule: string | undefined): { sql: string; args: (string | number)[] } {
   if (!rule) return { sql: '', args: [] };
-  return { sql: ` AND (${column} = ? OR substr(${column}, 1, ?) = ?)`, args: [rule, rule.length + 1, `${rule}#`] };
+  return { sql: ` AND (${column} = ? OR substr(${column}, 1, ?) = ? OR rule = ?)`, args: [rule, rule.length + 1, `${rule}#`, rule] };
 }
 
 /** SELECTs for bans() and matches(), from a filter; newest first. */
@@ -165,7 +176,7 @@ export function selectRows(kind: 'bans' | 'matches', f: RowFilter): { sql: strin
   const time = kind === 'bans' ? 'since' : 'at';
   const cols =
     kind === 'bans'
-      ? 'address, since, expiry, origin, reason, pattern, score, count, step, ended, end_reason'
+      ? 'address, since, expiry, origin, reason, pattern, score, count, step, ended, end_reason, rule, scope'
       : 'address, at, pattern, n';
   let sql = `SELECT ${cols} FROM ${kind} WHERE 1 = 1`;
   const args: (string | number)[] = [];
@@ -211,6 +222,8 @@ export function banFromRow(r: Record<string, unknown>): HistoryBan {
     step: Number(r.step),
     ended: r.ended === null ? null : Number(r.ended),
     endReason: r.end_reason === null ? null : String(r.end_reason),
+    rule: r.rule === null || r.rule === undefined ? null : String(r.rule),
+    scope: r.scope === null || r.scope === undefined ? '' : String(r.scope),
   };
 }
 

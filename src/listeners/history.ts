@@ -15,6 +15,7 @@ import { errText } from '../limits';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { HistoryRow, HistoryStore, LastBan } from '../history/store';
+import { banKey } from '../scope';
 
 /** Rows per transaction: large enough to make a flood cheap (bench/history), small enough to hold the loop only briefly. */
 export const BATCH = 1000;
@@ -51,7 +52,7 @@ export class HistoryListener implements Listener {
   /** Each event becomes its rows once: a retry writes the same rows with the same numbers. */
   private readonly rows = new WeakMap<TallowEvent, HistoryRow[]>();
   private readonly cap = new Map<string, CapEntry>();
-  /** Bans adopted from the kernel at start and still running: address -> expiry. */
+  /** Bans adopted from the kernel at start and still running: banKey(address, scope) -> expiry. */
   private readonly adopted = new Map<string, number>();
   private hour = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -136,21 +137,22 @@ export class HistoryListener implements Listener {
       const b = e.ban;
       // Found in the kernel at start: a new decision for it while it runs is the same attack read
       // again from the journal (the state file was older than the kernel), not a second ban.
-      const adopted = this.adopted.get(b.address);
-      this.adopted.delete(b.address);
-      if (e.cause === 'adopted') this.adopted.set(b.address, b.expiry);
+      const key = banKey(b.address, b.scope);
+      const adopted = this.adopted.get(key);
+      this.adopted.delete(key);
+      if (e.cause === 'adopted') this.adopted.set(key, b.expiry);
       const renewed = e.cause === 'new' && adopted !== undefined && b.since <= adopted;
       return [
         {
           kind: 'ban', seq: ++this.seq, address: b.address, family: b.family, since: b.since, expiry: b.expiry, origin: b.origin,
-          reason: b.reason, pattern: b.pattern, score: b.score, count: b.count, step: b.step ?? 0,
+          reason: b.reason, pattern: b.pattern, score: b.score, count: b.count, step: b.step ?? 0, rule: b.rule, scope: b.scope,
           ...(renewed ? { cause: 'renewed' as const, covers: adopted } : { cause: e.cause }),
         },
       ];
     }
     if (e.kind === 'unban') {
-      this.adopted.delete(e.ban.address);
-      return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, at: e.at, reason: e.reason }];
+      this.adopted.delete(banKey(e.ban.address, e.ban.scope));
+      return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, scope: e.ban.scope, at: e.at, reason: e.reason }];
     }
     const out = this.rollHour(e.at);
     let c = this.cap.get(e.address);
@@ -162,7 +164,7 @@ export class HistoryListener implements Listener {
     if (!c) this.cap.set(e.address, (c = { hour, stored: 0, over: 0 }));
     if (c.stored < this.o.matchesPerHour) {
       c.stored++;
-      out.push({ kind: 'match', seq: ++this.seq, address: e.address, at: e.at, pattern: e.pattern, n: 1 });
+      out.push({ kind: 'match', seq: ++this.seq, address: e.address, at: e.at, pattern: e.pattern, n: 1, rule: e.rule ?? null });
     } else {
       c.over++;
       this.o.metrics.historyMatchesCapped++;

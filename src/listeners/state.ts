@@ -3,7 +3,7 @@
 // moving is saved rarely: a restart then re-reads only a little, and re-reading is harmless.
 import type { Listener, TallowEvent } from '../events';
 import type { Metrics } from '../metrics';
-import { StateSaver, type State, type StateStore } from '../state';
+import { STATE_VERSION, StateSaver, type State, type StateStore } from '../state';
 
 const SAVE_EVERY_MS = 2000;
 /** Even when nothing matched, the advancing cursor is saved this often. */
@@ -36,7 +36,7 @@ export class StateListener implements Listener {
         const saved = Date.now();
         this.savedCursor = s.cursor;
         this.lastSave = saved;
-        return { version: 2, saved, ...s };
+        return { version: STATE_VERSION, saved, ...s };
       },
       SAVE_EVERY_MS,
       (msg) => {

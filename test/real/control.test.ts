@@ -95,10 +95,11 @@ describe('control socket against a running daemon', { timeout: 180_000 }, () => 
     r = await ctl('list');
     assert.equal(r.code, 0, r.stderr);
     const rows = r.stdout.trimEnd().split('\n');
-    assert.match(rows[0], /^ADDRESS +REMAINING +SCORE +COUNT +PATTERN$/);
-    assert.match(rows[1], /^2001:db8::99 +(9m \d+s|10m 0s) +0\.00 +0 +manual$/);
-    assert.match(rows[2], /^203\.0\.113\.5 +(59s|1m 0s) +0\.00 +0 +manual$/);
-    assert.match(rows[3], /^198\.51\.100\.9 +(29|30)s +0\.00 +0 +manual$/);
+    // Manual bans: no rule, every port.
+    assert.match(rows[0], /^ADDRESS +RULE +PORTS +REMAINING +SCORE +COUNT +PATTERN$/);
+    assert.match(rows[1], /^2001:db8::99 +- +all +(9m \d+s|10m 0s) +0\.00 +0 +manual$/);
+    assert.match(rows[2], /^203\.0\.113\.5 +- +all +(59s|1m 0s) +0\.00 +0 +manual$/);
+    assert.match(rows[3], /^198\.51\.100\.9 +- +all +(29|30)s +0\.00 +0 +manual$/);
     assert.equal(rows.length, 4);
 
     r = await ctl('unban', '203.0.113.5');

@@ -107,6 +107,12 @@ test('valid requests reach the handler, addresses canonical', async (t) => {
   await ask(sock, { cmd: 'ban', address: '2001:DB8:0:0::9', seconds: 60 });
   await ask(sock, { cmd: 'unban', address: '::ffff:198.51.100.7' });
   await ask(sock, { cmd: 'ban', address: '192.0.2.1', seconds: MAX_BAN_SECONDS });
+  // A network banned by a rule's ban prefix: lifted by its text, canonical, host bits cleared.
+  await ask(sock, { cmd: 'unban', address: '2001:DB8:0:0:5::/64' });
+  await ask(sock, { cmd: 'unban', address: '198.51.100.77/24' });
+  await ask(sock, { cmd: 'unban', address: '198.51.100.77/32' });
+  await ask(sock, { cmd: 'rules' });
+  await ask(sock, { cmd: 'rules', name: 'sshd.json#1' });
   assert.deepEqual(seen, [
     { cmd: 'status' },
     { cmd: 'list' },
@@ -114,6 +120,11 @@ test('valid requests reach the handler, addresses canonical', async (t) => {
     { cmd: 'ban', address: '2001:db8::9', seconds: 60 },
     { cmd: 'unban', address: '198.51.100.7' },
     { cmd: 'ban', address: '192.0.2.1', seconds: MAX_BAN_SECONDS },
+    { cmd: 'unban', address: '2001:db8::/64' },
+    { cmd: 'unban', address: '198.51.100.0/24' },
+    { cmd: 'unban', address: '198.51.100.77' },
+    { cmd: 'rules' },
+    { cmd: 'rules', name: 'sshd.json#1' },
   ]);
 });
 
@@ -130,7 +141,12 @@ const refused: [string, unknown, RegExp][] = [
   ['ban with a number as address', { cmd: 'ban', address: 3221225985 }, /"address" must be a string/],
   ['not an address', { cmd: 'ban', address: 'example.org' }, /"example.org" is not an IPv4 or IPv6 address/],
   ['a CIDR', { cmd: 'ban', address: '203.0.113.0/24' }, /is a network \(CIDR\)/],
-  ['an IPv6 CIDR on unban', { cmd: 'unban', address: '2001:db8::/32' }, /is a network \(CIDR\)/],
+  ['an IPv6 CIDR on ban', { cmd: 'ban', address: '2001:db8::/32' }, /is a network \(CIDR\)/],
+  ['a bad network on unban', { cmd: 'unban', address: '2001:db8::/129' }, /not a valid network/],
+  ['a mapped network on unban', { cmd: 'unban', address: '::ffff:192.0.2.0/120' }, /not a valid network/],
+  ['rules with a name that is no word', { cmd: 'rules', name: 'a b' }, /"name" must be a rule name/],
+  ['rules with a number for a name', { cmd: 'rules', name: 7 }, /"name" must be a rule name/],
+  ['rules with another field', { cmd: 'rules', address: '192.0.2.1' }, /unexpected field "address"/],
   ['an address with a port', { cmd: 'unban', address: '203.0.113.9:22' }, /not an IPv4 or IPv6 address/],
   ['an address with a zone', { cmd: 'ban', address: 'fe80::1%eth0' }, /not an IPv4 or IPv6 address/],
   ['an empty address', { cmd: 'ban', address: '' }, /not an IPv4 or IPv6 address/],

@@ -1,4 +1,4 @@
-// `tallow status|list|ban|unban`: output for people and scripts, and the exit status for each
+// `tallow status|list|rules|ban|unban`: output for people and scripts, and the exit status for each
 // way of failing (not running, permission denied, refused, bad usage).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ControlServer, type ControlRequest, type ControlResponse, type ListItem, type StatusResult } from '../../src/control';
-import { ctlRun, formatDuration, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
+import { ControlServer, type ControlRequest, type ControlResponse, type ListItem, type RuleInfo, type StatusResult } from '../../src/control';
+import { ctlRun, formatDuration, formatList, formatStatus, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-ctl-${process.pid}-`));
@@ -33,6 +33,20 @@ const LIST: ListItem[] = [
   { address: '198.51.100.4', family: 4, remaining: 9, score: 0.4, count: 2, pattern: null },
 ];
 
+const RULES: RuleInfo[] = [
+  {
+    name: 'sshd', enabled: true, where: '/usr/share/tallow/patterns/sshd.json', filter: '_EXE=/usr/sbin/sshd _UID=0 | SYSLOG_IDENTIFIER=sshd _UID=0',
+    threshold: 1, findtime: 0, bantime: 3600, ports: 'all', scope: '', prefix: { 4: 32, 6: 128 }, pool: '',
+    matches: 12, bans: 3, bansActive: 2, top: [{ address: '203.0.113.9', score: 0.6, count: 3, banned: false }],
+  },
+  {
+    name: 'postfix', enabled: true, where: '/etc/tallow/postfix.json (block 1)', filter: '_SYSTEMD_UNIT=postfix@-.service',
+    threshold: 3, findtime: 600, bantime: 86400, ports: '25,465,587/tcp', scope: 'p25_465_587t_net', prefix: { 4: 24, 6: 64 }, pool: 'postfix',
+    matches: 7, bans: 1, bansActive: 1,
+    top: [{ address: '2001:db8::/64', score: 3, count: 3, banned: true }, { address: '198.51.100.0/24', score: 1.5, count: 2, banned: false }],
+  },
+];
+
 async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: string): Promise<{ sock: string; seen: ControlRequest[] }> {
   const sock = path.join(dir, 'tallow.sock');
   const seen: ControlRequest[] = [];
@@ -42,8 +56,12 @@ async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: s
       case 'status': return { ok: true, result: STATUS };
       case 'list': return { ok: true, result: LIST };
       case 'ban': return req.address === '192.0.2.66' ? { ok: false, error: '192.0.2.66 is allowlisted' } : { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 3600 } };
-      case 'unban': return { ok: true, result: { address: req.address, family: 4, wasBanned: req.address === '203.0.113.9' } };
-      case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };      case 'history': return { ok: false, error: 'the history is off' };
+      case 'unban':
+        if (req.address === '198.51.100.3') return { ok: true, result: { address: req.address, family: 4, wasBanned: true, lifted: ['22', '25,465,587/tcp'] } };
+        return { ok: true, result: { address: req.address, family: 4, wasBanned: req.address === '203.0.113.9' || req.address === '2001:db8::/64', lifted: req.address === '203.0.113.9' ? ['all'] : [] } };
+      case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };
+      case 'rules': return req.name === undefined || req.name === 'postfix' ? { ok: true, result: req.name ? RULES.slice(1) : RULES } : { ok: false, error: `no rule named "${req.name}" (rules: sshd, postfix)` };
+      case 'history': return { ok: false, error: 'the history is off' };
     }
   });
   t.after(() => server.close());
@@ -115,6 +133,11 @@ test('ban and unban confirm; the daemon refusing gives exit 1 and its message', 
   assert.deepEqual(r, { code: 0, out: 'unbanned 203.0.113.9; its record is cleared\n', err: '' });
   r = await run('unban', ['198.51.100.1', '--socket', sock]);
   assert.deepEqual(r, { code: 0, out: '198.51.100.1 was not banned; its record (if any) is cleared\n', err: '' });
+  r = await run('unban', ['198.51.100.3', '--socket', sock]);
+  assert.deepEqual(r, { code: 0, out: 'unbanned 198.51.100.3 (ports 22; ports 25,465,587/tcp); its record is cleared\n', err: '' });
+  // A network is lifted by its text, host bits cleared before it is sent.
+  r = await run('unban', ['2001:db8::5/64', '--socket', sock]);
+  assert.deepEqual(r, { code: 0, out: 'unbanned 2001:db8::/64; its record is cleared\n', err: '' });
   r = await run('ban', ['192.0.2.66', '--socket', sock]);
   assert.deepEqual(r, { code: EXIT_REFUSED, out: '', err: 'tallow ban: 192.0.2.66 is allowlisted\n' });
   assert.deepEqual(seen, [
@@ -122,8 +145,93 @@ test('ban and unban confirm; the daemon refusing gives exit 1 and its message', 
     { cmd: 'ban', address: '2001:db8::1' },
     { cmd: 'unban', address: '203.0.113.9' },
     { cmd: 'unban', address: '198.51.100.1' },
+    { cmd: 'unban', address: '198.51.100.3' },
+    { cmd: 'unban', address: '2001:db8::/64' },
     { cmd: 'ban', address: '192.0.2.66' },
   ]);
+});
+
+test('rules prints one block per rule (policy, counters, top addresses); NAME asks for one; --json gives the items', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  const r = await run('rules', ['--socket', sock]);
+  assert.equal(r.err, '');
+  assert.equal(r.code, 0);
+  const postfix = [
+    'rule postfix: enabled',
+    '  defined in:  /etc/tallow/postfix.json (block 1)',
+    '  filter:      _SYSTEMD_UNIT=postfix@-.service',
+    '  threshold:   3',
+    '  findtime:    600 s (10m 0s)',
+    '  bantime:     86400 s (1d 0h 0m)',
+    '  ports:       25,465,587/tcp',
+    '  target:      networks /24 (IPv4), /64 (IPv6)',
+    '  matches:     7',
+    '  bans made:   1',
+    '  bans active: 1',
+    '  top addresses:',
+    '     2001:db8::/64    3.00  3 matches  banned',
+    '     198.51.100.0/24  1.50  2 matches',
+  ];
+  assert.equal(
+    r.out,
+    [
+      'rule sshd: enabled',
+      '  defined in:  /usr/share/tallow/patterns/sshd.json',
+      '  filter:      _EXE=/usr/sbin/sshd _UID=0 | SYSLOG_IDENTIFIER=sshd _UID=0',
+      "  threshold:   1 (tallow.conf's shared score)",
+      '  findtime:    off (scores fall only when a record is pruned)',
+      '  bantime:     3600 s (1h 0m 0s)',
+      '  ports:       all',
+      '  target:      the address',
+      '  matches:     12',
+      '  bans made:   3',
+      '  bans active: 2',
+      '  top addresses:',
+      '     203.0.113.9  0.60  3 matches',
+      ...postfix,
+      '',
+    ].join('\n'),
+  );
+  const one = await run('rules', ['postfix', '--socket', sock]);
+  assert.deepEqual(one, { code: 0, out: [...postfix, ''].join('\n'), err: '' });
+  const j = await run('rules', ['--json', '--socket', sock, 'postfix']);
+  assert.equal(j.code, 0);
+  assert.deepEqual(JSON.parse(j.out), [RULES[1]]);
+  const none = await run('rules', ['nginx', '--socket', sock]);
+  assert.deepEqual(none, { code: EXIT_REFUSED, out: '', err: 'tallow rules: no rule named "nginx" (rules: sshd, postfix)\n' });
+  assert.deepEqual(seen, [{ cmd: 'rules' }, { cmd: 'rules', name: 'postfix' }, { cmd: 'rules', name: 'postfix' }, { cmd: 'rules', name: 'nginx' }]);
+  const extra = await run('rules', ['sshd', 'postfix', '--socket', sock]);
+  assert.equal(extra.code, EXIT_USAGE);
+  assert.match(extra.err, /unexpected argument "postfix"/);
+});
+
+test('list with rules: RULE and PORTS columns, networks as targets, one address in two scopes', () => {
+  const items: ListItem[] = [
+    { address: '198.51.100.3', family: 4, rule: 'sshd', ports: '22', scope: 'p22', remaining: 3600, score: 1, count: 5, pattern: 'sshd.json#2' },
+    { address: '198.51.100.3', family: 4, rule: 'postfix', ports: '25,465,587/tcp', scope: 'p25_465_587t', remaining: 600, score: 3, count: 3, pattern: 'postfix.json#1' },
+    { address: '2001:db8::/64', family: 6, rule: 'postfix', ports: '25,465,587/tcp', scope: 'p25_465_587t_net', remaining: 86400, score: 3, count: 3, pattern: 'postfix.json#1' },
+    { address: '203.0.113.77', family: 4, rule: null, ports: 'all', scope: '', remaining: 120, score: 0, count: 0, pattern: 'manual' },
+  ];
+  assert.equal(
+    formatList(items),
+    [
+      'ADDRESS        RULE     PORTS           REMAINING  SCORE  COUNT  PATTERN',
+      '2001:db8::/64  postfix  25,465,587/tcp   1d 0h 0m   3.00      3  postfix.json#1',
+      '198.51.100.3   sshd     22               1h 0m 0s   1.00      5  sshd.json#2',
+      '198.51.100.3   postfix  25,465,587/tcp     10m 0s   3.00      3  postfix.json#1',
+      '203.0.113.77   -        all                 2m 0s   0.00      0  manual',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('status shows one line for the rules', () => {
+  const rules = [
+    { name: 'sshd', enabled: true, matches: 12, bansActive: 2 },
+    { name: 'postfix', enabled: false, matches: 0, bansActive: 1 },
+  ];
+  assert.match(formatStatus({ ...STATUS, rules }), /^rules: +sshd 12 matches 2 banned, postfix off \(1 banned\)$/m);
+  assert.doesNotMatch(formatStatus(STATUS), /^rules:/m);
 });
 
 test('bad usage is refused before anything is sent (exit 2)', async (t) => {
@@ -132,6 +240,7 @@ test('bad usage is refused before anything is sent (exit 2)', async (t) => {
     ['ban', [], /an ADDRESS is needed/],
     ['ban', ['203.0.113.0/24'], /is a network \(CIDR\)/],
     ['unban', ['host.example'], /is not an IPv4 or IPv6 address/],
+    ['unban', ['2001:db8::/129'], /is not a valid network/],
     ['ban', ['203.0.113.9', '--time', '-5'], /--time must be a whole number of seconds/],
     ['ban', ['203.0.113.9', '--time', '0'], /--time must be a whole number/],
     ['ban', ['203.0.113.9', '--time', '1.5'], /--time must be a whole number/],

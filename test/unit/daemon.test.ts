@@ -102,9 +102,9 @@ test('control requests: ban, list, unban, status', async (t) => {
   assert.equal(items.length, 1);
   assert.equal(items[0].pattern, 'manual');
   assert.ok(items[0].remaining > 110 && items[0].remaining <= 120);
-  assert.deepEqual(await d.handle({ cmd: 'unban', address: '203.0.113.77' }), { ok: true, result: { address: '203.0.113.77', family: 4, wasBanned: true } });
+  assert.deepEqual(await d.handle({ cmd: 'unban', address: '203.0.113.77' }), { ok: true, result: { address: '203.0.113.77', family: 4, wasBanned: true, lifted: ['all'] } });
   assert.deepEqual(await d.handle({ cmd: 'list' }), { ok: true, result: [] });
-  assert.deepEqual(await d.handle({ cmd: 'unban', address: '203.0.113.78' }), { ok: true, result: { address: '203.0.113.78', family: 4, wasBanned: false } });
+  assert.deepEqual(await d.handle({ cmd: 'unban', address: '203.0.113.78' }), { ok: true, result: { address: '203.0.113.78', family: 4, wasBanned: false, lifted: [] } });
   const bad = await d.handle({ cmd: 'ban', address: 'not-an-address' });
   assert.equal(bad.ok, false);
   const st = await d.handle({ cmd: 'status' });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { Config } from '../../src/config';
 import { defaultHistorySettings } from '../../src/history/settings';
 import type { Family } from '../../src/address';
+import type { Ban } from '../../src/ledger';
 import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from '../../src/firewall/backend';
 import { chooseBackend, Firewall, firewallSettings } from '../../src/firewall/index';
 import { dropMatches, ipsetBackend, parseSave, restoreScript } from '../../src/firewall/ipset';
@@ -492,7 +493,7 @@ describe('dry run and the listener', () => {
     const fw = new Firewall(be, logger(), {});
     await fw.start();
     const l = firewallListener(fw);
-    const ban = (address: string, scope?: string) => ({ address, family: 4 as Family, expiry: Date.now() + 60_000, since: Date.now(), origin: 'rule' as const, reason: 'threshold' as const, pattern: null, score: 1, count: 1, ...(scope === undefined ? {} : { scope }) });
+    const ban = (address: string, scope?: string) => ({ address, family: 4 as Family, expiry: Date.now() + 60_000, since: Date.now(), origin: 'rule' as const, reason: 'threshold' as const, pattern: null, score: 1, count: 1, rule: null, ...(scope === undefined ? {} : { scope }) }) as Ban;
     l.handle([{ kind: 'ban', ban: ban('192.0.2.80', 'p22'), cause: 'new' }, { kind: 'ban', ban: ban('192.0.2.81'), cause: 'new' }]);
     await fw.flush();
     assert.deepEqual(be.calls[0].add.map((e) => `${e.address}|${e.scope}`), ['192.0.2.80|p22', '192.0.2.81|']);

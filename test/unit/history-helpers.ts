@@ -18,5 +18,5 @@ export function tmpdir(t: { after(fn: () => unknown): void }): string {
 }
 
 export function ban(address: string, since: number, over: Partial<Ban> = {}): Ban {
-  return { address, family: address.includes(':') ? 6 : 4, since, expiry: since + 3_600_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5, ...over };
+  return { address, family: address.includes(':') ? 6 : 4, scope: '', rule: null, since, expiry: since + 3_600_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5, ...over };
 }

@@ -179,3 +179,27 @@ test('history keys: off and dry runs keep no store; bad values are refused with 
   const pg = parseConfig('history=postgresql://tallow@db.example/tallow\n', 'a.conf');
   assert.equal(pg.history, 'postgresql://tallow@db.example/tallow');
 });
+
+test('rules per service (schema 3): each ban keeps its rule and scope, each match its rule; an unban ends the ban of its own scope; --rule takes a rule name', async (t) => {
+  const s = setup(t);
+  const on22 = ban('198.51.100.3', T0, { rule: 'sshd', scope: 'p22' });
+  const on25 = ban('198.51.100.3', T0 + 1, { rule: 'postfix', scope: 'p25t', pattern: 'postfix.json#1' });
+  await s.h.handle([
+    { kind: 'match', address: '198.51.100.3', family: 4, pattern: 'postfix.json#1', file: 'postfix.json', rule: 'postfix', at: T0 - 10 },
+    { kind: 'ban', ban: on22, cause: 'new' },
+    { kind: 'ban', ban: on25, cause: 'new' },
+    { kind: 'ban', ban: ban('2001:db8::/64', T0, { rule: 'postfix', scope: 'p25t_net', pattern: 'postfix.json#1' }), cause: 'new' },
+    // The later ban ends first: only its own row is ended.
+    { kind: 'unban', ban: on25, reason: 'manual', at: T0 + 5 },
+  ]);
+  const db = s.db();
+  t.after(() => db.close());
+  assert.deepEqual(db.prepare('SELECT address, rule, scope, end_reason FROM bans ORDER BY address, since').all(), [
+    { address: '198.51.100.3', rule: 'sshd', scope: 'p22', end_reason: null },
+    { address: '198.51.100.3', rule: 'postfix', scope: 'p25t', end_reason: 'manual' },
+    { address: '2001:db8::/64', rule: 'postfix', scope: 'p25t_net', end_reason: null },
+  ]);
+  assert.deepEqual(db.prepare('SELECT rule FROM matches').all(), [{ rule: 'postfix' }]);
+  const bans = await s.store.bans({ rule: 'postfix', limit: 10 });
+  assert.deepEqual(bans.map((b) => [b.address, b.rule, b.scope]).sort(), [['198.51.100.3', 'postfix', 'p25t'], ['2001:db8::/64', 'postfix', 'p25t_net']]);
+});

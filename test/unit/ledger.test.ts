@@ -66,7 +66,7 @@ test('ledger: restore keeps origin, reason and expiry; skips what ended or is re
     { address: '127.0.0.1', family: 4 as const, expiry: T0 + 500_000, since: T0, origin: 'rule' as const, reason: 'threshold' as const, pattern: 'x#1', score: 1, count: 5 },
   ];
   assert.equal(l.restore(saved, T0), 1);
-  assert.deepEqual(l.get('203.0.113.9'), saved[0]);
+  assert.deepEqual(l.get('203.0.113.9'), { ...saved[0], scope: '', rule: null }, 'a ban saved before rules: every port, no rule');
   assert.deepEqual(events.map((e) => e.kind === 'ban' && [e.ban.address, e.cause]), [['203.0.113.9', 'restored']]);
 });
 
@@ -85,7 +85,7 @@ test('ledger: kernel entries are adopted with their remaining time, as adopted (
   );
   assert.equal(n, 1);
   assert.equal(l.expiryOf('203.0.113.1'), T0 + 100_000);
-  assert.deepEqual(l.get('198.51.100.8'), { address: '198.51.100.8', family: 4, expiry: T0 + 42_000, since: T0, origin: 'adopted', reason: 'adopted', pattern: 'sshd.json#1', score: 0.6, count: 3 });
+  assert.deepEqual(l.get('198.51.100.8'), { address: '198.51.100.8', family: 4, scope: '', rule: null, expiry: T0 + 42_000, since: T0, origin: 'adopted', reason: 'adopted', pattern: 'sshd.json#1', score: 0.6, count: 3 });
   assert.equal(l.get('2001:db8::8'), undefined);
   assert.deepEqual(events.map((e) => e.kind === 'ban' && e.cause), ['adopted']);
 });
@@ -116,5 +116,40 @@ test('ledger: an extended ban ends at its new time only, once; many short bans e
   const ends = events.map((e) => (e.kind === 'unban' ? e.ban.expiry : NaN));
   assert.equal(ends.length, 2000);
   assert.deepEqual(ends, [...ends].sort((a, b) => a - b));
+  assert.equal(l.size, 0);
+});
+
+test('ledger: one address banned in two scopes at once (sshd on 22, postfix on 25); never-shorten holds per scope', () => {
+  const { l, events } = ledger();
+  assert.equal(l.ban(req('198.51.100.3', 3600, { scope: 'p22', rule: 'sshd' }), T0).ok, true);
+  assert.equal(l.ban(req('198.51.100.3', 60, { scope: 'p25t', rule: 'postfix' }), T0).ok, true, 'a shorter ban elsewhere is its own');
+  assert.equal(l.size, 2);
+  assert.equal(l.expiryOf('198.51.100.3', 'p22'), T0 + 3600_000);
+  assert.equal(l.expiryOf('198.51.100.3', 'p25t'), T0 + 60_000);
+  assert.equal(l.expiryOf('198.51.100.3'), 0, 'not banned on every port');
+  assert.equal(l.ban(req('198.51.100.3', 30, { scope: 'p22', rule: 'sshd' }), T0 + 1).ok, false, 'never shorter on 22');
+  assert.deepEqual([l.get('198.51.100.3', 'p25t')?.rule, l.get('198.51.100.3', 'p22')?.rule], ['postfix', 'sshd']);
+  // Expiry ends the one that ran out only.
+  assert.equal(l.expire(T0 + 60_000), 1);
+  assert.deepEqual(l.allOf('198.51.100.3').map((b) => b.scope), ['p22']);
+  assert.deepEqual(events.filter((e) => e.kind === 'unban').map((e) => e.ban.scope), ['p25t']);
+});
+
+test('ledger: unbanAll lifts every ban of the address, in every scope, one event each; a network is its own target', () => {
+  const { l, events } = ledger();
+  l.ban(req('198.51.100.3', 3600, { scope: 'p22', rule: 'sshd' }), T0);
+  l.ban(req('198.51.100.3', 600, { scope: 'p25t', rule: 'postfix' }), T0);
+  l.ban(req('198.51.100.3', 60, { origin: 'manual', reason: 'manual' }), T0);
+  l.ban(req('198.51.100.0/24', 600, { scope: 'p25t_net', rule: 'postfix' }), T0);
+  l.ban(req('203.0.113.1', 600, { scope: 'p22', rule: 'sshd' }), T0);
+  events.length = 0;
+  const lifted = l.unbanAll('198.51.100.3', 'manual', T0 + 1);
+  assert.deepEqual(lifted.map((b) => b.scope).sort(), ['', 'p22', 'p25t']);
+  assert.deepEqual(events.map((e) => e.kind === 'unban' && [e.ban.address, e.ban.scope, e.reason]).length, 3);
+  assert.deepEqual([...l.values()].map((b) => `${b.address}@${b.scope}`).sort(), ['198.51.100.0/24@p25t_net', '203.0.113.1@p22']);
+  assert.deepEqual(l.unbanAll('198.51.100.0/24', 'manual', T0 + 2).map((b) => b.rule), ['postfix']);
+  assert.deepEqual(l.unbanAll('198.51.100.3', 'manual', T0 + 3), []);
+  // Nothing left behind to expire later.
+  assert.equal(l.expire(T0 + 4000_000), 1);
   assert.equal(l.size, 0);
 });

@@ -90,7 +90,7 @@ test('the step survives a restart: a new daemon loads it from the history and gi
   const h1 = new HistoryListener({ store: new SqliteStore(file, log), log, metrics: new Metrics(), matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
   const l1 = new Ledger({ emit: (e) => void h1.handle([e]) });
   for (const at of [T0, T0 + 2 * H]) {
-    const d: BanDecision = { action: 'ban', address: '192.0.2.44', family: 4, seconds: 3600, score: 1, count: 1, pattern: 'sshd.json#1', reason: 'threshold' };
+    const d: BanDecision = { action: 'ban', address: '192.0.2.44', family: 4, seconds: 3600, score: 1, count: 1, pattern: 'sshd.json#1', reason: 'threshold', scope: '', rule: 'sshd' };
     const stepped = w1.steps.apply(d, at);
     w1.steps.listener().handle([{ kind: 'ban', ban: l1.ban({ ...stepped, origin: 'rule' }, at).ok ? l1.get('192.0.2.44')! : assert.fail('not banned'), cause: 'new' }]);
   }
@@ -104,7 +104,7 @@ test('the step survives a restart: a new daemon loads it from the history and gi
   const h2 = new HistoryListener({ store: new SqliteStore(file, log), log, metrics: new Metrics(), matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
   t.after(() => h2.close());
   await h2.start(now - 86_400_000, (bans) => fresh.load(bans, now));
-  const d: BanDecision = { action: 'ban', address: '192.0.2.44', family: 4, seconds: 3600, score: 1, count: 1, pattern: 'sshd.json#1', reason: 'threshold' };
+  const d: BanDecision = { action: 'ban', address: '192.0.2.44', family: 4, seconds: 3600, score: 1, count: 1, pattern: 'sshd.json#1', reason: 'threshold', scope: '', rule: 'sshd' };
   assert.deepEqual([fresh.apply(d, now).seconds, fresh.apply(d, now).step], [14400, 2]);
 });
 

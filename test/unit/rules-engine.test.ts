@@ -136,7 +136,7 @@ test('reload: rule changes are logged; a bad rule key is refused and the running
   lines.length = 0;
   assert.equal(d.reload(), true);
   assert.deepEqual(lines.filter((l) => l.startsWith('info: rule ')), [
-    'info: rule sshd disabled: its active bans stay until they expire',
+    'info: rule sshd disabled: it has no active bans',
     'info: rule web enabled',
     'info: rule web policy changed: bantime 60 -> 120',
   ]);

@@ -16,14 +16,14 @@ function tmpdir(t: { after(fn: () => void): void }): string {
 
 function rec(address: string, extra: Partial<SavedRecord> = {}): SavedRecord {
   return {
-    address, family: address.includes(':') ? 6 : 4, score: 0.4, count: 2, first: 1_700_000_000_000,
+    address, family: address.includes(':') ? 6 : 4, pool: '', score: 0.4, count: 2, first: 1_700_000_000_000,
     last: 1_700_000_100_000, banned: false, pattern: null, ...extra,
   };
 }
 
 function sample(): State {
   return {
-    version: 2,
+    version: 3,
     saved: 1_700_000_200_000,
     cursor: 's=abc;i=1f;b=def;m=12;t=5f;x=99',
     records: [
@@ -31,8 +31,8 @@ function sample(): State {
       rec('2001:db8::7', { last: 1_700_000_200_000, banned: true, score: 1.2, count: 6, pattern: 'sshd.json#2' }),
     ],
     bans: [
-      { address: '2001:db8::7', family: 6, expiry: 1_700_003_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1.2, count: 6 },
-      { address: '203.0.113.9', family: 4, expiry: 1_700_000_210_000, since: 1_700_000_150_000, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 },
+      { address: '2001:db8::7', family: 6, scope: '', rule: 'sshd', expiry: 1_700_003_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1.2, count: 6 },
+      { address: '203.0.113.9', family: 4, scope: '', rule: null, expiry: 1_700_000_210_000, since: 1_700_000_150_000, origin: 'manual', reason: 'manual', pattern: 'manual', score: 0, count: 0 },
     ],
   };
 }
@@ -74,12 +74,14 @@ const bad: [string, (good: string) => string | Buffer, RegExp][] = [
   ['truncated', (g) => g.slice(0, Math.floor(g.length / 2)), /not valid JSON/],
   ['empty', () => '', /is empty/],
   ['garbage', () => Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a]), /not valid JSON/],
-  ['wrong version', (g) => g.replace('"version":2', '"version":3'), /version 3 is not 1 or 2/],
+  ['wrong version', (g) => g.replace('"version":3', '"version":4'), /version 4 is not 1 to 3/],
   ['an unknown ban origin', (g) => g.replace('"manual","manual",0,', '"hacker","manual",0,'), /ban 2 is malformed/],
-  ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /"version" is missing or not 1 or 2/],
+  ['no version', () => '{"saved":1,"cursor":null,"records":[],"bans":[]}', /"version" is missing or not 1 to 3/],
   ['a JSON array', () => '[]', /not a JSON object/],
   ['a malformed record', (g) => g.replace('"192.0.2.7"', '"not-an-address"'), /record 1 is malformed/],
   ['a malformed ban', (g) => g.replace('"203.0.113.9",', '"203.0.113.9","x",'), /ban 2 is malformed/],
+  ['a network not in canonical form', (g) => g.replace('"192.0.2.7"', '"192.0.2.7/24"'), /record 1 is malformed/],
+  ['a bad scope id', (g) => g.replace('"manual",0,0,1700000150000,""', '"manual",0,0,1700000150000,"P 22"'), /ban 2 is malformed/],
 ];
 
 for (const [name, spoil, why] of bad) {
@@ -270,6 +272,45 @@ test('a version 1 file (before the ledger) still loads: bans get their origin an
     ['2001:db8::7', 1_700_003_800_000, 'rule', 'threshold', 'sshd.json#2', 1_700_000_200_000],
     ['203.0.113.9', 1_700_000_210_000, 'manual', 'manual', 'manual', 1_700_000_200_000],
   ]);
+});
+
+test('version 3: networks, pools, scopes and rules go round the file', async (t) => {
+  const s = new StateStore(tmpdir(t));
+  const st = sample();
+  st.records.push(rec('2001:db8:1::/64', { pool: 'postfix', banned: true, score: 3, count: 3, pattern: 'postfix.json#1' }));
+  // One address banned twice at once: on port 22 by sshd, on 25 by postfix.
+  st.bans.push(
+    { address: '2001:db8:1::/64', family: 6, scope: 'p25_net', rule: 'postfix', expiry: 1_700_003_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'postfix.json#1', score: 3, count: 3 },
+    { address: '198.51.100.3', family: 4, scope: 'p22', rule: 'sshd', expiry: 1_700_003_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5 },
+    { address: '198.51.100.3', family: 4, scope: 'p25', rule: 'postfix', expiry: 1_700_001_800_000, since: 1_700_000_200_000, origin: 'rule', reason: 'threshold', pattern: 'postfix.json#1', score: 3, count: 3 },
+  );
+  await s.save(st);
+  const raw = JSON.parse(fs.readFileSync(s.file, 'utf8'));
+  assert.equal(raw.version, 3);
+  assert.deepEqual(raw.records[2], ['2001:db8:1::/64', 3, 3, 1_700_000_000_000, 1_700_000_100_000, 1, 'postfix.json#1', 'postfix']);
+  assert.deepEqual(raw.bans[2], ['2001:db8:1::/64', 1_700_003_800_000, 'postfix.json#1', 'rule', 'threshold', 3, 3, 1_700_000_200_000, 'p25_net', 'postfix']);
+  assert.deepEqual(s.load(), { state: st });
+});
+
+test('a version 2 file still loads: no pool, scope or rule (tallow\'s pool, every port)', (t) => {
+  const s = new StateStore(tmpdir(t));
+  fs.writeFileSync(
+    s.file,
+    JSON.stringify({
+      version: 2, saved: 1_700_000_200_000, cursor: 's=abc;i=1f;b=def;m=12;t=5f;x=99',
+      records: [['192.0.2.7', 0.4, 2, 1_700_000_000_000, 1_700_000_100_000, 0, null], ['2001:db8::7', 1.2, 6, 1_700_000_000_000, 1_700_000_200_000, 1, 'sshd.json#2']],
+      bans: [
+        ['2001:db8::7', 1_700_003_800_000, 'sshd.json#2', 'rule', 'threshold', 1.2, 6, 1_700_000_200_000],
+        ['203.0.113.9', 1_700_000_210_000, 'manual', 'manual', 'manual', 0, 0, 1_700_000_150_000],
+      ],
+    }),
+  );
+  const want = sample();
+  want.bans[0].rule = null; // version 2 did not know which rule
+  assert.deepEqual(s.load(), { state: want });
+  // A network was never a target before version 3.
+  fs.writeFileSync(s.file, JSON.stringify({ version: 2, saved: 1, cursor: null, records: [], bans: [['2001:db8::/64', 2, null, 'rule', 'threshold', 1, 1, 1]] }));
+  assert.match(s.load().problem ?? '', /ban 1 is malformed/);
 });
 
 test('liveRecords prunes the downtime', () => {

@@ -31,7 +31,7 @@ test('tracker: five matches of 0.2 ban on the fifth, for expires seconds, once',
   for (let i = 0; i < 4; i++) assert.deepEqual(t.observe(match('203.0.113.9', 0.2), T0 + i), []);
   const d = t.observe(match('203.0.113.9', 0.2), T0 + 4);
   assert.equal(d.length, 1);
-  assert.deepEqual(d[0], { action: 'ban', address: '203.0.113.9', family: 4, seconds: 3600, score: d[0].action === 'ban' ? d[0].score : 0, count: 5, pattern: 't.json#0.2/0', reason: 'threshold' });
+  assert.deepEqual(d[0], { action: 'ban', address: '203.0.113.9', family: 4, seconds: 3600, score: d[0].action === 'ban' ? d[0].score : 0, count: 5, pattern: 't.json#0.2/0', reason: 'threshold', scope: '', rule: null });
   const r = t.get('203.0.113.9')!;
   assert.equal(r.banned, true);
   assert.equal(ledger.expiryOf('203.0.113.9'), T0 + 4 + 3600_000);
@@ -116,7 +116,7 @@ test('tracker: a flood of distinct addresses stays within the cap', () => {
 test('tracker: manual ban and unban; unban forgets', () => {
   const t = new Tracker(opts());
   const d = t.ban('2001:db8::1', 6, 60, T0);
-  assert.deepEqual(d, [{ action: 'ban', address: '2001:db8::1', family: 6, seconds: 60, score: 0, count: 0, pattern: 'manual', reason: 'manual' }]);
+  assert.deepEqual(d, [{ action: 'ban', address: '2001:db8::1', family: 6, seconds: 60, score: 0, count: 0, pattern: 'manual', reason: 'manual', scope: '', rule: null }]);
   assert.equal(t.get('2001:db8::1')!.banned, true);
   assert.deepEqual(t.unban('2001:db8::1', 6), [{ action: 'unban', address: '2001:db8::1', family: 6, reason: 'manual' }]);
   assert.equal(t.get('2001:db8::1'), undefined);
