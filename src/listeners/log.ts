@@ -29,10 +29,15 @@ export function logListener(log: Log): Listener {
           if (b.origin !== 'rule' && b.origin !== 'manual') fields.origin = b.origin;
           // A repeat offender's step (bantime_increment): 1 is the first longer ban.
           if (b.step) fields.step = String(b.step);
+          // Last, so lines read by tallow's habits (address ... reason) keep their shape.
+          if (b.rule) fields.rule = b.rule;
+          if (b.scope) fields.scope = b.scope;
           log.action('ban', fields);
         } else if (e.kind === 'unban') {
           const fields: Record<string, string> = { address: e.ban.address, reason: e.reason };
           if (e.reason === 'expired') fields.pattern = e.ban.pattern ?? '';
+          if (e.ban.rule) fields.rule = e.ban.rule;
+          if (e.ban.scope) fields.scope = e.ban.scope;
           log.action('unban', fields);
         }
       }

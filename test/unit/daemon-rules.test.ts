@@ -118,7 +118,7 @@ test('tallow\'s files (no policy keys): one rule each, one shared score, tallow.
   t.after(() => d.stop());
   // sshd 0.5 + postfix 1 in the one shared pool: a ban, as tallow would.
   d.process([ssh('203.0.113.20'), smtp('203.0.113.20')]);
-  assert.ok(s.lines.includes('info: ban address=203.0.113.20 seconds=60 score=1.50 count=2 pattern=postfix.json#1 reason=threshold'), s.lines.join('\n'));
+  assert.ok(s.lines.includes('info: ban address=203.0.113.20 seconds=60 score=1.50 count=2 pattern=postfix.json#1 reason=threshold rule=postfix'), s.lines.join('\n'));
   const r = (await d.handle({ cmd: 'rules' })) as { ok: true; result: RuleInfo[] };
   assert.deepEqual(r.result.map((i) => [i.name, i.filter, i.threshold, i.bantime, i.ports, i.pool, i.matches, i.bansActive]), [
     ['postfix', `_EXE=${SMTPD}`, 1, 60, 'all', '', 1, 1],

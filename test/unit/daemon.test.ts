@@ -53,8 +53,8 @@ test('matches become one ban line and one firewall batch at the threshold; allow
   d.process([failed('::ffff:203.0.113.9'), failed('2001:db8::9'), failed('192.0.2.1')]);
   const bans = s.lines.filter((l) => /^info: ban /.test(l));
   assert.deepEqual(bans, [
-    'info: ban address=203.0.113.9 seconds=60 score=1 count=2 pattern=sshd.json#2 reason=threshold',
-    'info: ban address=2001:db8::9 seconds=60 score=1 count=2 pattern=sshd.json#2 reason=threshold',
+    'info: ban address=203.0.113.9 seconds=60 score=1 count=2 pattern=sshd.json#2 reason=threshold rule=sshd',
+    'info: ban address=2001:db8::9 seconds=60 score=1 count=2 pattern=sshd.json#2 reason=threshold rule=sshd',
   ]);
   const st = d.status();
   assert.equal(st.entries, 8);
@@ -80,10 +80,10 @@ test('an instant ban never shortens a longer one; it is logged as unbanned when 
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
   d.process([failed('198.51.100.5', 'shortban')]);
-  assert.ok(s.lines.includes('info: ban address=198.51.100.5 seconds=2 score=0.10 count=1 pattern=sshd.json#1 reason=instant'), s.lines.join('\n'));
+  assert.ok(s.lines.includes('info: ban address=198.51.100.5 seconds=2 score=0.10 count=1 pattern=sshd.json#1 reason=instant rule=sshd'), s.lines.join('\n'));
   await new Promise((r) => setTimeout(r, 2100));
   d.process([]);
-  assert.ok(s.lines.includes('info: unban address=198.51.100.5 reason=expired pattern=sshd.json#1'), s.lines.join('\n'));
+  assert.ok(s.lines.includes('info: unban address=198.51.100.5 reason=expired pattern=sshd.json#1 rule=sshd'), s.lines.join('\n'));
   d.process([failed('198.51.100.6'), failed('198.51.100.6')]);
   const n = s.lines.length;
   d.process([failed('198.51.100.6', 'shortban')]);
