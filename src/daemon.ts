@@ -37,7 +37,7 @@ import { checkStateDir, liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
 import type { Scope } from './scope';
-import { Scoring, scopesOf, type ScoringOptions } from './scoring';
+import { portsText, Scoring, scopesOf, type ScoringOptions } from './scoring';
 import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
 
@@ -209,8 +209,22 @@ export class Daemon {
   }
 
   private logEngine(e: Engine): void {
-    for (const f of e.files) this.log.info(`patterns ${f.name}: ${f.patterns.length} loaded`, { path: f.path });
-    for (const w of untrustedFilters(e.files)) this.log.warn(w);
+    // One line per file of the enabled rules, one per enabled rule, one for the rules that are off.
+    const perFile = new Map<string, { name: string; n: number }>();
+    for (const b of e.blocks) {
+      const f = perFile.get(b.path) ?? { name: b.name, n: 0 };
+      f.n += b.patterns.length;
+      perFile.set(b.path, f);
+    }
+    for (const [p, f] of perFile) this.log.info(`patterns ${f.name}: ${f.n} loaded`, { path: p });
+    for (const r of e.rules) {
+      if (!r.enabled) continue;
+      const policy = r.pool === '' ? "tallow.conf's threshold and expires" : `threshold ${r.threshold}${r.findtime ? `, findtime ${r.findtime} s` : ''}, bantime ${r.bantime} s`;
+      this.log.info(`rule ${r.name}: ${policy}, ports ${portsText(r.scope, r.scope.id)}`, { where: r.where });
+    }
+    const off = e.rules.filter((r) => !r.enabled).map((r) => r.name);
+    if (off.length) this.log.info(`rules off: ${off.join(', ')} (enable one with [{"name": "NAME", "enabled": true}] in a file of patterns_dir)`);
+    for (const w of untrustedFilters(e.blocks)) this.log.warn(w);
   }
 
   /** What the scores need from an engine: its policy, its allowlist, the ledger's bans. */

@@ -50,7 +50,8 @@ export function defaultRule(config: Pick<Config, 'threshold' | 'expires'>): Rule
 /** Every scope the rules ban in, tallow's own first (for the firewall's sets). */
 export function scopesOf(rules: Rule[]): Scope[] {
   const out = new Map<string, Scope>([['', ALL_PORTS]]);
-  for (const r of rules) if (!out.has(r.scope.id)) out.set(r.scope.id, r.scope);
+  // A rule that is off has no sets or DROP rules of its own: nothing to clutter the firewall with.
+  for (const r of rules) if (r.enabled && !out.has(r.scope.id)) out.set(r.scope.id, r.scope);
   return [...out.values()];
 }
 

@@ -20,8 +20,8 @@ const SSHD_RULES = [
 // The shipped nginx rule (off) switched on by an override: 2 failures within 4 s, /64 for IPv6.
 const NGINX_ON = [{ name: 'nginx', enabled: true, threshold: 0.4, findtime: 4, bantime: 120, ban_prefix_v6: 64 }];
 
-for (const backend of ['ipset', 'nftables'] as const) {
-  describe(`rules per service, ${backend}`, { timeout: 240_000 }, () => {
+for (const backend of ['ipset', 'nftables', 'firewalld'] as const) {
+  describe(`rules per service, ${backend}`, { timeout: 400_000 }, () => {
     let sb: Sandbox;
     let nginx: NginxService | null = null;
     let d: DaemonProc | null = null;
@@ -34,14 +34,20 @@ for (const backend of ['ipset', 'nftables'] as const) {
     };
 
     before(async () => {
-      sb = await createSandbox({ sshd: true });
+      sb = await createSandbox({ sshd: true, firewalld: backend === 'firewalld' });
       nginx = await NginxService.start(sb, { ports: [80] });
+      // firewalld's default zone lets in ssh only: open the web port as its administrator would
+      // (permanently: the daemon's set-up reloads firewalld, which drops runtime changes).
+      if (backend === 'firewalld') {
+        await sb.check(['firewall-cmd', '--permanent', '--add-port=80/tcp'], { net: 'server' });
+        await sb.check(['firewall-cmd', '--reload'], { net: 'server' });
+      }
       conf = writeConfig(sb, 'r', [`backend=${backend}`, 'ipv6=1', 'expires=120', 'threshold=1', 'whitelist=127.0.0.1', 'history=off']);
       const patterns = path.join(sb.dir, 'r', 'patterns');
       fs.writeFileSync(path.join(patterns, 'sshd.json'), JSON.stringify(SSHD_RULES, null, 2));
       fs.writeFileSync(path.join(patterns, 'nginx-on.json'), JSON.stringify(NGINX_ON));
       d = new DaemonProc(sb, ['--config', conf]);
-      await d.ready();
+      await d.ready(backend === 'firewalld' ? 180_000 : 30_000);
     });
     after(async () => {
       await d?.stop();
@@ -49,9 +55,18 @@ for (const backend of ['ipset', 'nftables'] as const) {
       await sb?.destroy();
     });
 
+    it('says which rules run and which are off; the rules that are off get no sets', () => {
+      assert.ok(d!.has(/info: rule sshd: threshold 1, bantime 120 s, ports 22 /), d!.output);
+      assert.ok(d!.has(/info: rule nginx: threshold 0\.4, findtime 4 s, bantime 120 s, ports 80,443 /), d!.output);
+      assert.ok(d!.has(/info: rules off: apache, dovecot, postfix, proftpd, sshd-scanners, vsftpd /), d!.output);
+      assert.ok(d!.has(/firewall ready .*tallow_p22\b/), d!.output);
+      assert.equal(d!.has(/firewall ready .*tallow_p25_465_587/), false, 'no set for the postfix rule that is off');
+    });
+
     it('a rule on port 22 drops 22 only: the attacker still reaches the web server', async () => {
       const a = sb.client.extraV4[0]; // 192.0.2.3
       assert.ok(await reaches(a, 22), 'port 22 open before');
+      assert.equal(await nginx!.request(a), 401, 'port 80 open before');
       await sshFail(a, 'alice', 2);
       await d!.waitLine('the sshd ban', banLine(a, 'sshd'));
       await waitFor(`${a} dropped on 22\n${d!.output}`, async () => !(await reaches(a, 22)), 10_000, 200);
