@@ -319,7 +319,7 @@ export class Daemon {
       if (!match) continue;
       const { rule } = match;
       Metrics.bump(m.matchesByRule, rule.name);
-      this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, rule: rule.name, at: now });
+      this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, rule: rule.name, ...(rule.noLog ? { noLog: true } : {}), at: now });
       if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name, rule: rule.name });
       for (const d of this.scoring.observe(match, rule, now)) {
         if (d.action !== 'ban') continue;

@@ -18,6 +18,8 @@ export interface MatchEvent {
   file: string;
   /** the rule whose pattern matched (rules per service) */
   rule?: string;
+  /** the rule says `no_log`: not stored in the history */
+  noLog?: boolean;
   /** ms since epoch */
   at: number;
 }

@@ -4,7 +4,7 @@ import { MAX_BAN_SECONDS } from './limits';
 import { scopeOf } from './scope';
 
 /** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
-export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
+export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'no_log', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
   'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
 
 /** The keys that give a rule its own policy, and so its own score pool. */
@@ -14,6 +14,8 @@ export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports'
 export interface RuleKeys {
   name?: string;
   enabled?: boolean;
+  /** its matches are not stored in the history (its bans still are) */
+  no_log?: boolean;
   /** e.g. `postfix.service` (`.service` appended when the block gave no unit suffix) */
   unit?: string;
   threshold?: number;
@@ -66,6 +68,10 @@ export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
   if ('enabled' in blk) {
     if (typeof blk.enabled !== 'boolean') throw new Error(`"enabled": expected true or false, got ${show(blk.enabled)}`);
     k.enabled = blk.enabled;
+  }
+  if ('no_log' in blk) {
+    if (typeof blk.no_log !== 'boolean') throw new Error(`"no_log": expected true or false, got ${show(blk.no_log)}`);
+    k.no_log = blk.no_log;
   }
   if ('unit' in blk) k.unit = unitName(blk.unit);
   if ('threshold' in blk && 'limit' in blk) throw new Error('"threshold" and "limit" both given: give one ("limit" N is "threshold" N with every match scoring 1)');

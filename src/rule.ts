@@ -13,6 +13,8 @@ export interface Rule {
    */
   pool: string;
   enabled: boolean;
+  /** `no_log`: its matches are not stored in the history (its bans are); StrongMonitor's prefixes not worth keeping. */
+  noLog: boolean;
   /** Score at which an address is banned (`limit` N: N, every match scoring 1 unless its item says). */
   threshold: number;
   /** Seconds; matches older than this no longer count. 0: no window (tallow: scores fall only when the record is pruned after `expires`). */

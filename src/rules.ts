@@ -48,7 +48,7 @@ interface Draft {
 }
 
 /** The keys that must agree between the blocks of one rule (unit is each block's own filter). */
-const MERGED = ['enabled', ...POLICY_KEYS] as const;
+const MERGED = ['enabled', 'no_log', ...POLICY_KEYS] as const;
 
 /**
  * Blocks -> rules. Blocks sharing a `name` (in one file) are one rule, whose keys must agree; a
@@ -129,6 +129,7 @@ function makeRule(d: Draft, defaults: RuleDefaults): Rule {
     name: d.name,
     pool: POLICY_KEYS.some((key) => k[key] !== undefined) ? d.name : '',
     enabled: k.enabled ?? true,
+    noLog: k.no_log ?? false,
     threshold: k.limit ?? k.threshold ?? defaults.threshold,
     findtime: k.findtime ?? 0,
     bantime: k.bantime ?? defaults.expires,

@@ -38,6 +38,7 @@ export function defaultRule(config: Pick<Config, 'threshold' | 'expires'>): Rule
     name: 'default',
     pool: '',
     enabled: true,
+    noLog: false,
     threshold: config.threshold,
     findtime: 0,
     bantime: config.expires,

@@ -15,6 +15,9 @@ import type { MailAction } from '../../src/actions/settings';
 import type { TallowEvent } from '../../src/events';
 import type { Ban } from '../../src/ledger';
 import { addresses, collector, decodeWords, FakeClock, parseMail, program, tempDir, waitFor } from '../unit/actions-helpers';
+import { SqliteStore } from '../../src/history/sqlite';
+import { reportRun } from '../../src/report/cli';
+import { fixtureRows, UNTIL } from '../unit/report-fixture';
 
 const LIBDIR = '/usr/lib/x86_64-linux-gnu';
 const EXIM_UID = 61_000;
@@ -135,4 +138,31 @@ test('mail through exim4: a ban at once, then a digest of the rest, delivered an
   assert.equal(decodeWords(ms[1].headers.get('subject')!), `tallow on ${os.hostname()}: 99 bans`);
   const listed = ms.flatMap((m) => [...m.text.matchAll(/^\S+ \S+ +ban +(\S+)/gm)].map((x) => x[1]));
   assert.deepEqual(listed, all);
+});
+
+test('the daily report through exim4: `tallow report --mail admin` delivers one multipart mail with the text and HTML reports', async (t) => {
+  const dir = tempDir(t, 'mail-report');
+  const mta = exim(dir);
+  const state = path.join(dir, 'state');
+  const writer = new SqliteStore(path.join(state, 'history.sqlite'), collector());
+  await writer.write('run-1', fixtureRows());
+  await writer.close();
+  const conf = path.join(dir, 'tallow.conf');
+  fs.writeFileSync(conf, `state_dir=${state}\nsocket=${dir}/none.sock\naction.admin.mail_to=root@example.org\naction.admin.mail_from=tallow@tallow-test.example\naction.admin.sendmail=${mta.sendmail}\n`);
+  const run = async (...args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await reportRun([...args, '--since', '2026-03-10T06:00Z', '--until', '2026-03-11T06:00Z', '--config', conf], { out: (s) => void out.push(s), err: (s) => void err.push(s) }, UNTIL + 3_600_000);
+    return { code, out: out.join(''), err: err.join('') };
+  };
+  const sent = await run('--mail', 'admin');
+  assert.equal(sent.code, 0, `${sent.err}; exim: ${fs.existsSync(mta.log) ? fs.readFileSync(mta.log, 'utf8') : 'no log'}`);
+  await waitFor('the report in the mailbox', () => messages(mta.mailbox).length >= 1, 60_000);
+  const [m] = messages(mta.mailbox).map(parseMail);
+  assert.match(m.headers.get('received') ?? '', /by tallow-test\.example with local \(Exim 4\.\d+\)/);
+  assert.equal(m.headers.get('envelope-to'), 'root@example.org');
+  // The fixture's day holds 11 bans (counted by hand in test/unit/report.test.ts).
+  assert.equal(decodeWords(m.headers.get('subject')!), `tallow report for ${os.hostname()}: 11 bans (2026-03-10 06:00 to 2026-03-11 06:00 UTC)`);
+  assert.equal(m.text, (await run()).out);
+  assert.equal(m.html, (await run('--format', 'html')).out);
 });

@@ -203,3 +203,14 @@ test('rules per service (schema 3): each ban keeps its rule and scope, each matc
   const bans = await s.store.bans({ rule: 'postfix', limit: 10 });
   assert.deepEqual(bans.map((b) => [b.address, b.rule, b.scope]).sort(), [['198.51.100.3', 'postfix', 'p25t'], ['2001:db8::/64', 'postfix', 'p25t_net']]);
 });
+
+test('a rule with no_log: its matches are not stored, its bans are; other rules\' matches are', async (t) => {
+  const s = setup(t);
+  const m = (address: string, at: number, rule: string, noLog?: true): TallowEvent => ({ kind: 'match', address, family: 4, pattern: `${rule}.json#1`, file: `${rule}.json`, rule, ...(noLog ? { noLog } : {}), at });
+  await s.h.handle([m('203.0.113.70', T0, 'noisy', true), m('203.0.113.70', T0 + 1, 'noisy', true), m('203.0.113.71', T0 + 2, 'sshd')]);
+  await s.h.handle([{ kind: 'ban', cause: 'new', ban: ban('203.0.113.70', T0 + 3, { rule: 'noisy', pattern: 'noisy.json#1' }) }]);
+  const db = s.db();
+  t.after(() => db.close());
+  assert.deepEqual(db.prepare('SELECT address, rule FROM matches ORDER BY id').all(), [{ address: '203.0.113.71', rule: 'sshd' }]);
+  assert.deepEqual(db.prepare('SELECT address, rule FROM bans').all(), [{ address: '203.0.113.70', rule: 'noisy' }]);
+});

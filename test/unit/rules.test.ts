@@ -29,6 +29,7 @@ const BAD: Array<[unknown, string]> = [
   [[block({ name: 'a#1' })], 'block 1: "name": expected 1 to 40 letters, digits, "_", "." or "-", got "a#1"'],
   [[block({ enabled: 'no' })], 'block 1: "enabled": expected true or false, got "no"'],
   [[block({ enabled: 0 })], 'block 1: "enabled": expected true or false, got 0'],
+  [[block({ no_log: 'yes' })], 'block 1: "no_log": expected true or false, got "yes"'],
   [[block({ threshold: 0 })], 'block 1: "threshold": expected a number above 0, got 0'],
   [[block({ threshold: -1 })], 'block 1: "threshold": expected a number above 0, got -1'],
   [[block({ threshold: '3' })], 'block 1: "threshold": expected a number above 0, got "3"'],
@@ -108,7 +109,7 @@ test('rules: errors found when blocks are put together name the places (PatternE
 });
 
 const tallowRule = (name: string, where: string): Rule => ({
-  name, pool: '', enabled: true, threshold: 2.5, findtime: 0, bantime: 900, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where,
+  name, pool: '', enabled: true, noLog: false, threshold: 2.5, findtime: 0, bantime: 900, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where,
 });
 
 test('rules: blocks without policy keys take tallow.conf\'s threshold and expires and share pool ""; default names', () => {

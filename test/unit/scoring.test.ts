@@ -17,7 +17,7 @@ const P25: Scope = { id: 'p25t', ports: ['25'], protocols: ['tcp'], net: false }
 const P25NET: Scope = { id: 'p25t_net', ports: ['25'], protocols: ['tcp'], net: true };
 
 function rule(name: string, o: Partial<Rule> = {}): Rule {
-  return { name, pool: name, enabled: true, threshold: 1, findtime: 0, bantime: 3600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${name}.json`, ...o };
+  return { name, pool: name, enabled: true, noLog: false, threshold: 1, findtime: 0, bantime: 3600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${name}.json`, ...o };
 }
 /** tallow's files: no policy keys, the shared pool and tallow.conf's policy. */
 const shared = (name: string): Rule => ({ ...defaultRule({ threshold: 1, expires: 600 }), name, where: `${name}.json` });
