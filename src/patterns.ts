@@ -246,7 +246,8 @@ export function parsePatternFile(text: string, name: string, path: string): Patt
   const limited = new Set(heads.filter((h) => !h.override && h.keys.limit !== undefined && h.keys.name !== undefined).map((h) => h.keys.name));
   let n = 0;
   return heads.map((h, b) => {
-    const lenient = h.keys.limit !== undefined || (h.keys.name !== undefined && limited.has(h.keys.name));
+    // A notify rule never scores: its items may be the pattern alone, as under `limit`.
+    const lenient = h.keys.limit !== undefined || h.keys.action === 'notify' || (h.keys.name !== undefined && limited.has(h.keys.name));
     const patterns = h.items.map((item) => {
       n++;
       return parseItem(item, n, name, lenient, (msg) => {
