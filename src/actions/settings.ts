@@ -213,7 +213,7 @@ const MAIN: Record<string, ActionKind> = { ban_command: 'command', unban_command
 
 function defaults(kind: ActionKind, name: string, where: string): ActionConfig {
   const common = { name, where, queue: 100_000 };
-  if (kind === 'command') return { ...common, kind, ban: null, unban: null, notify: null, concurrency: 4, batch: 0, restored: false, timeoutMs: 30_000 };
+  if (kind === 'command') return { ...common, kind, ban: null, unban: null, concurrency: 4, batch: 0, restored: false, timeoutMs: 30_000 };
   if (kind === 'webhook') return { ...common, kind, url: '', on: ['ban', 'unban', 'notify'], bearerFile: '', secretFile: '', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 };
   return { ...common, kind, on: ['ban', 'notify'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } };
 }
@@ -263,7 +263,7 @@ export class ActionCollector {
       const fail = (l: number, message: string): Built => ({ ok: false, line: l, message });
       const first = Math.min(...[...def.values()].map((l) => l.line));
       const mains = [...def].filter(([k]) => MAIN[k]).sort((a, b) => a[1].line - b[1].line);
-      if (mains.length === 0) return fail(first, `action.${name}: what does it do? give it ban_command/unban_command/notify_command (a command), url (a webhook) or mail_to (a mail)`);
+      if (mains.length === 0) return fail(first, `action.${name}: what does it do? give it ban_command/unban_command (a command), url (a webhook) or mail_to (a mail); notify_command (a command) for notify rules' logins`);
       const kind = MAIN[mains[0][0]];
       const other = mains.find(([k]) => MAIN[k] !== kind);
       if (other) return fail(other[1].line, `action.${name}.${other[0]}: action.${name} is already a ${kind} action (action.${name}.${mains[0][0]}); one kind per action, give this one another name`);
