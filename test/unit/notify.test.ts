@@ -80,6 +80,8 @@ test('matcher: a notify rule\'s match carries user, method and fingerprint; the 
   assert.deepEqual(got(`Accepted publickey for carol from 198.51.100.7 port 50122 ssh2: ED25519-CERT ${FP} ID carol@corp (serial 7) CA ED25519 ${FP}`),
     { address: '198.51.100.7', rule: 'sshd-logins', user: 'carol', method: 'publickey', fingerprint: FP });
   assert.equal(got('Failed password for alice from 198.51.100.7 port 50122 ssh2'), null);
+  // Its items never score, wherever they are counted (tallow test simulates scores with them).
+  assert.deepEqual(shippedLogins().flatMap((f) => f.patterns.map((p) => [p.score, p.ban])), [[0, 0], [0, 0]]);
   // An ordinary rule's match has no login, even with groups of those names.
   const plain = new Matcher(parse([{ filter: '_EXE=/usr/sbin/sshd', items: [{ ban: 0, score: 1, pattern: '^Accepted (?<method>\\S+) for (?<user>\\S+) from <IP> port <PORT> ssh2$' }] }]));
   const r = plain.match(sshd('Accepted password for bob from 198.51.100.7 port 2 ssh2'));
@@ -119,7 +121,7 @@ test('daemon: a notify match becomes one notify event (journal time, user, metho
   assert.equal(notes.length, 20);
   assert.deepEqual(notes[0], { kind: 'notify', rule: 'logins', address: '192.0.2.1', family: 4, at, user: 'bob', method: 'publickey', fingerprint: '', pattern: 'logins.json#1', allowlisted: true });
   assert.deepEqual(s.events.filter((e) => e.kind !== 'notify'), [], 'no match, ban or unban event');
-  assert.equal(d.tracker.size, 0, 'nothing scored');
+  assert.equal(d.scoring.size, 0, 'nothing scored');
   assert.equal(d.ledger.size, 0, 'nothing banned');
   assert.ok(s.lines.includes('info: notify rule=logins address=203.0.113.7 user=alice method=password'), s.lines.join('\n'));
   // The ordinary rule still bans as before.
@@ -143,7 +145,7 @@ const login = (over: Partial<NotifyEvent> = {}): NotifyEvent => ({
 
 const banEvent = (address: string, at: number): TallowEvent => ({
   kind: 'ban', cause: 'new',
-  ban: { address, family: 4, since: at, expiry: at + 3_600_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5 },
+  ban: { address, family: 4, since: at, expiry: at + 3_600_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#2', score: 1, count: 5, scope: '', rule: 'sshd' },
 });
 
 function sendmailInto(dir: string): { path: string; mails: () => string[] } {
