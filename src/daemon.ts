@@ -29,6 +29,7 @@ import { BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
 import { ruleChanges } from './rules';
+import { notifyEvent } from './notify';
 import { Reader } from './reader';
 import { Requests } from './requests';
 import { NeverBan } from './never-ban';
@@ -317,6 +318,12 @@ export class Daemon {
       }
       const match = matcher.match(entry);
       if (!match) continue;
+      if (match.rule.action === 'notify') {
+        // A login alert (notify.ts): to the listeners only, never to the scores or the ledger.
+        const n = notifyEvent(match, Math.floor(entry.realtime / 1000), this.engine.allowlist);
+        if (n) this.events.emit(n);
+        continue;
+      }
       const { rule } = match;
       Metrics.bump(m.matchesByRule, rule.name);
       this.events.emit({ kind: 'match', address: match.address, family: match.family, pattern: match.pattern.name, file: match.file, rule: rule.name, ...(rule.noLog ? { noLog: true } : {}), at: now });

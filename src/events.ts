@@ -24,7 +24,28 @@ export interface MatchEvent {
   at: number;
 }
 
-export type TallowEvent = LedgerEvent | MatchEvent;
+/**
+ * A match of a notify rule (`"action": "notify"`, issue 16.4): a successful login, reported to
+ * the actions and the history, never scored or banned. The strings come from the log line
+ * (`user` is the client's, as sshd wrote it): '' when the pattern has no such group.
+ */
+export interface NotifyEvent {
+  kind: 'notify';
+  rule: string;
+  address: string;
+  family: Family;
+  /** ms since epoch: when the program logged it */
+  at: number;
+  user: string;
+  method: string;
+  fingerprint: string;
+  /** `sshd-logins.json#1` */
+  pattern: string;
+  /** the address is allowlisted (and the rule reports such addresses) */
+  allowlisted: boolean;
+}
+
+export type TallowEvent = LedgerEvent | MatchEvent | NotifyEvent;
 
 /** The contract every listener keeps: small, like a firewall backend's verbs. */
 export interface Listener {

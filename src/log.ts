@@ -75,7 +75,7 @@ export class Log implements Logger {
   }
 
   /** A ban or unban: message `ACTION key=value...`, journal field TALLOW_ACTION=ACTION. */
-  action(action: 'ban' | 'unban', fields: Record<string, string>): void {
+  action(action: 'ban' | 'unban' | 'notify', fields: Record<string, string>): void {
     this.emit('info', action, fields, { TALLOW_ACTION: action });
   }
 

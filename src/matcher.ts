@@ -17,6 +17,14 @@ export interface Match extends Address {
   file: string;
   /** the rule whose block matched: its policy scores the match */
   rule: Rule;
+  /** Notify rules only: the pattern's named groups `user`, `method`, `fingerprint` ('' when absent). */
+  login?: LoginFields;
+}
+
+export interface LoginFields {
+  user: string;
+  method: string;
+  fingerprint: string;
 }
 
 /** One filter group as sd-journal reads it: same field OR'ed, different fields AND'ed. */
@@ -211,7 +219,10 @@ export class Matcher {
             return null;
           }
           Metrics.bump(this.metrics.matchesByFile, file.name);
-          return { address: address.address, family: address.family, pattern: p.pattern, file: file.name, rule: file.rule };
+          const found: Match = { address: address.address, family: address.family, pattern: p.pattern, file: file.name, rule: file.rule };
+          // Only a notify rule's match is reported with who logged in; other rules pay nothing for it.
+          if (file.rule.action === 'notify') found.login = { user: m.groups?.user ?? '', method: m.groups?.method ?? '', fingerprint: m.groups?.fingerprint ?? '' };
+          return found;
         }
       }
     }

@@ -246,13 +246,16 @@ export function parsePatternFile(text: string, name: string, path: string): Patt
   const limited = new Set(heads.filter((h) => !h.override && h.keys.limit !== undefined && h.keys.name !== undefined).map((h) => h.keys.name));
   let n = 0;
   return heads.map((h, b) => {
-    const lenient = h.keys.limit !== undefined || (h.keys.name !== undefined && limited.has(h.keys.name));
-    const patterns = h.items.map((item) => {
+    // A notify rule never scores: its items may be the pattern alone, as under `limit`.
+    const lenient = h.keys.limit !== undefined || h.keys.action === 'notify' || (h.keys.name !== undefined && limited.has(h.keys.name));
+    const parsed = h.items.map((item) => {
       n++;
       return parseItem(item, n, name, lenient, (msg) => {
         throw new PatternError(`${path}: item ${n}: ${msg}`);
       });
     });
+    // A notify rule's match never scores, wherever it is counted (`tallow test` too): score 0, ban 0.
+    const patterns = h.keys.action === 'notify' ? parsed.map((p) => ({ ...p, score: 0, ban: 0 })) : parsed;
     return { name, path, filter: h.filter, patterns, block: b + 1, blocks: blocks.length, keys: h.keys, override: h.override };
   });
 }

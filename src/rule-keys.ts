@@ -5,7 +5,7 @@ import { scopeOf } from './scope';
 
 /** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
 export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'no_log', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
-  'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
+  'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6', 'action', 'notify_allowlisted'] as const;
 
 /** The keys that give a rule its own policy, and so its own score pool. */
 export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
@@ -27,6 +27,10 @@ export interface RuleKeys {
   protocol?: 'tcp' | 'udp';
   ban_prefix_v4?: number;
   ban_prefix_v6?: number;
+  /** `notify`: matches are reported to the actions (a login alert), never scored or banned */
+  action?: 'ban' | 'notify';
+  /** a notify rule: also for allowlisted addresses (default true) */
+  notify_allowlisted?: boolean;
 }
 
 type PolicyKey = (typeof POLICY_KEYS)[number];
@@ -90,5 +94,18 @@ export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
   }
   if ('ban_prefix_v4' in blk) k.ban_prefix_v4 = wholeIn('ban_prefix_v4', blk.ban_prefix_v4, 8, 32, 'a prefix length');
   if ('ban_prefix_v6' in blk) k.ban_prefix_v6 = wholeIn('ban_prefix_v6', blk.ban_prefix_v6, 16, 128, 'a prefix length');
+  if ('action' in blk) {
+    if (blk.action !== 'ban' && blk.action !== 'notify') throw new Error(`"action": expected "ban" (the default: matches score, the threshold bans) or "notify" (each match is reported to the actions, nothing is banned), got ${show(blk.action)}`);
+    k.action = blk.action;
+  }
+  if ('notify_allowlisted' in blk) {
+    if (typeof blk.notify_allowlisted !== 'boolean') throw new Error(`"notify_allowlisted": expected true or false, got ${show(blk.notify_allowlisted)}`);
+    k.notify_allowlisted = blk.notify_allowlisted;
+  }
+  if (k.action === 'notify') {
+    // A notify rule never scores: a policy key would silently do nothing.
+    const policy = POLICY_KEYS.find((key) => key in blk);
+    if (policy) throw new Error(`"${policy}": a rule with "action": "notify" never scores or bans; leave it out`);
+  }
   return k;
 }

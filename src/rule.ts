@@ -25,6 +25,13 @@ export interface Rule {
   scope: Scope;
   /** Prefix length banned per family: 32 / 128 ban the address itself. */
   prefix: { 4: number; 6: number };
+  /**
+   * `notify`: each match becomes a notify event for the actions (a login alert); never scored,
+   * never banned. Absent: an ordinary rule (the key is set only on notify rules).
+   */
+  action?: 'notify';
+  /** A notify rule: allowlisted addresses are reported too (true, the default). */
+  notifyAllowlisted?: boolean;
   /** Where it is defined, for messages: `/etc/tallow/postfix.json (block 1)`. */
   where: string;
 }

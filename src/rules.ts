@@ -48,7 +48,7 @@ interface Draft {
 }
 
 /** The keys that must agree between the blocks of one rule (unit is each block's own filter). */
-const MERGED = ['enabled', 'no_log', ...POLICY_KEYS] as const;
+const MERGED = ['enabled', 'no_log', ...POLICY_KEYS, 'action', 'notify_allowlisted'] as const;
 
 /**
  * Blocks -> rules. Blocks sharing a `name` (in one file) are one rule, whose keys must agree; a
@@ -125,8 +125,17 @@ function makeRule(d: Draft, defaults: RuleDefaults): Rule {
     const f = d.from.get('protocol') ?? d.from.get('ports') ?? d.blocks[0];
     return fail(`${at(f)}: ${(e as Error).message}`);
   }
+  const action = k.action ?? 'ban';
+  if (action === 'notify') {
+    // An override may have given a notify rule policy keys: they would do nothing.
+    const policy = POLICY_KEYS.find((key) => k[key] !== undefined);
+    if (policy) return fail(`${at(d.from.get(policy)!)}: "${policy}": rule "${d.name}" has "action": "notify": it never scores or bans`);
+  } else if (k.notify_allowlisted !== undefined) {
+    return fail(`${at(d.from.get('notify_allowlisted')!)}: "notify_allowlisted": rule "${d.name}" is not a notify rule (give it "action": "notify")`);
+  }
   return {
     name: d.name,
+    ...(action === 'notify' ? { action, notifyAllowlisted: k.notify_allowlisted ?? true } : {}),
     pool: POLICY_KEYS.some((key) => k[key] !== undefined) ? d.name : '',
     enabled: k.enabled ?? true,
     noLog: k.no_log ?? false,
@@ -150,6 +159,7 @@ function policyChanges(a: Rule, b: Rule): string[] {
   const cmp = (key: string, x: string | number, y: string | number) => {
     if (x !== y) out.push(`${key} ${x} -> ${y}`);
   };
+  cmp('action', a.action ?? 'ban', b.action ?? 'ban');
   cmp('threshold', a.threshold, b.threshold);
   cmp('findtime', a.findtime, b.findtime);
   cmp('bantime', a.bantime, b.bantime);

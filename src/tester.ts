@@ -275,6 +275,8 @@ export class Run {
     this.perRule.set(rule.name, rs);
     rs.lines++;
     if (this.allow.has(m.address, m.family)) this.allowlisted.add(m.address);
+    // A notify rule's match (a login) is reported, never scored: as in the daemon.
+    if (rule.action === 'notify') return;
     // The line's own time: findtime windows and ban ends as they would have been.
     const now = Math.floor(entry.realtime / 1000);
     this.scoring.prune(now);

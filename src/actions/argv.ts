@@ -4,12 +4,15 @@
 // `;`, `$(...)`, quotes) stays one argument.
 
 /** What a ban or unban offers to a command, a webhook and a mail. */
-export const PLACEHOLDERS = ['address', 'family', 'seconds', 'rule', 'pattern', 'score', 'count', 'reason', 'network', 'event'] as const;
+export const PLACEHOLDERS = ['address', 'family', 'seconds', 'rule', 'pattern', 'score', 'count', 'reason', 'network', 'event', 'user', 'method', 'fingerprint'] as const;
 export type Placeholder = (typeof PLACEHOLDERS)[number];
 export type Values = Record<Placeholder, string>;
 
 /** In batch mode one run covers many bans: only what they share may appear in its argv. */
 export const BATCH_PLACEHOLDERS: readonly Placeholder[] = ['event'];
+
+/** A login's own values (notify_command only): a ban has none. */
+export const NOTIFY_PLACEHOLDERS: readonly Placeholder[] = ['user', 'method', 'fingerprint'];
 
 /**
  * Split like a simple shell would, without any of its expansions: words separated by blanks;
@@ -70,7 +73,7 @@ export function placeholdersIn(word: string): Placeholder[] | string {
  * A command for tallow.conf: words, the program an absolute path, every placeholder known (and,
  * in batch mode, shared by the whole batch). Returns the argv or an error message.
  */
-export function parseCommand(text: string, batch: boolean): string[] | string {
+export function parseCommand(text: string, batch: boolean, notify = false): string[] | string {
   const argv = splitWords(text);
   if (typeof argv === 'string') return argv;
   if (argv.length === 0) return 'expected a program and its arguments';
@@ -79,6 +82,8 @@ export function parseCommand(text: string, batch: boolean): string[] | string {
   for (const w of argv) {
     const used = placeholdersIn(w);
     if (typeof used === 'string') return used;
+    const login = notify ? undefined : used.find((p) => NOTIFY_PLACEHOLDERS.includes(p));
+    if (login) return `{${login}} is a login's (notify_command); a ban has none`;
     const bad = batch ? used.find((p) => !BATCH_PLACEHOLDERS.includes(p)) : undefined;
     if (bad) return `{${bad}} differs from ban to ban: with batch= the addresses come on standard input, one per line`;
   }

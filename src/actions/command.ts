@@ -5,7 +5,8 @@
 // dispatcher holds them, up to `queue`, so a flood of 10,000 bans is run in full, a few at a
 // time). Runs for one address never overlap and keep their order (a ban's command ends before
 // its unban's starts). Batch mode (`batch=N`): one run for up to N addresses, given on standard
-// input one per line, runs one after another in order.
+// input one per line, runs one after another in order. A login a notify rule reports
+// (notify_command) is always one run of its own, with {user} {method} {fingerprint}.
 //
 // A run that fails (exit status not 0, killed at its timeout, could not start) is logged with
 // its output and counted, not repeated: a command that changes a firewall is rarely safe to run
@@ -61,12 +62,14 @@ export class CommandListener implements Listener {
     this.maxBatch = action.batch > 0 ? action.batch : 500;
     if (action.ban) this.on.add('ban');
     if (action.unban) this.on.add('unban');
+    if (action.notify) this.on.add('notify');
     // The daemon's environment (PATH, LANG, what the unit sets), without stale TALLOW_* values.
     for (const [k, v] of Object.entries(baseEnv)) if (!k.startsWith('TALLOW_')) this.env[k] = v;
   }
 
   handle(events: TallowEvent[]): void | Promise<void> {
     const jobs: Values[] = [];
+    let logins = 0;
     for (const e of events) {
       if (!actionable(e, this.on, this.action.restored)) continue;
       const v = valuesOf(e);
@@ -75,8 +78,13 @@ export class CommandListener implements Listener {
         this.log.error(`${this.name}: not an address, not run: ${JSON.stringify(v.address)}`);
         continue;
       }
-      jobs.push(v);
+      // A login runs on its own (batch= or not): one run per login, beside the bans' runs.
+      if (v.event === 'notify' && this.action.batch > 0) {
+        this.waiting.push(v);
+        logins++;
+      } else jobs.push(v);
     }
+    if (logins) this.pump();
     if (jobs.length === 0) return;
     if (this.action.batch > 0) return this.runBatches(jobs);
     for (const j of jobs) this.waiting.push(j);
@@ -136,7 +144,7 @@ export class CommandListener implements Listener {
     this.running++;
     this.busy.add(v.address);
     try {
-      const template = v.event === 'ban' ? this.action.ban! : this.action.unban!;
+      const template = v.event === 'ban' ? this.action.ban! : v.event === 'unban' ? this.action.unban! : this.action.notify!;
       const r = await runProgram(expand(template, v), { env: { ...this.env, ...environment(v) }, timeoutMs: this.action.timeoutMs });
       this.count(r, 1);
       if (!r.ok) this.failed(`${v.event} ${v.address}`, r);
@@ -156,7 +164,7 @@ export class CommandListener implements Listener {
       while (j < jobs.length && j - i < this.action.batch && jobs[j].event === event) j++;
       const part = jobs.slice(i, j);
       i = j;
-      const shared: Values = { event, address: '', family: '', seconds: '', rule: '', pattern: '', score: '', count: '', reason: '', network: '' };
+      const shared: Values = { event, address: '', family: '', seconds: '', rule: '', pattern: '', score: '', count: '', reason: '', network: '', user: '', method: '', fingerprint: '' };
       const template = event === 'ban' ? this.action.ban! : this.action.unban!;
       this.running++;
       const r = await runProgram(expand(template, shared), {

@@ -37,7 +37,7 @@ function executable(p: string): string | null {
 export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 'file'>, log: Logger): Listener[] {
   const out: Listener[] = [];
   for (const a of defaultActions(config)) {
-    const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0]] : a.kind === 'mail' ? [a.sendmail[0]] : [];
+    const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0], a.notify?.[0]] : a.kind === 'mail' ? [a.sendmail[0]] : [];
     for (const p of new Set(programs)) {
       const why = p ? executable(p) : null;
       if (why) log.error(`action.${a.name} (${a.where}): ${p}: ${why}; its runs will fail until it is there`);
@@ -62,7 +62,7 @@ export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 
 
 function describe(a: ActionConfig): string {
   if (a.kind === 'command') {
-    const on = [a.ban && 'ban', a.unban && 'unban'].filter(Boolean).join(' and ');
+    const on = [a.ban && 'ban', a.unban && 'unban', a.notify && 'notify'].filter(Boolean).join(' and ');
     return `command on ${on}, ${a.batch ? `up to ${a.batch} addresses per run on standard input` : `one run per address, ${a.concurrency} at once`}`;
   }
   if (a.kind === 'webhook') return `webhook ${new URL(a.url).origin} on ${a.on.join(' and ')}, up to ${a.batch} events per request${a.secretFile ? ', signed' : ''}`;

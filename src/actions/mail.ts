@@ -5,6 +5,11 @@
 // handle() only collects: a slow or failing sendmail holds back nothing. A mail that cannot be
 // sent is logged and tried again (after 1, 2, 4... minutes, never later than `digest`) with
 // what came meanwhile; at stop, what waits goes out at once.
+//
+// Logins (notify rules, with on=...notify, the default) are not held by the digest: each goes out
+// at once in a mail of its own (`login: USER from ADDRESS on HOST`). Their only limit is one mail
+// at a time: logins that come while one is being sent go out together in the next, right after.
+// A failed login mail is tried again like a digest (1, 2, 4... minutes), with later logins.
 import * as os from 'node:os';
 import type { Listener, TallowEvent } from '../events';
 import type { Logger } from '../log';
@@ -61,6 +66,11 @@ export class MailListener implements Listener {
   private timer: unknown = null;
   private sending: Promise<void> | null = null;
   private closed = false;
+  private logins: MailItem[] = [];
+  private loginSending: Promise<void> | null = null;
+  private loginNextAt = -Infinity;
+  private loginStreak = 0;
+  private loginTimer: unknown = null;
 
   constructor(
     readonly action: MailAction,
@@ -74,6 +84,11 @@ export class MailListener implements Listener {
   handle(events: TallowEvent[]): void {
     for (const e of events) {
       if (!actionable(e, this.on)) continue;
+      if (e.kind === 'notify') {
+        if (this.logins.length >= this.action.queue) this.stats.dropped++;
+        else this.logins.push({ ...valuesOf(e), at: e.at });
+        continue;
+      }
       if (this.pending.length >= this.action.queue) {
         this.stats.dropped++;
         this.droppedSince++;
@@ -82,11 +97,13 @@ export class MailListener implements Listener {
       this.pending.push({ ...valuesOf(e), at: e.kind === 'ban' ? e.ban.since : e.at });
     }
     this.pump();
+    this.pumpLogins();
   }
 
   /** Resolves when a mail being sent is out (a digest waiting for its time is not hurried). */
   async flush(): Promise<void> {
     await this.sending;
+    await this.loginSending;
   }
 
   /** What waits goes out now. */
@@ -94,8 +111,47 @@ export class MailListener implements Listener {
     this.closed = true;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
+    if (this.loginTimer !== null) this.clock.clearTimeout(this.loginTimer);
+    this.loginTimer = null;
     await this.sending;
+    await this.loginSending;
     if (this.pending.length) await this.send();
+    if (this.logins.length) await this.sendLogins();
+  }
+
+  private pumpLogins(): void {
+    if (this.closed || this.loginSending || this.logins.length === 0 || this.loginTimer !== null) return;
+    const wait = this.loginNextAt - this.clock.now();
+    if (wait > 0) {
+      this.loginTimer = this.clock.setTimeout(() => {
+        this.loginTimer = null;
+        this.pumpLogins();
+      }, wait);
+      return;
+    }
+    this.loginSending = this.sendLogins().finally(() => {
+      this.loginSending = null;
+      this.pumpLogins();
+    });
+  }
+
+  private async sendLogins(): Promise<void> {
+    const items = this.logins.splice(0, LIST_MAX);
+    const now = this.clock.now();
+    const a = this.action;
+    const message = buildMessage({ from: a.from || `root@${this.node}`, to: a.to, subject: loginSubject(this.node, items), node: this.node, date: new Date(now) }, loginBody(this.node, items));
+    const r = await runProgram([...a.sendmail, '-t', '-oi'], { env: process.env, input: message, timeoutMs: a.timeoutMs });
+    if (r.ok) {
+      this.stats.mails++;
+      this.stats.listed += items.length;
+      this.loginStreak = 0;
+      return;
+    }
+    this.logins.unshift(...items);
+    this.stats.failures++;
+    const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.loginStreak++);
+    this.loginNextAt = now + delay;
+    this.log.error(`${this.name}: ${a.sendmail[0]} ${outcome(r, a.timeoutMs)}; ${items.length} login alerts wait, next try in ${Math.round(delay / 1000)} s`, { stderr: r.stderr.trim(), stdout: r.stdout.trim() });
   }
 
   private pump(): void {
@@ -190,6 +246,44 @@ export function digestBody(node: string, items: MailItem[], more: number, droppe
     ...notes.map((n) => `<p>${htmlEscape(n)}</p>`),
     '<table style="border-collapse:collapse">',
     `<tr>${COLUMNS.map((c) => `<th style="text-align:left;padding:2px 8px">${htmlEscape(c)}</th>`).join('')}</tr>`,
+    ...rows.map((r) => `<tr>${r.map(td).join('')}</tr>`),
+    '</table>',
+    '</body></html>',
+    '',
+  ].join('\n');
+  return { text, html };
+}
+
+/** Control characters (a crafted user name) as `?` in a subject line. */
+const printable = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, '?');
+
+function whoFrom(i: MailItem): string {
+  return i.user ? `${printable(i.user)} from ${i.address}` : `${i.rule} from ${i.address}`;
+}
+
+/** `login: alice from 203.0.113.7 on HOST`; several: `... (and 2 more logins)`. */
+export function loginSubject(node: string, items: MailItem[]): string {
+  const more = items.length > 1 ? ` (and ${plural(items.length - 1, 'more login')})` : '';
+  return `login: ${whoFrom(items[0])} on ${node}${more}`;
+}
+
+const LOGIN_COLUMNS = ['time', 'user', 'address', 'method', 'fingerprint', 'rule'] as const;
+
+/** One line per login: who, from where, how (the key's fingerprint), which rule saw it. */
+export function loginBody(node: string, items: MailItem[]): MailPart {
+  const intro = `tallow on ${node}: ${items.length === 1 ? 'a login' : plural(items.length, 'login')} seen by notify rules.`;
+  const rows = items.map((i) => [localTime(i.at), printable(i.user), i.address, i.method, i.fingerprint, i.rule]);
+  const widths = LOGIN_COLUMNS.map((c, k) => Math.max(c.length, ...rows.map((r) => r[k].length)));
+  const line = (r: readonly string[]) => r.map((s, k) => s.padEnd(widths[k])).join('  ').trimEnd();
+  const text = [intro, '', line(LOGIN_COLUMNS), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''].join('\n');
+  const td = (s: string) => `<td style="padding:2px 8px;border-bottom:1px solid #ddd">${htmlEscape(s)}</td>`;
+  const html = [
+    '<!DOCTYPE html>',
+    '<html><head><meta charset="utf-8"><title>tallow</title></head>',
+    '<body style="font-family:sans-serif;font-size:14px">',
+    `<p>${htmlEscape(intro)}</p>`,
+    '<table style="border-collapse:collapse">',
+    `<tr>${LOGIN_COLUMNS.map((c) => `<th style="text-align:left;padding:2px 8px">${htmlEscape(c)}</th>`).join('')}</tr>`,
     ...rows.map((r) => `<tr>${r.map(td).join('')}</tr>`),
     '</table>',
     '</body></html>',

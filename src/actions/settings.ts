@@ -26,6 +26,8 @@ export interface CommandAction extends Common {
   /** argv templates (placeholders unexpanded); null: nothing runs on that event */
   ban: string[] | null;
   unban: string[] | null;
+  /** run once per login a notify rule reports (one run each, whatever `batch` says) */
+  notify?: string[] | null;
   /** most runs at once (one address per run) */
   concurrency: number;
   /** 0: one run per address; N: one run for up to N addresses on standard input */
@@ -108,7 +110,7 @@ function file(set: (a: any, p: string) => void): Apply<any> {
 
 const on: Apply<WebhookAction | MailAction> = (a, v) => {
   const parts = v.split(',').map((s) => s.trim());
-  if (parts.some((p) => p !== 'ban' && p !== 'unban') || new Set(parts).size !== parts.length) return `expected ban, unban or ban,unban, got '${v}'`;
+  if (parts.some((p) => p !== 'ban' && p !== 'unban' && p !== 'notify') || new Set(parts).size !== parts.length) return `expected ban, unban or ban,unban (and notify: notify rules' logins), got '${v}'`;
   a.on = parts as ActionEventKind[];
   return null;
 };
@@ -119,6 +121,7 @@ const keep: Apply<CommandAction> = () => null;
 const KEYS: Record<string, Spec> = {
   ban_command: { command: keep },
   unban_command: { command: keep },
+  notify_command: { command: keep },
   concurrency: { command: whole(1, 64, (a, n) => (a.concurrency = n)) },
   batch: {
     command: whole(0, 100_000, (a, n) => (a.batch = n)),
@@ -206,13 +209,13 @@ const KEYS: Record<string, Spec> = {
   },
 };
 
-const MAIN: Record<string, ActionKind> = { ban_command: 'command', unban_command: 'command', url: 'webhook', mail_to: 'mail' };
+const MAIN: Record<string, ActionKind> = { ban_command: 'command', unban_command: 'command', notify_command: 'command', url: 'webhook', mail_to: 'mail' };
 
 function defaults(kind: ActionKind, name: string, where: string): ActionConfig {
   const common = { name, where, queue: 100_000 };
   if (kind === 'command') return { ...common, kind, ban: null, unban: null, concurrency: 4, batch: 0, restored: false, timeoutMs: 30_000 };
-  if (kind === 'webhook') return { ...common, kind, url: '', on: ['ban', 'unban'], bearerFile: '', secretFile: '', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 };
-  return { ...common, kind, on: ['ban'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } };
+  if (kind === 'webhook') return { ...common, kind, url: '', on: ['ban', 'unban', 'notify'], bearerFile: '', secretFile: '', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 };
+  return { ...common, kind, on: ['ban', 'notify'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } };
 }
 
 export function isActionKey(key: string): boolean {
@@ -260,7 +263,7 @@ export class ActionCollector {
       const fail = (l: number, message: string): Built => ({ ok: false, line: l, message });
       const first = Math.min(...[...def.values()].map((l) => l.line));
       const mains = [...def].filter(([k]) => MAIN[k]).sort((a, b) => a[1].line - b[1].line);
-      if (mains.length === 0) return fail(first, `action.${name}: what does it do? give it ban_command/unban_command (a command), url (a webhook) or mail_to (a mail)`);
+      if (mains.length === 0) return fail(first, `action.${name}: what does it do? give it ban_command/unban_command (a command), url (a webhook) or mail_to (a mail); notify_command (a command) for notify rules' logins`);
       const kind = MAIN[mains[0][0]];
       const other = mains.find(([k]) => MAIN[k] !== kind);
       if (other) return fail(other[1].line, `action.${name}.${other[0]}: action.${name} is already a ${kind} action (action.${name}.${mains[0][0]}); one kind per action, give this one another name`);
@@ -272,12 +275,13 @@ export class ActionCollector {
         if (err) return fail(line, `action.${name}.${sub}: ${err}`);
       }
       if (a.kind === 'command') {
-        for (const k of ['ban_command', 'unban_command'] as const) {
+        for (const k of ['ban_command', 'unban_command', 'notify_command'] as const) {
           const l = def.get(k);
           if (!l) continue;
-          const argv = parseCommand(l.value, a.batch > 0);
+          // A login runs on its own, batch= or not: it is one event, and its values are its own.
+          const argv = k === 'notify_command' ? parseCommand(l.value, false, true) : parseCommand(l.value, a.batch > 0);
           if (typeof argv === 'string') return fail(l.line, `action.${name}.${k}: ${argv}`);
-          a[k === 'ban_command' ? 'ban' : 'unban'] = argv;
+          a[k === 'ban_command' ? 'ban' : k === 'unban_command' ? 'unban' : 'notify'] = argv;
         }
       }
       actionDefs.push(a);

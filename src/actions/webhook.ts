@@ -10,6 +10,9 @@
 //   {"version":1,"node":"HOST","sent":"ISO time","events":[{"id","type":"ban"|"unban","time",
 //    "address","family","network","rule","pattern","score","count","reason","seconds",
 //    "expires" (ban),"origin"}...]}
+//   A notify rule's login (with on=...,notify, the default), in the same list, in the order seen:
+//   {"id","type":"notify","time","address","family","network","rule","pattern","user","method",
+//    "fingerprint"} (user/method/fingerprint "" when the rule's pattern has no such group).
 // Headers: Content-Type: application/json; Authorization: Bearer TOKEN (bearer_file);
 // X-Tallow-Signature: sha256=HEX, HMAC-SHA256 of the exact body with the key in secret_file.
 import { createHmac, randomBytes } from 'node:crypto';
@@ -18,11 +21,10 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import type { Listener, TallowEvent } from '../events';
-import type { LedgerEvent } from '../ledger';
 import { errText } from '../limits';
 import type { Logger } from '../log';
 import type { WebhookAction } from './settings';
-import { actionable, networkOf, ruleOf, valuesOf, type ActionEventKind } from './values';
+import { actionable, networkOf, notifyValues, ruleOf, valuesOf, type ActionEvent, type ActionEventKind } from './values';
 
 export const SCHEMA_VERSION = 1;
 export const SIGNATURE_HEADER = 'X-Tallow-Signature';
@@ -33,7 +35,7 @@ const CHAT_LINES = 20;
 
 export interface WebhookEvent {
   id: string;
-  type: ActionEventKind;
+  type: 'ban' | 'unban';
   time: string;
   address: string;
   family: 4 | 6;
@@ -47,6 +49,23 @@ export interface WebhookEvent {
   expires?: string;
   origin: string;
 }
+
+/** A login a notify rule reported. */
+export interface WebhookNotify {
+  id: string;
+  type: 'notify';
+  time: string;
+  address: string;
+  family: 4 | 6;
+  network: string;
+  rule: string;
+  pattern: string;
+  user: string;
+  method: string;
+  fingerprint: string;
+}
+
+export type WebhookItem = WebhookEvent | WebhookNotify;
 
 export interface WebhookStats {
   requests: number;
@@ -93,7 +112,7 @@ export class WebhookListener implements Listener {
   private readonly run = randomBytes(4).toString('hex');
   private seq = 0;
   /** Each event keeps its id and time on every try. */
-  private readonly json = new WeakMap<TallowEvent, WebhookEvent>();
+  private readonly json = new WeakMap<TallowEvent, WebhookItem>();
   private failing = false;
 
   constructor(
@@ -111,7 +130,7 @@ export class WebhookListener implements Listener {
   }
 
   async handle(events: TallowEvent[]): Promise<void> {
-    const list: WebhookEvent[] = [];
+    const list: WebhookItem[] = [];
     for (const e of events) {
       if (!actionable(e, this.on)) continue;
       let j = this.json.get(e);
@@ -138,7 +157,11 @@ export class WebhookListener implements Listener {
     this.agent.destroy();
   }
 
-  private toJson(e: LedgerEvent): WebhookEvent {
+  private toJson(e: ActionEvent): WebhookItem {
+    if (e.kind === 'notify') {
+      const v = notifyValues(e);
+      return { id: `${this.run}-${++this.seq}`, type: 'notify', time: new Date(e.at).toISOString(), address: e.address, family: e.family, network: v.network, rule: e.rule, pattern: e.pattern, user: e.user, method: e.method, fingerprint: e.fingerprint };
+    }
     const b = e.ban;
     const v = valuesOf(e);
     const j: WebhookEvent = {
@@ -201,8 +224,9 @@ function chatEscape(s: string): string {
 }
 
 /** For chat webhooks (Slack, Mattermost, Rocket.Chat, Discord's /slack): one line per event. */
-export function chatText(node: string, list: WebhookEvent[]): string {
+export function chatText(node: string, list: WebhookItem[]): string {
   const lines = list.slice(0, CHAT_LINES).map((e) => {
+    if (e.type === 'notify') return `login: ${e.user ? `${e.user} from ` : ''}${e.address}${e.method ? ` (${e.method}${e.fingerprint ? ` ${e.fingerprint}` : ''})` : ''}, rule ${e.rule}`;
     const what = [e.rule && `rule ${e.rule}`, e.pattern, e.type === 'ban' ? `score ${e.score}, ${e.count} matches` : ''].filter(Boolean).join(', ');
     return e.type === 'ban' ? `banned ${e.address} for ${e.seconds} s (${e.reason}${what ? `; ${what}` : ''})` : `unbanned ${e.address} (${e.reason})`;
   });

@@ -251,6 +251,8 @@ export class PgStore implements HistoryStore {
         [unbans.map((u) => u.address), unbans.map((u) => u.since), unbans.map((u) => u.at), unbans.map((u) => u.reason), unbans.map((u) => u.scope ?? '')],
       );
     }
+    // Logins are few (one per session): one statement each.
+    for (const r of rows) if (r.kind === 'login') await c.query(numbered(SQL.loginInsert), [r.at, r.address, r.username, r.method, r.fingerprint, r.rule]);
     const matches = rows.filter((r) => r.kind === 'match');
     if (matches.length) {
       await c.query('INSERT INTO matches (address, at, pattern, n, rule) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[])', [
@@ -277,8 +279,9 @@ export class PgStore implements HistoryStore {
     return this.serial(async (c) => {
       const a = await c.query(numbered(SQL.pruneMatches), [limit, before]);
       const b = await c.query(numbered(SQL.pruneBans), [limit, before]);
+      const l = await c.query(numbered(SQL.pruneLogins), [limit, before]);
       await c.query(numbered(SQL.pruneProgress), [before]);
-      return (a.rowCount ?? 0) + (b.rowCount ?? 0);
+      return (a.rowCount ?? 0) + (b.rowCount ?? 0) + (l.rowCount ?? 0);
     });
   }
 

@@ -3,7 +3,8 @@
 // brought up to date and one written by a newer tallow is refused (not silently misread).
 // Version 1: bans (with their end) and matches. Version 2: the repeat-offender step of each ban,
 // and the count of a row that sums up matches past the hourly cap. Version 3 (rules per service):
-// the rule of each ban and match, and the scope (ports) of each ban.
+// the rule of each ban and match, and the scope (ports) of each ban. Version 4: the logins that
+// notify rules report.
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -45,6 +46,18 @@ const MIGRATIONS: string[][] = [
     'ALTER TABLE bans ADD COLUMN rule TEXT',
     "ALTER TABLE bans ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
     'ALTER TABLE matches ADD COLUMN rule TEXT',
+  ],
+  // 4 (notify rules, issue 16.4): the logins they report, as `tallow report` reads them
+  [
+    `CREATE TABLE logins (
+      id ID,
+      at BIGINT NOT NULL,
+      address TEXT NOT NULL,
+      username TEXT NOT NULL,
+      method TEXT NOT NULL,
+      fingerprint TEXT,
+      rule TEXT NOT NULL)`,
+    'CREATE INDEX logins_at ON logins (at)',
   ],
 ];
 

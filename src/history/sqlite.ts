@@ -151,6 +151,7 @@ export class SqliteStore implements HistoryStore {
           pending.push(r.address, r.at, r.pattern, r.n, r.rule ?? null);
           if (pending.length === MULTI * 5) multi.run(pending.splice(0));
         } else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.scope ?? '', r.address, r.scope ?? '', r.since);
+        else if (r.kind === 'login') s.loginInsert.run(r.at, r.address, r.username, r.method, r.fingerprint, r.rule);
         else {
           const scope = r.scope ?? '';
           const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, scope];
@@ -166,7 +167,7 @@ export class SqliteStore implements HistoryStore {
   async prune(before: number, limit: number): Promise<number> {
     await this.open();
     const s = this.stmts!;
-    const n = s.pruneMatches.run(limit, before).changes + s.pruneBans.run(limit, before).changes;
+    const n = s.pruneMatches.run(limit, before).changes + s.pruneBans.run(limit, before).changes + s.pruneLogins.run(limit, before).changes;
     s.pruneProgress.run(before);
     return n;
   }

@@ -58,7 +58,20 @@ export interface MatchRow {
   rule?: string | null;
 }
 
-export type HistoryRow = BanRow | UnbanRow | MatchRow;
+/** A login a notify rule reported (the user name is the client's, as the program logged it). */
+export interface LoginRow {
+  kind: 'login';
+  seq: number;
+  at: number;
+  address: string;
+  username: string;
+  method: string;
+  /** null: none logged (a password login) */
+  fingerprint: string | null;
+  rule: string;
+}
+
+export type HistoryRow = BanRow | UnbanRow | MatchRow | LoginRow;
 
 /** What rows to read: one address or all, since a time, of one rule. Newest first, at most `limit`. */
 export interface RowFilter {
@@ -156,6 +169,8 @@ export const SQL = {
   unban:
     'UPDATE bans SET ended = ?, end_reason = ? WHERE address = ? AND scope = ? AND ended IS NULL AND since = (SELECT max(since) FROM bans WHERE address = ? AND scope = ? AND since <= ?)',
   matchInsert: 'INSERT INTO matches (address, at, pattern, n, rule) VALUES (?, ?, ?, ?, ?)',
+  loginInsert: 'INSERT INTO logins (at, address, username, method, fingerprint, rule) VALUES (?, ?, ?, ?, ?, ?)',
+  pruneLogins: 'DELETE FROM logins WHERE id IN (SELECT id FROM logins ORDER BY id LIMIT ?) AND at < ?',
   // Oldest rows first by id (ids grow with time): no index on `at` is needed, a clock step
   // backwards only keeps a few rows a little longer.
   pruneMatches: 'DELETE FROM matches WHERE id IN (SELECT id FROM matches ORDER BY id LIMIT ?) AND at < ?',

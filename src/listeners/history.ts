@@ -154,6 +154,9 @@ export class HistoryListener implements Listener {
       this.adopted.delete(banKey(e.ban.address, e.ban.scope));
       return [{ kind: 'unban', seq: ++this.seq, address: e.ban.address, since: e.ban.since, scope: e.ban.scope, at: e.at, reason: e.reason }];
     }
+    if (e.kind === 'notify') {
+      return [{ kind: 'login', seq: ++this.seq, at: e.at, address: e.address, username: e.user, method: e.method, fingerprint: e.fingerprint || null, rule: e.rule }];
+    }
     if (e.noLog) return [];
     const out = this.rollHour(e.at);
     let c = this.cap.get(e.address);

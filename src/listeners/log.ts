@@ -39,6 +39,12 @@ export function logListener(log: Log): Listener {
           if (e.ban.rule) fields.rule = e.ban.rule;
           if (e.ban.scope) fields.scope = e.ban.scope;
           log.action('unban', fields);
+        } else if (e.kind === 'notify') {
+          // A notify rule's match (a login): the user name is the client's, escaped by formatFields.
+          const fields: Record<string, string> = { rule: e.rule, address: e.address, user: e.user, method: e.method };
+          if (e.fingerprint) fields.fingerprint = e.fingerprint;
+          if (e.allowlisted) fields.allowlisted = '1';
+          log.action('notify', fields);
         }
       }
     },

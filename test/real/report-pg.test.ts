@@ -52,14 +52,12 @@ describe('report from PostgreSQL', { timeout: 180_000 }, () => {
     assert.equal(a.html, b.html);
     assert.equal(a.data.totals.current.bans, 11);
 
-    // Rules per service: the rule column (history schema 3) in both.
+    // Rules per service: the rule column (history schema 3) in both; the logins table (schema 4).
     pg.psql("UPDATE tallow.bans SET rule = 'ssh-strict' WHERE pattern = 'sshd.json#2'", 'report');
-    pg.psql('CREATE TABLE tallow.logins (id BIGINT GENERATED ALWAYS AS IDENTITY, at BIGINT, address TEXT, username TEXT, method TEXT, fingerprint TEXT, rule TEXT)', 'report');
     pg.psql(`INSERT INTO tallow.logins (at, address, username, method, fingerprint, rule) VALUES (${P + 3_600_000}, '198.51.100.3', 'alice', 'publickey', 'SHA256:abc', 'ssh-logins')`, 'report');
     pg.psql('GRANT SELECT ON tallow.logins TO tallow', 'report');
     const db = new Database(file);
     db.exec("UPDATE bans SET rule = 'ssh-strict' WHERE pattern = 'sshd.json#2'");
-    db.exec('CREATE TABLE logins (id INTEGER PRIMARY KEY, at INTEGER, address TEXT, username TEXT, method TEXT, fingerprint TEXT, rule TEXT)');
     db.prepare('INSERT INTO logins (at, address, username, method, fingerprint, rule) VALUES (?, ?, ?, ?, ?, ?)').run(P + 3_600_000, '198.51.100.3', 'alice', 'publickey', 'SHA256:abc', 'ssh-logins');
     db.close();
     [a, b] = await both();

@@ -29,7 +29,7 @@ test('actions: a command, a webhook and a mail, with defaults and a selection', 
   const [ufw, ops, admin] = c.actionDefs!;
   assert.deepEqual(ufw, { kind: 'command', name: 'ufw', where: '/etc/tallow.conf:2', queue: 100_000, ban: ['/usr/sbin/ufw', 'insert', '1', 'deny', 'from', '%s', 'comment', 'tallow {rule}'], unban: ['/usr/sbin/ufw', 'delete', 'deny', 'from', '{address}'], concurrency: 2, batch: 0, restored: false, timeoutMs: 60_000 });
   assert.deepEqual(ops, { kind: 'webhook', name: 'ops', where: '/etc/tallow.conf:6', queue: 100_000, url: 'https://hooks.example.org/tallow?x=1', on: ['ban'], bearerFile: '', secretFile: '/etc/tallow/ops.secret', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 });
-  assert.deepEqual(admin, { kind: 'mail', name: 'admin', where: '/etc/tallow.conf:9', queue: 100_000, on: ['ban'], to: ['root', 'alice@example.org'], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 30 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } });
+  assert.deepEqual(admin, { kind: 'mail', name: 'admin', where: '/etc/tallow.conf:9', queue: 100_000, on: ['ban', 'notify'], to: ['root', 'alice@example.org'], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 30 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } });
   assert.deepEqual(defaultActions(c).map((a) => a.name), ['ufw', 'admin']);
   // Without actions=: every action defined; actions=none: none.
   assert.deepEqual(defaultActions(parseConfig('action.a.mail_to=root\naction.b.url=http://127.0.0.1:8080/\n', 'x')).map((a) => a.name), ['a', 'b']);

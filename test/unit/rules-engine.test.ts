@@ -55,8 +55,8 @@ test('tallow-C\'s own files (format and style) load as rules in the shared pool 
   const files = loadPatternFiles(TALLOW_C, '/nonexistent/tallow-rules');
   const e = makeEngine(CONF, files);
   assert.deepEqual(e.rules, [
-    { name: 'dovecot', pool: '', enabled: true, threshold: 2, findtime: 0, bantime: 600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${TALLOW_C}/dovecot.json (block 1)` },
-    { name: 'sshd', pool: '', enabled: true, threshold: 2, findtime: 0, bantime: 600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${TALLOW_C}/sshd.json (block 1)` },
+    { name: 'dovecot', pool: '', enabled: true, noLog: false, threshold: 2, findtime: 0, bantime: 600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${TALLOW_C}/dovecot.json (block 1)` },
+    { name: 'sshd', pool: '', enabled: true, noLog: false, threshold: 2, findtime: 0, bantime: 600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: `${TALLOW_C}/sshd.json (block 1)` },
   ]);
   assert.deepEqual(e.matches, [['SYSLOG_IDENTIFIER=auth'], ['SYSLOG_IDENTIFIER=sshd']]);
   // Line -> address, pattern (file#item, score, ban), worked out by hand from the files.
@@ -95,7 +95,7 @@ test('tallow test and the daemon stop with exit 78 and `file: block N: ...` on a
   fs.writeFileSync(conf, `patterns_dir=${local}\nstate_dir=${dir}/state\nsocket=${dir}/sock\n`);
   const input = path.join(dir, 'in.log');
   fs.writeFileSync(input, 'nothing\n');
-  const message = `${bad}: block 2: unknown key "thresold" (known: filter, items, name, enabled, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6)`;
+  const message = `${bad}: block 2: unknown key "thresold" (known: filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted)`;
 
   const t1 = cli(['test', '--config', conf, '--patterns', bad, input]);
   assert.equal(t1.status, 78, t1.stderr);

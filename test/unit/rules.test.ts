@@ -17,7 +17,7 @@ const resolve = (...files: PatternFile[][]) => resolveRules(files.flat(), DEFAUL
 const item = (p = '^fail <IP>$') => ({ ban: 0, score: 0.5, pattern: p });
 const block = (extra: Record<string, unknown>) => ({ filter: '_SYSTEMD_UNIT=a.service', items: [item()], ...extra });
 
-const KNOWN = 'filter, items, name, enabled, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6';
+const KNOWN = 'filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted';
 
 // Tests as data: a block's extra keys (or a whole file) and the exact message after the path.
 const BAD: Array<[unknown, string]> = [
@@ -128,7 +128,7 @@ test('rules: blocks without policy keys take tallow.conf\'s threshold and expire
 test('rules: policy keys give the rule its own pool, threshold, findtime, bantime, scope and prefixes', () => {
   const { rules } = resolve(parse([block({ name: 'mail', threshold: 3, findtime: 600, bantime: 7200, ports: [587, '25', 465], protocol: 'tcp', ban_prefix_v4: 24, ban_prefix_v6: 64 })]));
   assert.deepEqual(rules, [{
-    name: 'mail', pool: 'mail', enabled: true, threshold: 3, findtime: 600, bantime: 7200,
+    name: 'mail', pool: 'mail', enabled: true, noLog: false, threshold: 3, findtime: 600, bantime: 7200,
     scope: { id: 'p25_465_587t_net', ports: ['25', '465', '587'], protocols: ['tcp'], net: true },
     prefix: { 4: 24, 6: 64 }, where: '/etc/tallow/x.json (block 1)',
   }]);

@@ -78,7 +78,7 @@ test('the shipped patterns over mixed sshd lines give the report worked out by h
   const P = String.raw`^(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?`;
   const KEY = String.raw`[A-Z0-9-]+ (?:SHA256:[A-Za-z0-9+/=]+|MD5(?::[0-9a-f]{2})+)`;
   // The other shipped rules (issue 14) are loaded but off: dovecot's pam_unix line is no longer matched.
-  const expected = `Patterns: 46 in 8 files (${dir}/apache.json, ${dir}/dovecot.json, ${dir}/nginx.json, ${dir}/postfix.json, ${dir}/proftpd.json, ${dir}/sshd-scanners.json, ${dir}/sshd.json, ${dir}/vsftpd.json)
+  const expected = `Patterns: 48 in 9 files (${dir}/apache.json, ${dir}/dovecot.json, ${dir}/nginx.json, ${dir}/postfix.json, ${dir}/proftpd.json, ${dir}/sshd-logins.json, ${dir}/sshd-scanners.json, ${dir}/sshd.json, ${dir}/vsftpd.json)
 Read 20 lines from ${MIXED}: 14 matched, 6 not matched.
 
 Matches per pattern:
