@@ -46,7 +46,7 @@ const CLIENT_V4 = ['192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '198.51.1
 const CLIENT_V6 = ['2001:db8::2', '2001:db8::3', '2001:db8::4'];
 // A second IPv6 network on the client, routed from the server: attackers in a /64 that is not the
 // server's own (a network ban of 2001:db8::/64 would hold the server's address).
-const CLIENT_V6_NET2 = ['2001:db8:0:1::2', '2001:db8:0:1::3', '2001:db8:0:1::99'];
+const CLIENT_V6_NET2 = ['2001:db8:0:2::2', '2001:db8:0:2::3', '2001:db8:0:2::99'];
 
 let counter = 0;
 const live = new Set<Sandbox>();
@@ -153,7 +153,7 @@ export class Sandbox {
     for (const a of CLIENT_V6_NET2) inNs(cli, ['-6', 'addr', 'add', `${a}/64`, 'dev', vc, 'nodad']);
     inNs(srv, ['link', 'set', vs, 'up']);
     inNs(cli, ['link', 'set', vc, 'up']);
-    inNs(srv, ['-6', 'route', 'add', '2001:db8:0:1::/64', 'dev', vs]);
+    inNs(srv, ['-6', 'route', 'add', '2001:db8:0:2::/64', 'dev', vs]);
   }
 
   private makeMountNamespace(): void {

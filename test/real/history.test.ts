@@ -137,10 +137,10 @@ describe('history in a real daemon', { timeout: 400_000 }, () => {
     assert.equal(fs.readdirSync(stateDir).filter((f) => f.startsWith('history.sqlite.broken-')).length, 1);
 
     await attack('r1', [fail]);
-    await d1.waitLine('first ban, 3 s', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=3 score=1 count=1 pattern=sshd\\.json#1 reason=threshold$`));
+    await d1.waitLine('first ban, 3 s', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=3 score=1 count=1 pattern=sshd\\.json#1 reason=threshold rule=sshd$`));
     await d1.waitLine('its expiry', new RegExp(`unban address=${a.replace(/\./g, '\\.')} reason=expired`), 15_000);
     await attack('r2', [fail]);
-    await d1.waitLine('second ban, twice as long', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=6 .*reason=threshold step=1$`));
+    await d1.waitLine('second ban, twice as long', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=6 .*reason=threshold step=1 rule=sshd$`));
     let left: number | null = null;
     await waitFor('the longer ban in the kernel', async () => (left = await ipsetTimeout(sb, a)) !== null, 5000, 50);
     assert.ok(left! > 3 && left! <= 6, `kernel timeout ${left}`);
@@ -155,7 +155,7 @@ describe('history in a real daemon', { timeout: 400_000 }, () => {
     const d2 = start(conf);
     await d2.ready();
     await attack('r3', [fail]);
-    await d2.waitLine('third ban, step 2 after a restart', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=12 .*reason=threshold step=2$`));
+    await d2.waitLine('third ban, step 2 after a restart', new RegExp(`ban address=${a.replace(/\./g, '\\.')} seconds=12 .*reason=threshold step=2 rule=sshd$`));
     // `tallow history` through the daemon, then straight from the file once it has stopped.
     const steps = async () => {
       const r = await sb.run([process.execPath, CLI, 'history', a, '--json', '--config', conf], { net: 'server' });

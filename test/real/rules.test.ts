@@ -95,17 +95,17 @@ for (const backend of ['ipset', 'nftables', 'firewalld'] as const) {
     });
 
     it('ban_prefix_v6=64: two addresses of one /64 count as one attacker, and the whole /64 is dropped', async () => {
-      const [x, y, z] = sb.client.net2V6; // 2001:db8:0:1::2, ::3, ::99
+      const [x, y, z] = sb.client.net2V6; // 2001:db8:0:2::2, ::3, ::99
       assert.equal(await nginx!.failAuth(x), 401);
       assert.equal(await nginx!.failAuth(y), 401);
-      await d!.waitLine('the /64 ban', banLine('2001:db8:0:1::/64', 'nginx'));
+      await d!.waitLine('the /64 ban', banLine('2001:db8:0:2::/64', 'nginx'));
       await waitFor(`${z} dropped on 80`, async () => !(await reaches(z, 80)), 10_000, 200);
       assert.ok(await reaches(z, 22), 'ssh still reachable from the network');
       const list = spawnSync(process.execPath, [CLI, 'list', '--json', '--config', conf], { encoding: 'utf8' });
       assert.equal(list.status, 0, list.stderr);
       const text = list.stdout;
-      assert.match(text, /2001:db8:0:1::\/64/);
-      assert.doesNotMatch(text, /2001:db8:0:1::[23]"/, 'the addresses themselves are not banned one by one');
+      assert.match(text, /2001:db8:0:2::\/64/);
+      assert.doesNotMatch(text, /2001:db8:0:2::[23]"/, 'the addresses themselves are not banned one by one');
     });
   });
 }
