@@ -82,7 +82,7 @@ export interface ListItem {
   pattern: string | null;
   /** where the ban came from: rule, manual, adopted (found in the kernel at start), remote:NODE */
   origin?: string;
-  /** threshold, instant, manual, adopted */
+  /** threshold, instant, manual, adopted, recidive */
   reason?: string;
   /** repeat-offender step (bantime_increment), absent for a first ban */
   step?: number;

@@ -13,8 +13,11 @@ import { banKey } from './scope';
 /** Where a ban came from. */
 export type Origin = 'rule' | 'manual' | 'adopted' | `remote:${string}`;
 
-/** Why a ban was made: a rule's threshold, a pattern's instant ban, by hand, found in the kernel. */
-export type BanReason = 'threshold' | 'instant' | 'manual' | 'adopted';
+/**
+ * Why a ban was made: a rule's threshold, a pattern's instant ban, by hand, found in the kernel,
+ * or the `recidive` rule (recidive_bans bans within recidive_window: every port, recidive.ts).
+ */
+export type BanReason = 'threshold' | 'instant' | 'manual' | 'adopted' | 'recidive';
 
 /** Why a ban ended. */
 /** `refused`: the kernel would not hold it (dropped by the firewall queue, logged there). */

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { parseJson } from './json';
 import { checkPrivateDir } from './private-dir';
 import type { Family } from './address';
+import type { BanReason } from './ledger';
 import { canonicalTarget, familyOf } from './target';
 
 /** A tracker record as saved (the tracker's own shape; kept here so the file format is one place). */
@@ -43,7 +44,7 @@ export interface SavedBan {
   expiry: number;
   since: number;
   origin: 'rule' | 'manual' | 'adopted' | `remote:${string}`;
-  reason: 'threshold' | 'instant' | 'manual' | 'adopted';
+  reason: BanReason;
   pattern: string | null;
   score: number;
   count: number;
@@ -95,7 +96,7 @@ const isAddress = (v: unknown): v is string => typeof v === 'string' && net.isIP
 /** Version 3: an address or a network, in the canonical form the daemon writes. */
 const isTarget = (v: unknown): v is string => typeof v === 'string' && (net.isIP(v) !== 0 || canonicalTarget(v)?.target === v);
 const ORIGIN = /^(?:rule|manual|adopted|remote:[!-~]{1,64})$/;
-const REASONS = new Set(['threshold', 'instant', 'manual', 'adopted']);
+const REASONS: ReadonlySet<string> = new Set<BanReason>(['threshold', 'instant', 'manual', 'adopted', 'recidive']);
 /** Scope ids (scope.ts) and rule/pool names: short printable words. */
 const SCOPE_ID = /^[a-z0-9_]{0,31}$/;
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= 200 && /^[!-~]*$/.test(v);
