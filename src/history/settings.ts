@@ -24,6 +24,10 @@ export interface HistorySettings {
   bantimeIncrement: BantimeIncrement;
   bantimeMax: number;
   recidiveWindow: number;
+  /** the `recidive` rule: this many bans within recidiveWindow (any rule, any scope) -> one ban on every port; 0 off */
+  recidiveBans: number;
+  /** seconds */
+  recidiveBantime: number;
 }
 
 export function defaultHistorySettings(): HistorySettings {
@@ -45,6 +49,8 @@ export function defaultHistorySettings(): HistorySettings {
     bantimeIncrement: { kind: 'off' },
     bantimeMax: 7 * 86400,
     recidiveWindow: 86400,
+    recidiveBans: 0,
+    recidiveBantime: 7 * 86400,
   };
 }
 
@@ -142,6 +148,8 @@ export const HISTORY_KEYS: Record<string, Setter> = {
   },
   bantime_max: duration(MAX_BAN_SECONDS, (c, n) => (c.bantimeMax = n)),
   recidive_window: duration(10 * 365 * 86400, (c, n) => (c.recidiveWindow = n)),
+  recidive_bans: whole(0, 1_000_000, (c, n) => (c.recidiveBans = n)),
+  recidive_bantime: duration(MAX_BAN_SECONDS, (c, n) => (c.recidiveBantime = n)),
 };
 
 /** Read only at start (the store is opened once); a reload that changes them says so. */
