@@ -186,7 +186,11 @@ export class Daemon {
     };
 
     // Before the first ban is decided: the repeat-offender steps the history remembers.
-    await this.history?.start(Date.now() - config.recidiveWindow * 1000, (bans) => this.steps.load(bans, Date.now()));
+    await this.history?.start(
+      Date.now() - config.recidiveWindow * 1000,
+      (bans) => this.steps.load(bans, Date.now()),
+      config.recidiveBans > 0 ? (bans) => this.steps.loadRecent(bans, Date.now()) : undefined,
+    );
     if (state) this.restore(state);
     await this.adoptKernelBans();
 
@@ -332,6 +336,10 @@ export class Daemon {
         if (d.action !== 'ban') continue;
         const out = this.ledger.ban({ ...this.steps.apply(d, now), origin: 'rule' }, now);
         if (!out.ok && this.ledger.refusal(d.address, d.family)) this.log.warn(`not banned, never banned: ${d.address} (${out.why})`, { pattern: d.pattern });
+        // The recidive rule: the Nth ban within recidive_window adds one on every port. 1 ms later:
+        // the history keeps one ban per address and start time.
+        const r = out.ok ? this.steps.recidive(out.ban, now, this.ledger.get(out.ban.address, '')) : null;
+        if (r) this.ledger.ban(r, now + 1);
       }
     }
     if (batch.length) m.journalLagSeconds = Math.max(0, now / 1000 - batch[batch.length - 1].realtime / 1e6);

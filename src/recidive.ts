@@ -4,7 +4,13 @@
 // one repeating), never more than bantime_max. The view it decides from is in memory: loaded
 // from the history at start (so steps survive a restart) and kept up to date from ledger events
 // (this module's listener), so deciding costs a map lookup, never I/O.
+//
+// The `recidive` rule (recidive_bans=N) is decided here too, from the same kind of view: every
+// rule's bans (threshold or instant, any scope) of the last recidive_window per address; the Nth
+// gives one ban on every port for recidive_bantime. That is how an address that tries sshd, then
+// postfix, then dovecot is caught although no single rule sees it often.
 import type { Listener, TallowEvent } from './events';
+import type { Ban, BanRequest } from './ledger';
 import type { BantimeIncrement } from './history/settings';
 import type { LastBan } from './history/store';
 import { MAX_BAN_SECONDS } from './limits';
@@ -16,6 +22,10 @@ export interface StepOptions {
   max: number;
   /** seconds */
   window: number;
+  /** the recidive rule: this many bans within `window` -> one ban on every port; 0 off */
+  recidiveBans: number;
+  /** seconds */
+  recidiveBantime: number;
 }
 
 export type SteppedDecision = BanDecision & { step?: number };
@@ -25,14 +35,26 @@ interface Last {
   step: number;
 }
 
+/** One ban the recidive rule counts: when it began and where (two scopes banned in one ms are two bans). */
+interface Counted {
+  since: number;
+  scope: string;
+}
+
+/** Bans the recidive rule counts: the rules' own (not manual, adopted or recidive ones). */
+const counts = (b: { reason: string }): boolean => b.reason === 'threshold' || b.reason === 'instant';
+
 export class BanSteps {
   /** address -> its last threshold ban; insertion-ordered by time, so pruning stops at the first young one */
   private readonly last = new Map<string, Last>();
+  /** address -> its counted bans within the window, oldest first (only while recidive_bans is on) */
+  private readonly recent = new Map<string, Counted[]>();
 
   constructor(private o: StepOptions) {}
 
   configure(o: StepOptions): void {
     this.o = o;
+    if (o.recidiveBans <= 0) this.recent.clear();
   }
 
   get size(): number {
@@ -77,9 +99,66 @@ export class BanSteps {
       if (l.since >= oldest) break;
       this.last.delete(address);
     }
+    // Re-inserted on every ban, so the map is ordered by each address's latest ban.
+    for (const [address, list] of this.recent) {
+      if (list[list.length - 1].since >= oldest) break;
+      this.recent.delete(address);
+    }
   }
 
-  /** Keeps the view up to date: every threshold ban (made now or restored at start). */
+  /** Bans the recidive rule counts for an address now (within the window). */
+  countFor(address: string, now: number): number {
+    const oldest = now - this.o.window * 1000;
+    return (this.recent.get(address) ?? []).filter((c) => c.since >= oldest && c.since <= now).length;
+  }
+
+  /**
+   * The recidive rule, after `ban` went into the ledger: the all-ports ban to add when the
+   * address has now been banned recidive_bans times within the window (this ban included, known
+   * to the view yet or not), or null. `active`: the address's ban on every port, if any; while it
+   * is a recidive ban, none is given again (a later one would only lengthen it).
+   */
+  recidive(ban: Ban, now: number, active: Ban | undefined): (BanRequest & { scope: string; rule: string }) | null {
+    const n = this.o.recidiveBans;
+    if (n <= 0 || !counts(ban)) return null;
+    if (active && active.reason === 'recidive' && active.expiry > now) return null;
+    const known = (this.recent.get(ban.address) ?? []).some((c) => c.since === ban.since && c.scope === ban.scope);
+    const count = this.countFor(ban.address, now) + (known ? 0 : 1);
+    if (count < n) return null;
+    return {
+      address: ban.address,
+      family: ban.family,
+      scope: '',
+      rule: 'recidive',
+      reason: 'recidive',
+      origin: 'rule',
+      pattern: ban.pattern,
+      score: ban.score,
+      count,
+      seconds: Math.min(this.o.recidiveBantime, MAX_BAN_SECONDS),
+    };
+  }
+
+  /** Remembers a ban the recidive rule counts (from an event or the history); the same ban twice once. */
+  private remember(b: { address: string; since: number; scope: string; reason: string }): void {
+    if (this.o.recidiveBans <= 0 || !counts(b)) return;
+    const list = this.recent.get(b.address) ?? [];
+    if (list.some((c) => c.since === b.since && c.scope === b.scope)) return;
+    list.push({ since: b.since, scope: b.scope });
+    list.sort((x, y) => x.since - y.since);
+    // Bounded: only the last recidive_bans ever decide.
+    if (list.length > this.o.recidiveBans) list.splice(0, list.length - this.o.recidiveBans);
+    this.recent.delete(b.address);
+    this.recent.set(b.address, list);
+  }
+
+  /** From the history at start: every ban of the window, whatever its rule or scope. */
+  loadRecent(bans: { address: string; since: number; scope: string; reason: string }[], now: number): void {
+    for (const b of [...bans].sort((x, y) => x.since - y.since)) this.remember(b);
+    this.prune(now);
+  }
+
+  /** Keeps the views up to date: every rule's ban (made now or restored at start). */
   listener(): Listener {
     return {
       name: 'recidive',
@@ -88,8 +167,10 @@ export class BanSteps {
       handle: (events: TallowEvent[]) => {
         let latest = 0;
         for (const e of events) {
-          if (e.kind !== 'ban' || e.cause === 'adopted' || e.ban.reason !== 'threshold') continue;
+          if (e.kind !== 'ban' || e.cause === 'adopted') continue;
+          this.remember(e.ban);
           latest = Math.max(latest, e.ban.since);
+          if (e.ban.reason !== 'threshold') continue;
           const b = e.ban;
           const had = this.last.get(b.address);
           if (had && had.since > b.since) continue;
@@ -103,6 +184,6 @@ export class BanSteps {
   }
 }
 
-export function stepOptions(c: { bantimeIncrement: BantimeIncrement; bantimeMax: number; recidiveWindow: number }): StepOptions {
-  return { increment: c.bantimeIncrement, max: c.bantimeMax, window: c.recidiveWindow };
+export function stepOptions(c: { bantimeIncrement: BantimeIncrement; bantimeMax: number; recidiveWindow: number; recidiveBans: number; recidiveBantime: number }): StepOptions {
+  return { increment: c.bantimeIncrement, max: c.bantimeMax, window: c.recidiveWindow, recidiveBans: c.recidiveBans, recidiveBantime: c.recidiveBantime };
 }

@@ -14,7 +14,7 @@ import type { Listener, TallowEvent } from '../events';
 import { errText } from '../limits';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
-import type { HistoryRow, HistoryStore, LastBan } from '../history/store';
+import type { HistoryBan, HistoryRow, HistoryStore, LastBan } from '../history/store';
 import { banKey } from '../scope';
 
 /** Rows per transaction: large enough to make a flood cheap (bench/history), small enough to hold the loop only briefly. */
@@ -23,6 +23,8 @@ const HOUR_MS = 3_600_000;
 const PRUNE_EVERY_MS = HOUR_MS;
 /** Rows deleted per statement: a short transaction, the daemon's loop free in between. */
 const PRUNE_BATCH = 1000;
+/** Bans read back for the recidive count at start, newest first: a flood's worth, not a table scan without end. */
+const RECENT_BANS = 1_000_000;
 
 export interface HistoryOptions {
   store: HistoryStore;
@@ -70,12 +72,14 @@ export class HistoryListener implements Listener {
    * Open the store now (so a wrong setting is said at start, not at the first ban) and then hand
    * the repeat-offender view its data. A failure is logged; writes retry it later.
    */
-  async start(recidiveSince: number, loaded: (bans: LastBan[]) => void): Promise<void> {
+  /** `recent`, when given: every ban since `recidiveSince` (the recidive rule's count, recidive.ts). */
+  async start(recidiveSince: number, loaded: (bans: LastBan[]) => void, recent?: (bans: HistoryBan[]) => void): Promise<void> {
     const { log } = this.o;
     try {
       await this.store.open();
       log.info(`history: ${this.store.where}`, { days: String(this.o.days), matches: String(this.o.matches) });
       loaded(await this.store.lastBans(recidiveSince));
+      if (recent) recent(await this.store.bans({ since: recidiveSince, limit: RECENT_BANS }));
     } catch (e) {
       this.o.metrics.historyStoreErrors++;
       this.reported = true;
