@@ -58,7 +58,7 @@ for (const backend of ['ipset', 'nftables', 'firewalld'] as const) {
     it('says which rules run and which are off; the rules that are off get no sets', () => {
       assert.ok(d!.has(/info: rule sshd: threshold 1, bantime 120 s, ports 22 /), d!.output);
       assert.ok(d!.has(/info: rule nginx: threshold 0\.4, findtime 4 s, bantime 120 s, ports 80,443 /), d!.output);
-      assert.ok(d!.has(/info: rules off: apache, dovecot, postfix, proftpd, sshd-scanners, vsftpd /), d!.output);
+      assert.ok(d!.has(/info: rules off: apache, dovecot, postfix, proftpd, sshd-logins, sshd-scanners, vsftpd /), d!.output);
       assert.ok(d!.has(/firewall ready .*tallow_p22\b/), d!.output);
       assert.equal(d!.has(/firewall ready .*tallow_p25_465_587/), false, 'no set for the postfix rule that is off');
     });
