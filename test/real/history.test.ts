@@ -146,7 +146,7 @@ describe('history in a real daemon', { timeout: 400_000 }, () => {
     assert.ok(left! > 3 && left! <= 6, `kernel timeout ${left}`);
     const list = await sb.run([process.execPath, CLI, 'list', '--config', conf], { net: 'server' });
     assert.match(list.stdout, /STEP/, list.stdout.slice(0, 2000));
-    assert.match(list.stdout, new RegExp(`^${a.replace(/\./g, '\\.')} +\\S+ +1\\.00 +1 +1 +sshd\\.json#1$`, 'm'), list.stdout.split('\n').filter((l) => l.includes(a) || l.includes('STEP')).join('\n'));
+    assert.match(list.stdout, new RegExp(`^${a.replace(/\./g, '\\.')} +sshd +all +\\S+ +1\\.00 +1 +1 +sshd\\.json#1$`, 'm'), list.stdout.split('\n').filter((l) => l.includes(a) || l.includes('STEP')).join('\n'));
     d1.kill('SIGTERM');
     assert.equal((await d1.wait()).code, 0);
 
