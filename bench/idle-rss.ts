@@ -7,21 +7,23 @@
 // runs without one. state_dir and socket point into a temporary directory; the journal is an
 // empty --journal-dir (--system-journal: the host's journal, read only).
 //   node dist/bench/idle-rss.js [--runs 5] [--wait 60] [--samples 5] [--dry-run] [--system-journal]
-//        [--set key=value]... [--node-flag FLAG]... [--empty-node] [--smaps]
+//        [--set key=value]... [--node-flag FLAG]... [--empty-node] [--floor] [--smaps] [--root DIR]
 // --set adds a tallow.conf line (e.g. history=off); --node-flag passes a flag to node (e.g.
 // --max-semi-space-size=1); --empty-node measures `node -e 'setInterval(...)'` the same way (the
-// floor); --smaps prints the largest resident mappings of the first run.
+// floor); --floor measures bench/rss-floor.js (libsystemd, a socket, a child, SQLite: what the
+// daemon cannot do without, none of its own code); --smaps prints the largest resident mappings of the first run; --root runs another
+// built tree's dist/src/cli.js (e.g. a worktree of the commit before, for a before/after).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : dflt;
 };
+const ROOT = path.resolve(opt('--root', path.resolve(__dirname, '..', '..')));
 const many = (name: string): string[] => args.flatMap((a, i) => (a === name ? [args[i + 1]] : []));
 const RUNS = Number(opt('--runs', '5'));
 const WAIT = Number(opt('--wait', '60'));
@@ -29,6 +31,7 @@ const SAMPLES = Number(opt('--samples', '5'));
 const DRY = args.includes('--dry-run');
 const SYSTEM_JOURNAL = args.includes('--system-journal');
 const EMPTY = args.includes('--empty-node');
+const FLOOR = args.includes('--floor');
 const SMAPS = args.includes('--smaps');
 const SETS = many('--set');
 const NODE_FLAGS = many('--node-flag');
@@ -122,11 +125,14 @@ async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss:
     if (EMPTY) {
       argv = [process.execPath, ...NODE_FLAGS, '-e', 'console.log("ready"); setInterval(() => {}, 1e6)'];
       ready = /ready/;
+    } else if (FLOOR) {
+      argv = [process.execPath, ...NODE_FLAGS, path.join(__dirname, 'rss-floor.js'), tmp, '--sqlite'];
+      ready = /ready/;
     } else {
       argv = [process.execPath, ...NODE_FLAGS, path.join(ROOT, 'dist/src/cli.js'), '--config', conf, ...(SYSTEM_JOURNAL ? [] : ['--journal-dir', journal]), ...(DRY ? ['--dry-run'] : [])];
       ready = /journal: .*starting at/;
     }
-    if (!DRY && !EMPTY) {
+    if (!DRY && !EMPTY && !FLOOR) {
       execFileSync('ip', ['netns', 'add', ns]);
       netns = true;
       argv = ['ip', 'netns', 'exec', ns, ...argv]; // ip execs the command: the pid stays node's
@@ -157,9 +163,9 @@ async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss:
 }
 
 async function main(): Promise<void> {
-  if (!DRY && !EMPTY && process.getuid?.() !== 0) throw new Error('needs root for the network namespace (or --dry-run)');
-  const what = EMPTY ? 'empty node' : `tallow, shipped tallow.conf${SETS.length ? ` + ${SETS.join(' ')}` : ''}, ${DRY ? '--dry-run' : 'backend=auto in a netns'}, ${SYSTEM_JOURNAL ? 'system journal' : 'empty --journal-dir'}`;
-  console.log(`${what}${NODE_FLAGS.length ? `, node ${NODE_FLAGS.join(' ')}` : ''}: VmRSS ${WAIT} s after the ready line, median of ${SAMPLES} readings 1 s apart, ${RUNS} starts`);
+  if (!DRY && !EMPTY && !FLOOR && process.getuid?.() !== 0) throw new Error('needs root for the network namespace (or --dry-run)');
+  const what = EMPTY ? 'empty node' : FLOOR ? 'bench/rss-floor.js (libsystemd, socket, child, SQLite)' : `tallow, shipped tallow.conf${SETS.length ? ` + ${SETS.join(' ')}` : ''}, ${DRY ? '--dry-run' : 'backend=auto in a netns'}, ${SYSTEM_JOURNAL ? 'system journal' : 'empty --journal-dir'}`;
+  console.log(`${ROOT}: ${what}${NODE_FLAGS.length ? `, node ${NODE_FLAGS.join(' ')}` : ''}: VmRSS ${WAIT} s after the ready line, median of ${SAMPLES} readings 1 s apart, ${RUNS} starts`);
   const runs: Awaited<ReturnType<typeof once>>[] = [];
   for (let r = 0; r < RUNS; r++) {
     const o = await once(r);
