@@ -8,6 +8,7 @@
 // empty --journal-dir (--system-journal: the host's journal, read only).
 //   node dist/bench/idle-rss.js [--runs 5] [--wait 60] [--samples 5] [--dry-run] [--system-journal]
 //        [--set key=value]... [--node-flag FLAG]... [--empty-node] [--floor] [--smaps] [--root DIR]
+//        [--every S] (also print VmRSS every S seconds while waiting: the timeline of one start)
 // --set adds a tallow.conf line (e.g. history=off); --node-flag passes a flag to node (e.g.
 // --max-semi-space-size=1); --empty-node measures `node -e 'setInterval(...)'` the same way (the
 // floor); --floor measures bench/rss-floor.js (libsystemd, a socket, a child, SQLite: what the
@@ -33,6 +34,7 @@ const SYSTEM_JOURNAL = args.includes('--system-journal');
 const EMPTY = args.includes('--empty-node');
 const FLOOR = args.includes('--floor');
 const SMAPS = args.includes('--smaps');
+const EVERY = Number(opt('--every', '0'));
 const SETS = many('--set');
 const NODE_FLAGS = many('--node-flag');
 
@@ -54,6 +56,13 @@ function mem(pid: number): Mem {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const g = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
   return { rss: g('VmRSS'), anon: g('RssAnon'), file: g('RssFile') };
+}
+
+/** CPU seconds of pid so far, all its threads (V8 compiles on background threads). */
+function cpuOf(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const w = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(w[11]) + Number(w[12])) / 100; // utime + stime, in USER_HZ (100 on Linux)
 }
 
 /** Direct children of pid (the firewall session, nft monitor) and their VmRSS (KiB). */
@@ -106,7 +115,7 @@ function waitFor(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
   });
 }
 
-async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss: number }[]; smaps: string; readyMs: number }> {
+async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss: number }[]; smaps: string; readyMs: number; readyCpu: number }> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-idle-rss-${process.pid}-`));
   const ns = `tallow-rss-${process.pid}-${run}`;
   let child: ChildProcess | null = null;
@@ -142,14 +151,25 @@ async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss:
     child = c;
     await waitFor(c, ready, 60_000);
     const readyMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    await sleep(WAIT * 1000);
+    await sleep(1000); // background compilation of start-up code ends shortly after
+    const readyCpu = cpuOf(c.pid!);
+    if (EVERY > 0) {
+      for (let t = EVERY; t <= WAIT; t += EVERY) {
+        await sleep(EVERY * 1000);
+        const m = mem(c.pid!);
+        console.log(`    run ${run + 1}, ${t} s: VmRSS ${(m.rss / 1024).toFixed(1)} MiB (anon ${(m.anon / 1024).toFixed(1)}, file ${(m.file / 1024).toFixed(1)})`);
+      }
+      await sleep((WAIT % EVERY) * 1000);
+    } else {
+      await sleep(WAIT * 1000);
+    }
     const samples: Mem[] = [];
     for (let i = 0; i < SAMPLES; i++) {
       if (i) await sleep(1000);
       samples.push(mem(c.pid!));
     }
     const m = { rss: median(samples.map((s) => s.rss)), anon: median(samples.map((s) => s.anon)), file: median(samples.map((s) => s.file)) };
-    return { mem: m, kids: children(c.pid!), smaps: SMAPS && run === 0 ? smaps(c.pid!) : '', readyMs };
+    return { mem: m, kids: children(c.pid!), smaps: SMAPS && run === 0 ? smaps(c.pid!) : '', readyMs, readyCpu };
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));
@@ -171,12 +191,13 @@ async function main(): Promise<void> {
     const o = await once(r);
     runs.push(o);
     const kids = o.kids.map((k) => `${k.comm} ${(k.rss / 1024).toFixed(1)}`).join(', ');
-    console.log(`  run ${r + 1}: ready after ${o.readyMs.toFixed(0)} ms; VmRSS ${(o.mem.rss / 1024).toFixed(1)} MiB (anon ${(o.mem.anon / 1024).toFixed(1)}, file ${(o.mem.file / 1024).toFixed(1)})${kids ? `; children: ${kids} MiB` : ''}`);
+    console.log(`  run ${r + 1}: ready after ${o.readyMs.toFixed(0)} ms (CPU ${o.readyCpu.toFixed(2)} s 1 s later); VmRSS ${(o.mem.rss / 1024).toFixed(1)} MiB (anon ${(o.mem.anon / 1024).toFixed(1)}, file ${(o.mem.file / 1024).toFixed(1)})${kids ? `; children: ${kids} MiB` : ''}`);
     if (o.smaps) console.log(`  largest mappings (run 1):\n${o.smaps}`);
   }
   const med = (f: (m: Mem) => number) => (median(runs.map((o) => f(o.mem))) / 1024).toFixed(1);
   const ready = median(runs.map((o) => o.readyMs)).toFixed(0);
-  console.log(`median: VmRSS ${med((m) => m.rss)} MiB (anon ${med((m) => m.anon)}, file ${med((m) => m.file)}); ready after ${ready} ms`);
+  const readyCpu = median(runs.map((o) => o.readyCpu)).toFixed(2);
+  console.log(`median: VmRSS ${med((m) => m.rss)} MiB (anon ${med((m) => m.anon)}, file ${med((m) => m.file)}); ready after ${ready} ms, CPU ${readyCpu} s`);
 }
 
 main().catch((e) => {
