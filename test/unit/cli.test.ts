@@ -81,7 +81,7 @@ test('install.sh stages into DESTDIR, keeps an existing tallow.conf, and uninsta
     'opt/tl/lib/tallow/build/Release/tallow.node',
     'opt/tl/lib/tallow/patterns/sshd.json',
     'opt/tl/lib/tallow/package.json',
-    'opt/tl/lib/tallow/node_modules/better-sqlite3/package.json',
+    'opt/tl/lib/tallow/node_modules/ip-address/package.json',
     'opt/tl/share/man/man8/tallow.8',
     'opt/tl/share/man/man5/tallow.conf.5',
     'opt/tl/share/man/man5/tallow.patterns.5',
