@@ -229,7 +229,7 @@ async function flood(s: Setup, out: Record<string, unknown>): Promise<void> {
   // part of it that holds the event loop (snapshot + encode, before the first await).
   const store = new StateStore(s.state);
   t = process.hrtime.bigint();
-  const saving = store.save({ version: 2, saved: Date.now(), cursor: null, records: [...d.tracker.records()], bans: [...d.ledger.values()] });
+  const saving = store.save({ version: 3, saved: Date.now(), cursor: null, records: [...d.scoring.records()], bans: [...d.ledger.values()] });
   out.state_save_blocking_s = secs(t);
   await saving;
   out.state_save_s = secs(t);
@@ -237,7 +237,7 @@ async function flood(s: Setup, out: Record<string, unknown>): Promise<void> {
   await d.stop();
   out.stop_s = secs(t); // includes the last save
   out.state_bytes = fs.statSync(path.join(s.state, 'state.json')).size;
-  out.records = d.tracker.size;
+  out.records = d.scoring.size;
   out.peak_rss_mib = MiB(status('VmHWM')); // the flood, the lists, the saves, the stop
 }
 

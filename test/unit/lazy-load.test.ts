@@ -39,7 +39,7 @@ function loaded(t: { after(fn: () => unknown): void }, conf: string[]): { files:
   return { files: out.files.map((f) => path.relative(ROOT, f)), builtins: out.builtins };
 }
 
-test('a dry run with history=off loads no store, no other backend, no client code, no ip-address, no http', (t) => {
+test('a dry run with history=off loads no store, no other backend, no client or report code, no action not configured, no ip-address, no http', (t) => {
   const { files, builtins } = loaded(t, ['history=off']);
   // The probe sees what it should (the daemon and the backend in use are there).
   for (const want of ['dist/src/daemon.js', 'dist/src/firewall/dryrun.js', 'dist/src/address.js']) assert.ok(files.includes(want), `${want} loaded: ${files.join(' ')}`);
@@ -47,10 +47,12 @@ test('a dry run with history=off loads no store, no other backend, no client cod
     /node_modules\/better-sqlite3\//, /node_modules\/pg\//, /node_modules\/ip-address\//,
     /dist\/src\/history\/(sqlite|postgres|store|schema)\.js$/, /dist\/src\/listeners\/history\.js$/,
     /dist\/src\/firewall\/(ipset|nftables|firewalld)\.js$/,
-    /dist\/src\/(ctl|tester|history-cli)\.js$/,
+    /dist\/src\/(ctl|tester|history-cli)\.js$/, /dist\/src\/report\//,
+    /dist\/src\/actions\/(command|mail|webhook)\.js$/,
   ];
   for (const re of unwanted) assert.deepEqual(files.filter((f) => re.test(f)), [], `${re} not loaded`);
   assert.ok(!builtins.includes('NativeModule http'), 'node:http not loaded without metrics_listen');
+  assert.ok(!builtins.includes('NativeModule https'), 'node:https not loaded without a webhook action');
 });
 
 test('metrics_listen loads node:http (the check above can see it; a port taken is only logged)', (t) => {
