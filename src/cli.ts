@@ -2,6 +2,7 @@
 // `tallow`: the daemon (no subcommand), or a client of the running daemon (status, list, rules,
 // ban, unban), or the pattern tester (test). Start-up errors are one line on stderr and an exit
 // status a script can read (sysexits.h): never a stack trace.
+import { setFlagsFromString } from 'node:v8';
 import { DEFAULT_CONFIG_FILE } from './config';
 import { Log } from './log';
 
@@ -178,6 +179,11 @@ export async function main(argv: string[]): Promise<number> {
       return testMain(p.args);
     }
     case 'daemon': {
+      // Start-up (module loading, the pattern checks) is hot enough for V8 to compile a few
+      // functions with TurboFan, whose code (~4.5 MiB of the node binary) then stays resident in
+      // a daemon that may sit idle for weeks. service.ts switches it on again once the daemon is
+      // ready; the first flood brings it in when there is work for it (issue 12).
+      setFlagsFromString('--no-turbofan');
       const log = new Log({ verbose: p.args.verbose });
       let daemon: typeof import('./service');
       try {

@@ -2,7 +2,7 @@
 // the one address named in tallow.conf (`metrics_listen`, off by default), and a textfile for
 // node_exporter's textfile collector (`metrics_textfile`), rewritten atomically every 15 s.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import * as path from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './log';
@@ -37,7 +37,9 @@ export class MetricsExport {
   /** Failing to listen is logged, not fatal: banning matters more than being scraped. */
   private async listen(where: string): Promise<void> {
     const { host, port } = parseListen(where);
-    const server = http.createServer((req, res) => {
+    // node:http only when metrics_listen is set (it costs ~0.7 MiB of RSS to load: issue 12).
+    const { createServer } = require('node:http') as typeof import('node:http');
+    const server = createServer((req, res) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { Allow: 'GET, HEAD' }).end();
         return;

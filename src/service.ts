@@ -1,5 +1,6 @@
 // The daemon as a service: runs it until SIGTERM/SIGINT and answers the other signals
 // (SIGHUP reload, SIGUSR1 record table), telling systemd what it does (sd_notify).
+import { setFlagsFromString } from 'node:v8';
 import { Daemon, notify, type DaemonOptions } from './daemon';
 import { errText } from './limits';
 
@@ -9,6 +10,8 @@ import { errText } from './limits';
  */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const d = await Daemon.start(opts);
+  // Off during start-up (cli.ts): the optimizing compiler is for the work that follows.
+  setFlagsFromString('--turbofan');
   return new Promise<number>((resolve) => {
     const onStop = (sig: string) => {
       opts.log.info(`${sig}: stopping`);

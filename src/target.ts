@@ -3,7 +3,6 @@
 // canonical text per target (`192.0.2.0/24`, `2001:db8::/64`, or the address), so the tracker,
 // the ledger, the state file and the firewall agree on "the same network".
 import { BlockList } from 'node:net';
-import { Address6 } from 'ip-address';
 import { parseAddress, type Family } from './address';
 
 export const FULL_PREFIX: Readonly<Record<Family, number>> = Object.freeze({ 4: 32, 6: 128 });
@@ -26,7 +25,12 @@ export function targetOf(address: string, family: Family, prefix: number): strin
  * runs per match of a rule with a ban prefix, and ip-address's parser costs several times more.
  */
 function maskV6(address: string, prefix: number): string {
-  if (address.includes('.')) return new Address6(`${address}/${prefix}`).startAddress().correctForm();
+  if (address.includes('.')) {
+    // Never a canonical address (parseAddress writes no dotted quad in IPv6): ip-address only here,
+    // loaded when needed (the daemon does not load it: idle memory, issue 12).
+    const { Address6 } = require('ip-address') as typeof import('ip-address');
+    return new Address6(`${address}/${prefix}`).startAddress().correctForm();
+  }
   const cut = address.indexOf('::');
   let groups: string[];
   if (cut < 0) groups = address.split(':');

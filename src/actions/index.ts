@@ -7,12 +7,13 @@ import { ConfigError } from '../config';
 import type { Listener } from '../events';
 import { errText } from '../limits';
 import type { Logger } from '../log';
-import { CommandListener } from './command';
-import { MailListener } from './mail';
 import type { ActionConfig } from './settings';
-import { readSecret, WebhookListener } from './webhook';
 
-export { CommandListener, MailListener, WebhookListener };
+// Each kind's module is loaded when an action of that kind is configured: webhook.ts brings
+// node:http and node:https, which a daemon without webhooks need not hold (idle memory, issue 12).
+const command = () => require('./command') as typeof import('./command');
+const mail = () => require('./mail') as typeof import('./mail');
+const webhook = () => require('./webhook') as typeof import('./webhook');
 
 /** The actions that run for every rule: `actions=`, or every one defined. */
 export function defaultActions(config: Pick<Config, 'actionDefs' | 'actions'>): ActionConfig[] {
@@ -42,9 +43,10 @@ export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 
       const why = p ? executable(p) : null;
       if (why) log.error(`action.${a.name} (${a.where}): ${p}: ${why}; its runs will fail until it is there`);
     }
-    if (a.kind === 'command') out.push(new CommandListener(a, log));
-    else if (a.kind === 'mail') out.push(new MailListener(a, log));
+    if (a.kind === 'command') out.push(new (command().CommandListener)(a, log));
+    else if (a.kind === 'mail') out.push(new (mail().MailListener)(a, log));
     else {
+      const { readSecret, WebhookListener } = webhook();
       const secret = (key: string, file: string) => {
         if (!file) return '';
         try {

@@ -13,7 +13,7 @@ import { banKey, setName, type Scope } from '../scope';
 import { classify, scopeList, scopeMap, type Target } from './scopes';
 import { clampSeconds } from './validate';
 
-export { BACKENDS, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
+export { BACKEND_NAMES, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
 
 export type { HeldBan };
 
