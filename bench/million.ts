@@ -97,7 +97,7 @@ function perEntry(n: number): Record<string, number> {
   for (let i = 0; i < n; i++) ledger.ban({ ...decisions[i], origin: 'rule' }, now);
   gc();
   const h2 = process.memoryUsage().heapUsed;
-  const steps = new BanSteps({ increment: { kind: 'off' }, max: 604800, window: 86400 });
+  const steps = new BanSteps({ increment: { kind: 'off' }, max: 604800, window: 86400, recidiveBans: 0, recidiveBantime: 604800 });
   const listener = steps.listener();
   for (const ban of ledger.values()) listener.handle([{ kind: 'ban', ban, cause: 'new' }]);
   gc();
