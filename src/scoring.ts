@@ -221,9 +221,10 @@ export class Scoring {
     };
   }
 
-  /** max_records over every pool: the least recently seen unbanned record goes first. */
+  /** max_records over every pool's unbanned records (see Tracker.evictOverCap): the least recently seen goes first. */
   private capAll(): void {
-    let size = this.size;
+    let size = 0;
+    for (const t of this.pools.values()) size += t.activeSize;
     while (size > this.opts.maxRecords) {
       let oldest: Tracker | null = null;
       let at = Infinity;

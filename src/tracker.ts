@@ -294,10 +294,16 @@ export class Tracker {
     return true;
   }
 
+  /** Records not banned: the ones max_records caps. */
+  get activeSize(): number {
+    return this.active.size;
+  }
+
   private evictOverCap(): void {
-    // Oldest unbanned first; banned records are never evicted (their count is bounded by the ban
-    // rate and they are pruned after half their ban time).
-    while (this.size > this.options.maxRecords && this.evictOne());
+    // Oldest unbanned first. Only unbanned records count against the cap: banned ones are never
+    // evicted and are bounded by the kernel sets (maxelem); counting them let 100,000 bans (the
+    // shipped max_records) evict every new attacker on sight, so none was banned any more.
+    while (this.active.size > this.options.maxRecords && this.evictOne());
   }
 
   private oldestActiveKey(): string {

@@ -92,8 +92,8 @@ test('tracker: a ban that ran out while the record lived on starts over', () => 
   assert.equal(t.observe(match('203.0.113.1', 1.0), T0 + 100_001).length, 1);
 });
 
-test('tracker: cap evicts the oldest unbanned records, never a banned one', () => {
-  const t = new Tracker(opts({ maxRecords: 3 }));
+test('tracker: cap (on unbanned records) evicts the oldest unbanned records, never a banned one', () => {
+  const t = new Tracker(opts({ maxRecords: 2 }));
   t.observe(match('203.0.113.1', 1.0), T0);     // banned, oldest
   t.observe(match('203.0.113.2', 0.2), T0 + 1);
   t.observe(match('203.0.113.3', 0.2), T0 + 2);
@@ -104,6 +104,18 @@ test('tracker: cap evicts the oldest unbanned records, never a banned one', () =
   assert.ok(t.get('203.0.113.1')?.banned);
   assert.equal(t.get('203.0.113.3'), undefined);
   assert.ok(t.get('203.0.113.2') && t.get('203.0.113.4'));
+});
+
+test('tracker: banned records do not count against the cap: past max_records bans, a new attacker is still banned', () => {
+  const t = new Tracker(opts({ maxRecords: 3 }));
+  for (let i = 1; i <= 10; i++) t.observe(match(`203.0.113.${i}`, 1.0), T0 + i);
+  assert.equal(t.size, 10);
+  assert.equal(t.evicted, 0);
+  // A new attacker scores twice: its record must survive its first match to be banned at its second.
+  assert.deepEqual(t.observe(match('198.51.100.7', 0.5), T0 + 20), []);
+  const d = t.observe(match('198.51.100.7', 0.5), T0 + 21);
+  assert.equal(d.length, 1);
+  assert.equal(d[0].action === 'ban' && d[0].address, '198.51.100.7');
 });
 
 test('tracker: a flood of distinct addresses stays within the cap', () => {
