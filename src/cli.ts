@@ -223,8 +223,11 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
-      // Timers of a stopped daemon or a client are all cleared; anything left is not worth waiting for.
-      setImmediate(() => process.exit(code));
+      // Timers of a stopped daemon or a client are all cleared; anything left is not worth waiting
+      // for. But output to a pipe is written asynchronously: exit once it is all out, or
+      // `tallow list --json | jq` would get the first 64 KiB (an empty write's callback runs after
+      // every write before it).
+      process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
     },
     fatal,
   );
