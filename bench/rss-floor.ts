@@ -19,7 +19,6 @@ server.listen(path.join(dir, 'run', 'floor.sock'), () => {
   child.stdout.on('data', () => {});
   os.networkInterfaces();
   if (process.argv.includes('--sqlite')) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const Database = require('better-sqlite3') as typeof import('better-sqlite3');
     const db = new Database(path.join(dir, 'state', 'floor.sqlite'));
     db.pragma('journal_mode = WAL');
