@@ -30,7 +30,7 @@ test('matcher: address from named group ip, <IP> tag, or first group; MESSAGE= p
   ] }]));
   const r = (msg: string) => m.match(entry({ A: '1', MESSAGE: msg }));
   // Given without rules, a block gets tallow.conf's built-in policy (threshold 1, expires 3600).
-  const rule = { name: 't', pool: '', enabled: true, threshold: 1, findtime: 0, bantime: 3600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: '/t.json (block 1)' };
+  const rule = { name: 't', pool: '', enabled: true, noLog: false, threshold: 1, findtime: 0, bantime: 3600, scope: ALL_PORTS, prefix: { 4: 32, 6: 128 }, where: '/t.json (block 1)' };
   assert.deepEqual(r('one 2001:DB8::1 x'), { address: '2001:db8::1', family: 6, pattern: { name: 't.json#1', ban: 0, score: 1, source: 'MESSAGE=one (\\S+) x' }, file: 't.json', rule });
   assert.equal(r('two 22 ::ffff:203.0.113.7')?.address, '203.0.113.7');
   assert.equal(r('three 198.51.100.1 port 22')?.pattern.name, 't.json#3');
