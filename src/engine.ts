@@ -10,7 +10,6 @@ import { Metrics } from './metrics';
 import { journalMatches, loadPatternFiles, neededFields, shippedPatternsDir, type PatternFile } from './patterns';
 import type { Rule } from './rule';
 import { resolveRules, type RuleBlock } from './rules';
-import type { TrackerOptions } from './tracker';
 
 export interface Engine {
   config: Config;
@@ -48,13 +47,3 @@ export function loadEngine(configFile: string, explicit: boolean, shippedPattern
   return makeEngine(config, loadPatternFiles(shippedPatterns, config.patternsDir), metrics);
 }
 
-export function trackerOptions(e: Engine, bannedUntil: (address: string) => number): TrackerOptions {
-  const allow = e.allowlist;
-  return {
-    threshold: e.config.threshold,
-    expires: e.config.expires,
-    maxRecords: e.config.maxRecords,
-    isAllowed: (address, family) => allow.has(address, family),
-    bannedUntil,
-  };
-}
