@@ -29,7 +29,7 @@ export interface Clock {
   clearTimeout(t: unknown): void;
 }
 
-const realClock: Clock = {
+export const realClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);

@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import type { Config } from '../config';
 import type { MailAction } from '../actions/settings';
+import { realClock, type Clock } from '../actions/mail';
 import { outcome, runProgram, type RunResult } from '../actions/run';
 import type { Logger } from '../log';
 import { nextRun, reportPeriod } from './schedule';
@@ -14,22 +15,6 @@ import { nextRun, reportPeriod } from './schedule';
 /** A report over a big history takes seconds of CPU; past this the child is ended. */
 const REPORT_TIMEOUT_MS = 10 * 60_000;
 
-export interface TimerClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(t: unknown): void;
-}
-
-const realClock: TimerClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    // setTimeout holds at most 2^31-1 ms; a daily run is far below that.
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
-};
 
 export type Runner = (argv: string[]) => Promise<RunResult>;
 
@@ -50,7 +35,7 @@ export class ReportTimer {
   constructor(
     private readonly config: Pick<Config, 'actionDefs' | 'file' | 'history'>,
     private readonly log: Logger,
-    private readonly clock: TimerClock = realClock,
+    private readonly clock: Clock = realClock,
     private readonly run: Runner = (argv) => runProgram(argv, { env: process.env, timeoutMs: REPORT_TIMEOUT_MS }),
   ) {}
 
