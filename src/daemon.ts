@@ -80,6 +80,7 @@ export class Daemon {
   private readonly log: Log;
   private control: ControlServer | null = null;
   private exporter: MetricsExport | null = null;
+  private reportTimer: { close(): void } | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private loop: Promise<void> | null = null;
@@ -204,6 +205,13 @@ export class Daemon {
       }
     }
     this.exporter = await MetricsExport.start(config, this.metrics, log);
+    // The daily report mail (report/timer.ts), loaded only when a mail action has a report time.
+    if (!this.opts.dryRun && (config.actionDefs ?? []).some((a) => a.kind === 'mail' && a.report !== null)) {
+      const { ReportTimer } = require('./report/timer') as typeof import('./report/timer');
+      const timer = new ReportTimer(config, log);
+      timer.start();
+      this.reportTimer = timer;
+    }
 
     log.info(`journal: ${this.opts.journalDir ? `directory ${this.opts.journalDir}` : 'local system journal'}, starting at ${this.reader.position}`);
     log.debug('journal matches', { matches: this.engine.matches.map((g) => g.join('+')).join(' | '), fields: this.engine.fields.join(',') });
@@ -463,6 +471,7 @@ export class Daemon {
     if (this.loop) await this.loop.catch(() => {});
     if (this.control) await this.control.close().catch(() => {});
     await this.exporter?.close();
+    this.reportTimer?.close();
     await this.events.flush();
     await this.events.close();
     this.neverBan.close();

@@ -36,3 +36,20 @@ test('backend=none with a command action: the ban runs the command, no firewall 
   assert.equal(fs.readFileSync(out, 'utf8'), 'deny|203.0.113.77|60|\n');
   assert.deepEqual((await d.firewall.list()).length, 0);
 });
+
+test('a mail action with a report time: the daemon arms the daily report and says when it runs', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-none-${process.pid}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'shipped'));
+  fs.mkdirSync(path.join(dir, 'journal'));
+  const conf = path.join(dir, 'tallow.conf');
+  fs.writeFileSync(conf, [`patterns_dir=${dir}/local`, `state_dir=${dir}/state`, `socket=${dir}/run/sock`, 'backend=none', 'action.admin.mail_to=root', 'action.admin.sendmail=/bin/true', 'action.admin.report=07:30', ''].join('\n'));
+  const lines: string[] = [];
+  const log = new Log({ journal: false, timestamps: false, write: (_l, s) => lines.push(s) });
+  const d = await Daemon.start({ configFile: conf, explicitConfig: true, journalDir: path.join(dir, 'journal'), dryRun: false, log, shippedPatterns: path.join(dir, 'shipped') });
+  t.after(() => d.stop());
+  const next = new Date();
+  next.setHours(7, 30, 0, 0);
+  if (next.getTime() <= Date.now()) next.setDate(next.getDate() + 1);
+  assert.ok(lines.includes(`info: daily report: action.admin mails it to root next at ${next.toISOString()}`), lines.join('\n'));
+});
