@@ -10,35 +10,7 @@ import { defaultConfig } from '../src/config';
 import { makeEngine } from '../src/engine';
 import { loadPatternFiles, parsePatternFile, shippedPatternsDir, type PatternFile } from '../src/patterns';
 import type { JournalEntry } from '../src/journal';
-
-const NOISE = [
-  'pam_unix(sshd:session): session opened for user alice(uid=1000) by alice(uid=0)',
-  'Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4',
-  'Received disconnect from 192.0.2.10 port 50022:11: disconnected by user',
-  'Disconnected from user alice 192.0.2.10 port 50022',
-  'pam_unix(sshd:session): session closed for user alice',
-  'Server listening on 0.0.0.0 port 22.',
-];
-const v4 = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
-const FAIL = [
-  (a: string, i: number) => `Failed password for invalid user user${i} from ${a} port ${1024 + (i % 60000)} ssh2`,
-  (a: string, i: number) => `Invalid user user${i} from ${a} port ${1024 + (i % 60000)}`,
-  (a: string, i: number) => `Connection closed by authenticating user root ${a} port ${1024 + (i % 60000)} [preauth]`,
-  (a: string) => `Failed password for root from ${a} port 22 ssh2`,
-];
-
-function entries(n: number, addresses: number): JournalEntry[] {
-  const out: JournalEntry[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = (i * 2654435761) >>> 0;
-    const message = i % 10 === 0
-      ? FAIL[k % FAIL.length](k % 7 === 0 ? `2001:db8::${(k % addresses).toString(16)}` : v4(k % addresses), i)
-      : NOISE[k % NOISE.length];
-    // _SYSTEMD_UNIT as journald records it for sshd: the other rules' filters read that field.
-    out.push({ cursor: '', realtime: i, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0', SYSLOG_IDENTIFIER: 'sshd', _SYSTEMD_UNIT: 'ssh.service' } });
-  }
-  return out;
-}
+import { sshdEntries } from './sshd-entries';
 
 const item = (score: number, pattern: string) => ({ ban: 0, score, pattern });
 /** Seven services' rules, as an administrator would write them: none selects sshd's entries. */
@@ -95,7 +67,8 @@ const ROUNDS = Number(opt('--rounds') ?? 7);
 // --only NAME: one set (to compare builds, process against process)
 const only = opt('--only');
 if (only !== undefined) for (const name of Object.keys(SETS)) if (name !== only) delete SETS[name];
-const list = entries(1_000_000, 50_000);
+// _SYSTEMD_UNIT as journald records it for sshd: the other rules' filters read that field.
+const list = sshdEntries(1_000_000, 50_000, { _SYSTEMD_UNIT: 'ssh.service' });
 const rates = new Map<string, number[]>(Object.keys(SETS).map((k) => [k, []]));
 const cpuRates = new Map<string, number[]>(Object.keys(SETS).map((k) => [k, []]));
 const counts = new Map<string, number>();

@@ -5,40 +5,12 @@ import { loadPatternFiles, shippedPatternsDir } from '../src/patterns';
 import { Matcher } from '../src/matcher';
 import { Tracker } from '../src/tracker';
 import { Ledger } from '../src/ledger';
-import type { JournalEntry } from '../src/journal';
+import { sshdEntries } from './sshd-entries';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   console.error('run with node --expose-gc');
   process.exit(1);
-}
-
-const NOISE = [
-  'pam_unix(sshd:session): session opened for user alice(uid=1000) by alice(uid=0)',
-  'Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4',
-  'Received disconnect from 192.0.2.10 port 50022:11: disconnected by user',
-  'Disconnected from user alice 192.0.2.10 port 50022',
-  'pam_unix(sshd:session): session closed for user alice',
-  'Server listening on 0.0.0.0 port 22.',
-];
-const v4 = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
-const FAIL = [
-  (a: string, i: number) => `Failed password for invalid user user${i} from ${a} port ${1024 + (i % 60000)} ssh2`,
-  (a: string, i: number) => `Invalid user user${i} from ${a} port ${1024 + (i % 60000)}`,
-  (a: string, i: number) => `Connection closed by authenticating user root ${a} port ${1024 + (i % 60000)} [preauth]`,
-  (a: string) => `Failed password for root from ${a} port 22 ssh2`,
-];
-
-function entries(n: number, addresses: number): JournalEntry[] {
-  const out: JournalEntry[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = (i * 2654435761) >>> 0;
-    const message = i % 10 === 0
-      ? FAIL[k % FAIL.length](k % 7 === 0 ? `2001:db8::${(k % addresses).toString(16)}` : v4(k % addresses), i)
-      : NOISE[k % NOISE.length];
-    out.push({ cursor: '', realtime: i, fields: { MESSAGE: message, _EXE: '/usr/sbin/sshd', _UID: '0', SYSLOG_IDENTIFIER: 'sshd' } });
-  }
-  return out;
 }
 
 function throughput(): number {
@@ -47,7 +19,7 @@ function throughput(): number {
   // The daemon's hot path: matcher -> tracker -> ledger (events to no listener).
   const ledger = new Ledger({ emit: () => {} });
   const tracker = new Tracker({ threshold: 1, expires: 3600, maxRecords: 100_000, isAllowed: () => false, bannedUntil: (a) => ledger.expiryOf(a) });
-  const list = entries(1_000_000, 50_000);
+  const list = sshdEntries(1_000_000, 50_000);
   const t0 = process.hrtime.bigint();
   let decisions = 0;
   const now = 1_700_000_000_000;
