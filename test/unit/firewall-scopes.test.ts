@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Config } from '../../src/config';
-import { defaultHistorySettings } from '../../src/history/settings';
+import { config, logger } from './firewall-helpers';
 import type { Family } from '../../src/address';
 import type { Ban } from '../../src/ledger';
 import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from '../../src/firewall/backend';
@@ -25,20 +24,6 @@ const P22: Scope = { id: 'p22', ports: ['22'], protocols: ['tcp', 'udp'], net: f
 const NET: Scope = { id: 'net', ports: null, protocols: ['tcp', 'udp'], net: true };
 const MAIL_TCP: Scope = { id: 'p25_8000to8080t', ports: ['25', '8000-8080'], protocols: ['tcp'], net: false };
 
-function config(over: Partial<Config> = {}): Config {
-  return {
-    file: null, fwcmdPath: '/nonexistent-tallow', iptPath: '/nonexistent-tallow', expires: 3600, whitelist: [], ipv6: true,
-    nocreate: false, threshold: 1, backend: 'auto', nftPath: '/nonexistent-tallow', maxelem: 1_000_000, maxRecords: 1000,
-    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', metricsListen: '', metricsTextfile: '', ...defaultHistorySettings(), ...over,
-  };
-}
-
-type Line = { level: string; msg: string; fields?: Record<string, string> };
-function logger(): Logger & { lines: Line[] } {
-  const lines: Line[] = [];
-  const mk = (level: string) => (msg: string, fields?: Record<string, string>) => void lines.push({ level, msg, fields });
-  return { lines, info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('networks: what a set may hold', () => {

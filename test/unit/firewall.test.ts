@@ -2,8 +2,7 @@
 // and the script builders/parsers of the ipset and nftables backends.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Config } from '../../src/config';
-import { defaultHistorySettings } from '../../src/history/settings';
+import { config, logger } from './firewall-helpers';
 import type { Family } from '../../src/address';
 import type { BanEntry, FirewallBackend, KernelBan, Logger } from '../../src/firewall/backend';
 import { chooseBackend, Firewall, FirewallError, firewallSettings, type FirewallOptions } from '../../src/firewall/index';
@@ -11,21 +10,6 @@ import { Ledger } from '../../src/ledger';
 import { firewallListener } from '../../src/listeners/firewall';
 import { parseSave, restoreScript } from '../../src/firewall/ipset';
 import { batchScript, isDropRule, parseSetElements, parseTable, setupScript } from '../../src/firewall/nftables';
-
-function config(over: Partial<Config> = {}): Config {
-  return {
-    file: null, fwcmdPath: '/nonexistent-tallow', iptPath: '/nonexistent-tallow', expires: 3600, whitelist: [], ipv6: true,
-    nocreate: false, threshold: 1, backend: 'auto', nftPath: '/nonexistent-tallow', maxelem: 1_000_000, maxRecords: 1000,
-    patternsDir: '/etc/tallow', stateDir: '/var/lib/tallow', socket: '/run/tallow.sock', metricsListen: '', metricsTextfile: '', ...defaultHistorySettings(), ...over,
-  };
-}
-
-type Line = { level: string; msg: string; fields?: Record<string, string> };
-function logger(): Logger & { lines: Line[] } {
-  const lines: Line[] = [];
-  const mk = (level: string) => (msg: string, fields?: Record<string, string>) => void lines.push({ level, msg, fields });
-  return { lines, info: mk('info'), warn: mk('warn'), error: mk('error'), debug: mk('debug') };
-}
 
 /** A backend whose kernel is a Map; `failNext` makes the next calls throw, `inFlight` holds apply open. */
 class FakeBackend implements FirewallBackend {
