@@ -1,7 +1,7 @@
 // tallow.conf: `key=value` lines, `#` comments. tallow's keys keep their meaning; ours are added.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as net from 'node:net';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { Family } from './address';
 import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
 import { MAX_BAN_SECONDS } from './limits';
@@ -15,6 +15,8 @@ export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables' | 'none';
 export interface Config extends HistorySettings, ActionSettings {
   /** The file read, or null for built-in defaults (no /etc/tallow.conf). */
   file: string | null;
+  /** The drop-ins read after it (`<file>.d/*.conf`, in name order). */
+  dropins?: string[];
   // tallow's keys
   fwcmdPath: string;        // fwcmd_path: directory holding firewall-cmd
   iptPath: string;          // ipt_path: directory holding ipset, iptables, ip6tables
@@ -48,6 +50,7 @@ export const MAX_EXPIRES = MAX_BAN_SECONDS;
 export function defaultConfig(): Config {
   return {
     file: null,
+    dropins: [],
     // tallow-C defaulted both to /usr/sbin (Clear Linux has one bin dir); firewall-cmd is
     // installed in /usr/bin by Debian, Fedora and Arch.
     fwcmdPath: '/usr/bin',
@@ -155,11 +158,18 @@ const KEYS: Record<string, Setter> = {
   actions: () => null, // collected with the action.NAME.* keys (src/actions/settings.ts)
 };
 
-export function parseConfig(text: string, file: string): Config {
-  const config = defaultConfig();
-  config.file = file;
-  const whitelist: string[] = [];
-  const actions = new ActionCollector(file);
+/** The allowlist as the files read so far left it: tallow's defaults until a file names an entry. */
+interface Whitelist {
+  entries: string[];
+  defaults: boolean;
+}
+
+/**
+ * One file's lines applied to `config`. In the main file the first `whitelist` entry replaces the
+ * defaults (tallow's rule); in a drop-in entries add to the list; `whitelist=` (empty) clears it.
+ */
+function applyFile(config: Config, list: Whitelist, text: string, file: string, dropin: boolean): void {
+  const actions = dropin ? null : new ActionCollector(file);
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const fail = (message: string): never => {
@@ -172,43 +182,100 @@ export function parseConfig(text: string, file: string): Config {
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
     if (isActionKey(key)) {
-      const err = actions.add(key, value, i + 1);
+      // An action is checked as a whole (its keys together): it is defined in one file, tallow.conf.
+      if (!actions) fail(`${key}: actions are defined in the main configuration file, not in a drop-in`);
+      const err = actions!.add(key, value, i + 1);
       if (err !== null) fail(err);
       continue;
     }
     const setter = Object.prototype.hasOwnProperty.call(KEYS, key) ? KEYS[key] : undefined;
     if (!setter) fail(`unknown key '${key}' (known: ${Object.keys(KEYS).sort().join(', ')})`);
-    if (value === '') fail(`${key}: empty value`);
     if (key === 'whitelist') {
+      if (value === '') {
+        list.entries = [];
+        list.defaults = false;
+        continue;
+      }
       try {
         parseAllowEntry(value);
       } catch (e) {
         fail(`whitelist: ${(e as Error).message}`);
       }
-      whitelist.push(value);
+      if (list.defaults && !dropin) list.entries = [];
+      list.defaults = false;
+      list.entries.push(value);
       continue;
     }
+    if (value === '') fail(`${key}: empty value`);
     const err = setter!(config, value);
     if (err !== null) fail(`${key}: ${err}`);
   }
-  // tallow's rule: listing any whitelist entry replaces the defaults.
-  if (whitelist.length > 0) config.whitelist = whitelist;
-  const built = actions.build();
-  if (!built.ok) throw new ConfigError(`${file}:${built.line}: ${built.message}`);
-  Object.assign(config, built.settings);
+  if (actions) {
+    const built = actions.build();
+    if (!built.ok) throw new ConfigError(`${file}:${built.line}: ${built.message}`);
+    Object.assign(config, built.settings);
+  }
+}
+
+/** The main file's text, then each drop-in's (`{file, text}` in the order read). */
+export function parseConfig(text: string, file: string, dropins: { file: string; text: string }[] = []): Config {
+  const config = defaultConfig();
+  config.file = file;
+  const list: Whitelist = { entries: [...config.whitelist], defaults: true };
+  applyFile(config, list, text, file, false);
+  for (const d of dropins) applyFile(config, list, d.text, d.file, true);
+  config.whitelist = list.entries;
+  config.dropins = dropins.map((d) => d.file);
   return config;
 }
 
-/** explicit=false: a missing file means defaults (tallow's rule); explicit=true (--config): missing is an error. */
+/** The drop-in directory of a configuration file: /etc/tallow.conf -> /etc/tallow.conf.d. */
+export function dropinDir(file: string): string {
+  return `${file}.d`;
+}
+
+/** `<file>.d/*.conf`, sorted by name (byte order, as sshd's and systemd's drop-ins); none when the directory is missing. */
+export function readDropins(file: string): { file: string; text: string }[] {
+  const dir = dropinDir(file);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') return [];
+    throw new ConfigError(`${dir}: cannot read: ${err.code ?? err.message}`);
+  }
+  const out: { file: string; text: string }[] = [];
+  for (const name of names.filter((n) => n.endsWith('.conf') && !n.startsWith('.')).sort()) {
+    const p = join(dir, name);
+    try {
+      if (!statSync(p).isFile()) continue;
+      out.push({ file: p, text: readFileSync(p, 'utf8') });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new ConfigError(`${p}: cannot read: ${err.code ?? err.message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The file, then its drop-ins. explicit=false: a missing file means defaults (tallow's rule), its
+ * drop-ins still apply; explicit=true (--config): missing is an error.
+ */
 export function loadConfig(file: string, explicit: boolean): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT' && !explicit) return defaultConfig();
-    throw new ConfigError(`${file}: cannot read: ${err.code ?? err.message}`);
+    if (err.code !== 'ENOENT' || explicit) throw new ConfigError(`${file}: cannot read: ${err.code ?? err.message}`);
+    const dropins = readDropins(file);
+    if (dropins.length === 0) return defaultConfig();
+    const c = parseConfig('', file, dropins);
+    c.file = null;
+    return c;
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, readDropins(file));
 }
 export type { Family };
