@@ -11,7 +11,8 @@
 # under another root, for packaging; nothing is started then.
 # --start: under systemd, `systemctl daemon-reload && systemctl enable tallow && systemctl restart
 # tallow`; without systemd, starts the daemon in the background (log: /var/log/tallow.log).
-# --uninstall removes what was installed; /etc/tallow.conf, /etc/tallow/ and /var/lib/tallow stay.
+# --uninstall removes what was installed; /etc/tallow.conf, /etc/tallow.conf.d/, /etc/tallow/ and
+# /var/lib/tallow stay.
 set -euo pipefail
 
 prefix=/usr/local
@@ -86,7 +87,7 @@ if [ -n "$uninstall" ]; then
   rm -rf -- "$lib"
   rm -f -- "$bin" "$unit" "$man/man8/tallow.8" "$man/man5/tallow.conf.5" "$man/man5/tallow.patterns.5"
   under_systemd && systemctl daemon-reload || true
-  echo "tallow removed from $destdir$prefix (kept: /etc/tallow.conf, /etc/tallow/, /var/lib/tallow)"
+  echo "tallow removed from $destdir$prefix (kept: /etc/tallow.conf, /etc/tallow.conf.d/, /etc/tallow/, /var/lib/tallow)"
   exit 0
 fi
 
@@ -181,6 +182,8 @@ mkdir -p "$(dirname "$unit")"
 sed "s|^ExecStart=.*|ExecStart=$prefix/bin/tallow|" tallow.service > "$unit.tmp" && chmod 644 "$unit.tmp" && mv "$unit.tmp" "$unit"
 
 mkdir -p "$destdir/etc/tallow"
+# Drop-ins (tallow.conf(5)); `tallow allow add` writes 50-tallow-allow.conf here.
+mkdir -p "$destdir/etc/tallow.conf.d" && chmod 755 "$destdir/etc/tallow.conf.d"
 if [ -e "$conf" ]; then
   echo "kept the existing $conf (the shipped one, with every key commented, is $src/tallow.conf)"
 else

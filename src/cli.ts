@@ -13,6 +13,7 @@ export const EX_CONFIG = 78;
 export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
        tallow status [--json] | list [--json] | rules [NAME] [--json] | metrics
        tallow ban ADDRESS [--time SECONDS] | unban ADDRESS|NETWORK
+       tallow allow add|remove ADDRESS|NETWORK | allow list [--json]
        tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
        tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION]
        tallow test [OPTIONS] [FILE...]
@@ -38,6 +39,9 @@ Commands (to the running daemon, over its control socket):
   ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
   unban ADDRESS      lift every ban of the address (every rule's ports) and forget its records;
                      a NETWORK (2001:db8::/64) lifts a rule's ban of that network
+  allow add NETWORK  add an address or network to the allowlist now and for good (kept in
+                     /etc/tallow.conf.d/50-tallow-allow.conf); lifts its bans. allow remove
+                     NETWORK takes it out again; allow list shows the allowlist
   history            what happened to an address or network and why (--since 7d, --rule sshd.json,
                      --top: most banned; marks allowlisted addresses that attacked); read from the
                      history file itself when the daemon is not running
@@ -69,6 +73,7 @@ export type Parsed =
   | { kind: 'test'; args: string[] }
   | { kind: 'history'; args: string[] }
   | { kind: 'report'; args: string[] }
+  | { kind: 'allow'; args: string[] }
   | { kind: 'usage'; error: string };
 
 const CTL = new Set(['status', 'list', 'rules', 'metrics', 'ban', 'unban']);
@@ -79,6 +84,7 @@ export function parseArgs(argv: string[]): Parsed {
   if (first === 'test') return { kind: 'test', args: argv.slice(1) };
   if (first === 'history') return { kind: 'history', args: argv.slice(1) };
   if (first === 'report') return { kind: 'report', args: argv.slice(1) };
+  if (first === 'allow') return { kind: 'allow', args: argv.slice(1) };
   const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -173,6 +179,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'report': {
       const { reportMain } = await import('./report/cli');
       return reportMain(p.args);
+    }
+    case 'allow': {
+      const { allowMain } = await import('./allow-cli');
+      return allowMain(p.args);
     }
     case 'test': {
       const { testMain } = await import('./tester');

@@ -11,6 +11,7 @@ import { parseJson } from './json';
 import { MAX_BAN_SECONDS } from './limits';
 import { checkPrivateDir } from './private-dir';
 import { validateHistory, type HistoryRequest } from './history/query';
+import { validateAllow, type AllowRequest } from './allow-control';
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -21,6 +22,8 @@ export type ControlRequest =
   | { cmd: 'unban'; address: string }
   /** every rule, or the one named */
   | { cmd: 'rules'; name?: string }
+  /** the running allowlist; entries added or removed at runtime (allow-control.ts) */
+  | AllowRequest
   | HistoryRequest;
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
@@ -168,8 +171,9 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     return { error: 'a request must be a JSON object like {"cmd":"status"}' };
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, rules, ban, unban, history)' };
+  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, rules, ban, unban, allow, history)' };
   if (v.cmd === 'history') return validateHistory(v);
+  if (v.cmd === 'allow') return validateAllow(v);
   const allowed: Record<string, string[]> = {
     status: ['cmd'],
     list: ['cmd'],
@@ -179,7 +183,7 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     unban: ['cmd', 'address'],
   };
   const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
-  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, rules, ban, unban, history)` };
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, rules, ban, unban, allow, history)` };
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
   }

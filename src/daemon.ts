@@ -397,6 +397,14 @@ export class Daemon {
     return this.opts.dryRun;
   }
 
+  /** The configuration file named at start (its drop-ins sit in `<file>.d`), and whether --config named it. */
+  get configFile(): string {
+    return this.opts.configFile;
+  }
+  get explicitConfig(): boolean {
+    return this.opts.explicitConfig;
+  }
+
   // ---- control socket (requests.ts) ----
   status() {
     return this.requests.status();

@@ -15,6 +15,7 @@ import { portsText } from './scoring';
 import { familyOf } from './target';
 import { version } from './version';
 import { historyQuery } from './history/query';
+import { allowRequest } from './allow-control';
 
 /** Addresses shown per rule in `tallow rules`. */
 export const TOP_ADDRESSES = 5;
@@ -179,6 +180,8 @@ export class Requests {
             result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
           };
         }
+        case 'allow':
+          return await allowRequest(d, req);
         case 'history': {
           if (!d.history) return { ok: false, error: d.dryRun ? 'a dry run keeps no history' : 'the history is off (history=off in tallow.conf)' };
           const allow = d.engine.allowlist;

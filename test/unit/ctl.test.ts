@@ -62,6 +62,7 @@ async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: s
       case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };
       case 'rules': return req.name === undefined || req.name === 'postfix' ? { ok: true, result: req.name ? RULES.slice(1) : RULES } : { ok: false, error: `no rule named "${req.name}" (rules: sshd, postfix)` };
       case 'history': return { ok: false, error: 'the history is off' };
+      case 'allow': return { ok: false, error: 'not in this test' };
     }
   });
   t.after(() => server.close());
