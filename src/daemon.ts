@@ -118,7 +118,8 @@ export class Daemon {
   private async init(): Promise<void> {
     const { config, files, allowlist } = this.engine;
     const log = this.log;
-    log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) });
+    log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) }, 'start');
+    if (config.dropins?.length) log.info(`drop-ins: ${config.dropins.join(', ')}`);
     this.logEngine(this.engine);
     log.info(`allowlist: ${allowlist.size} entries`, { threshold: String(config.threshold), expires: String(config.expires) });
 
@@ -429,7 +430,7 @@ export class Daemon {
     try {
       next = loadEngine(this.opts.configFile, this.opts.explicitConfig, this.opts.shippedPatterns, this.metrics);
     } catch (e) {
-      this.log.error(`reload refused, still running the previous configuration: ${errText(e)}`);
+      this.log.error(`reload refused, still running the previous configuration: ${errText(e)}`, undefined, 'config_error');
       return false;
     }
     const old = this.engine.config;
@@ -454,7 +455,8 @@ export class Daemon {
       config: next.config.file ?? 'none (built-in defaults)',
       threshold: String(next.config.threshold),
       expires: String(next.config.expires),
-    });
+      ...(next.config.dropins?.length ? { dropins: next.config.dropins.join(',') } : {}),
+    }, 'reload');
     for (const line of rulesChanged) this.log.info(line);
     if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
     if (journalChanged) {
@@ -483,7 +485,7 @@ export class Daemon {
     await this.events.flush();
     await this.events.close();
     this.neverBan.close();
-    this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) });
+    this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) }, 'stop');
   }
 }
 

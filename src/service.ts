@@ -1,5 +1,6 @@
 // The daemon as a service: runs it until SIGTERM/SIGINT and answers the other signals
-// (SIGHUP reload, SIGUSR1 record table), telling systemd what it does (sd_notify).
+// (SIGHUP reload, SIGUSR1 record table, SIGUSR2 reopen the log file), telling systemd what it
+// does (sd_notify).
 import { setFlagsFromString } from 'node:v8';
 import { Daemon, notify, type DaemonOptions } from './daemon';
 import { errText } from './limits';
@@ -9,7 +10,19 @@ import { errText } from './limits';
  * (the CLI turns them into one line and an exit status).
  */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const d = await Daemon.start(opts);
+  // Before anything else: SIGUSR2's default would end the process (logrotate sends it).
+  const onUsr2 = () => opts.log.info(`SIGUSR2: ${opts.log.reopen()}`);
+  process.on('SIGUSR2', onUsr2);
+  let d: Daemon;
+  try {
+    d = await Daemon.start(opts);
+  } catch (e) {
+    // In the journal with its MESSAGE_ID; the CLI still prints its one line on stderr.
+    const config = (e as { exitCode?: unknown } | null)?.exitCode === 78;
+    if (opts.log.journal) opts.log.error(`start-up failed: ${errText(e)}`, undefined, config ? 'config_error' : 'start_failed');
+    process.off('SIGUSR2', onUsr2);
+    throw e;
+  }
   // Off during start-up (cli.ts): the optimizing compiler is for the work that follows.
   setFlagsFromString('--turbofan');
   return new Promise<number>((resolve) => {
