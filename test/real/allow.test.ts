@@ -85,6 +85,20 @@ describe('tallow allow against a running daemon, across a restart', { timeout: 1
     assert.deepEqual(banned.map((b) => b.address), ['203.0.113.9']);
   });
 
+  it('bash completion asks this daemon: its rule names and banned addresses', async () => {
+    const prog = path.join(sb.dir, 'tallow');
+    fs.writeFileSync(prog, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
+    const complete = async (words: string[]) => {
+      const script = `source ${path.join(CLI, '..', '..', '..', 'completion', 'tallow.bash')}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _tallow; printf '%s\\n' "\${COMPREPLY[@]}"`;
+      const r = await sb.run(['bash', '-c', script], { net: 'server', timeoutMs: 20000 });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.split('\n').filter(Boolean);
+    };
+    assert.deepEqual(await complete([prog, 'unban', '--config', conf, '']), ['203.0.113.9']);
+    assert.ok((await complete([prog, 'rules', '--config', conf, ''])).includes('sshd'));
+    assert.deepEqual(await complete([prog, 'allow', 'remove', '--config', conf, '2']), ['2001:db8:7::/48']);
+  });
+
   it('allow remove: out of the drop-in and of the running allowlist; entries of tallow.conf are not ours to remove', async () => {
     let r = await ctl('allow', 'remove', '198.51.100.0/24');
     assert.deepEqual([r.code, r.stdout], [0, `removed 198.51.100.0/24 from the allowlist (${dropin})\n`]);
