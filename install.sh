@@ -6,8 +6,9 @@
 #
 # Installs: P/lib/tallow (the program: dist/src, the addon, production node_modules, shipped
 # patterns, package.json), P/bin/tallow (launcher), P/share/man/man{5,8} (man pages),
-# /etc/systemd/system/tallow.service, and /etc/tallow.conf only when absent (an administrator's
-# configuration is never overwritten). P defaults to /usr/local. D (DESTDIR) stages everything
+# /etc/systemd/system/tallow.service, /usr/share/bash-completion/completions/tallow,
+# /etc/logrotate.d/tallow (for the log file without systemd), /etc/tallow.conf.d/, and
+# /etc/tallow.conf only when absent (an administrator's configuration is never overwritten). P defaults to /usr/local. D (DESTDIR) stages everything
 # under another root, for packaging; nothing is started then.
 # --start: under systemd, `systemctl daemon-reload && systemctl enable tallow && systemctl restart
 # tallow`; without systemd, starts the daemon in the background (log: /var/log/tallow.log).
@@ -23,7 +24,7 @@ deps=1
 build=1
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -60,6 +61,8 @@ bin=$destdir$prefix/bin/tallow
 man=$destdir$prefix/share/man
 unit=$destdir/etc/systemd/system/tallow.service
 conf=$destdir/etc/tallow.conf
+completion=$destdir/usr/share/bash-completion/completions/tallow
+logrotate=$destdir/etc/logrotate.d/tallow
 pidfile=/run/tallow.pid
 
 under_systemd() {
@@ -85,7 +88,7 @@ if [ -n "$uninstall" ]; then
   fi
   [ -z "$destdir" ] && stop_background
   rm -rf -- "$lib"
-  rm -f -- "$bin" "$unit" "$man/man8/tallow.8" "$man/man5/tallow.conf.5" "$man/man5/tallow.patterns.5"
+  rm -f -- "$bin" "$unit" "$man/man8/tallow.8" "$man/man5/tallow.conf.5" "$man/man5/tallow.patterns.5" "$completion" "$logrotate"
   under_systemd && systemctl daemon-reload || true
   echo "tallow removed from $destdir$prefix (kept: /etc/tallow.conf, /etc/tallow.conf.d/, /etc/tallow/, /var/lib/tallow)"
   exit 0
@@ -125,7 +128,7 @@ if [ -n "$build" ]; then
   npm ci --no-audit --no-fund   # also builds the addon (package.json "install" script)
   npm run build:ts
 fi
-for f in dist/src/cli.js build/Release/tallow.node patterns/sshd.json tallow.conf tallow.service; do
+for f in dist/src/cli.js build/Release/tallow.node patterns/sshd.json tallow.conf tallow.service completion/tallow.bash tallow.logrotate; do
   [ -e "$f" ] || { echo "install.sh: $src/$f is missing: build first (drop --no-build)" >&2; exit 1; }
 done
 
@@ -178,6 +181,11 @@ install -m 644 man/tallow.8 "$man/man8/tallow.8"
 install -m 644 man/tallow.conf.5 "$man/man5/tallow.conf.5"
 install -m 644 man/tallow.patterns.5 "$man/man5/tallow.patterns.5"
 
+# Always, also under systemd: with no /var/log/tallow.log the logrotate snippet does nothing
+# (missingok), and one file list serves every install (and the package).
+install -D -m 644 completion/tallow.bash "$completion"
+install -D -m 644 tallow.logrotate "$logrotate"
+
 mkdir -p "$(dirname "$unit")"
 sed "s|^ExecStart=.*|ExecStart=$prefix/bin/tallow|" tallow.service > "$unit.tmp" && chmod 644 "$unit.tmp" && mv "$unit.tmp" "$unit"
 
@@ -190,7 +198,7 @@ else
   install -m 644 tallow.conf "$conf"
 fi
 
-echo "installed: $bin, $lib, $unit, man pages in $man"
+echo "installed: $bin, $lib, $unit, man pages in $man, $completion, $logrotate"
 
 [ -n "$start" ] || exit 0
 
