@@ -12,7 +12,7 @@ export const ALLOW_DROPIN = '50-tallow-allow.conf';
 
 const HEADER = `# Written by tallow (tallow allow add|remove): allowlist entries added at runtime.
 # Read after tallow.conf like every drop-in; entries here add to the allowlist.
-# Change it with tallow allow add|remove; edits by hand last until the next such command.
+# Rewritten whole by each tallow allow add|remove: its whitelist= lines are kept, other lines dropped.
 `;
 
 /** The drop-in of a configuration file: /etc/tallow.conf -> /etc/tallow.conf.d/50-tallow-allow.conf. */
@@ -52,7 +52,8 @@ export function readAllowDropin(file: string): string[] {
 /** The file with these entries (0644, its directory 0755 if missing): temporary file, fsync, rename. */
 export function writeAllowDropin(file: string, entries: string[]): void {
   const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // Made here only when missing; 0755 whatever the umask (the unit's is 0077), like /etc itself.
+  if (fs.mkdirSync(dir, { recursive: true }) !== undefined) fs.chmodSync(dir, 0o755);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const body = HEADER + entries.map((e) => `whitelist=${e}\n`).join('');
   try {

@@ -48,6 +48,8 @@ test('reload rereads the drop-ins: an entry added there applies; a bad line ther
 
 test('allow add: written to the daemon\'s drop-in, in force at once, lifts a ban it covers; remove takes it out', async (t) => {
   const s = setup(t);
+  const umask = process.umask(0o077);
+  t.after(() => process.umask(umask));
   const d = await Daemon.start(s.opts);
   t.after(() => d.stop());
   assert.ok((await d.handle({ cmd: 'ban', address: '203.0.113.77', seconds: 120 })).ok);
@@ -56,6 +58,8 @@ test('allow add: written to the daemon\'s drop-in, in force at once, lifts a ban
   assert.deepEqual(add, { ok: true, result: { entry: '203.0.113.0/24', file, changed: true, lifted: ['203.0.113.77 (all ports)'] } });
   assert.deepEqual(d.list(), []);
   assert.match(fs.readFileSync(file, 'utf8'), /^whitelist=203\.0\.113\.0\/24$/m);
+  // Modes whatever the umask (tallow.service has UMask=0077).
+  assert.deepEqual([fs.statSync(file).mode & 0o777, fs.statSync(s.dropins).mode & 0o777], [0o644, 0o755]);
   d.process([failed('203.0.113.8'), failed('203.0.113.8')]);
   assert.deepEqual(d.list(), [], 'an address of the new entry is not banned');
   assert.deepEqual(await d.handle({ cmd: 'allow', op: 'list' }), { ok: true, result: { entries: ['192.0.2.1', '203.0.113.0/24'], added: ['203.0.113.0/24'], file } });
