@@ -96,6 +96,8 @@ export async function allowRequest(d: Daemon, req: AllowRequest): Promise<{ ok: 
   }
   const result: AllowChangeResult = { entry, file, changed: next !== null };
   if (req.op === 'add') result.lifted = await liftCovered(d, asNetwork(entry));
+  // Who may connect changed at runtime: worth a line of its own.
+  if (result.changed) d.log.info(`allowlist: ${entry} ${req.op === 'add' ? 'added' : 'removed'} (tallow allow ${req.op})`, { file, ...(result.lifted?.length ? { lifted: result.lifted.join(', ') } : {}) });
   return { ok: true, result };
 }
 

@@ -77,7 +77,7 @@ export class Daemon {
   history: HistoryListener | null = null;
   /** Repeat offenders: the step between the tracker's decision and the ledger (recidive.ts). */
   readonly steps: BanSteps;
-  private readonly log: Log;
+  readonly log: Log;
   private control: ControlServer | null = null;
   private exporter: MetricsExport | null = null;
   private reportTimer: { close(): void } | null = null;

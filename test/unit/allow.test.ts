@@ -57,6 +57,7 @@ test('allow add: written to the daemon\'s drop-in, in force at once, lifts a ban
   const add = await d.handle({ cmd: 'allow', op: 'add', entry: '203.0.113.5/24' });
   assert.deepEqual(add, { ok: true, result: { entry: '203.0.113.0/24', file, changed: true, lifted: ['203.0.113.77 (all ports)'] } });
   assert.deepEqual(d.list(), []);
+  assert.ok(s.lines.includes(`info: allowlist: 203.0.113.0/24 added (tallow allow add) file=${file} lifted="203.0.113.77 (all ports)"`), s.lines.join('\n'));
   assert.match(fs.readFileSync(file, 'utf8'), /^whitelist=203\.0\.113\.0\/24$/m);
   // Modes whatever the umask (tallow.service has UMask=0077).
   assert.deepEqual([fs.statSync(file).mode & 0o777, fs.statSync(s.dropins).mode & 0o777], [0o644, 0o755]);
