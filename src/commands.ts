@@ -111,11 +111,11 @@ export const COMMANDS: CommandSpec[] = [
     name: 'set',
     args: 'KEY VALUE',
     positionals: [2, 2],
-    summary: `change a rule's threshold, bantime or findtime in the running daemon (tallow set sshd.bantime 2h). ${RUNTIME_NOTE}`,
+    summary: "change a rule's threshold, bantime or findtime in the running daemon (tallow set sshd.bantime 2h), until the next reload or restart",
     options: [...CLIENT],
     quiet: QUIET,
     notes:
-      'KEY is RULE.threshold (a score above 0, e.g. 3 or 2.5), RULE.bantime (how long its bans last) or RULE.findtime (the window its matches count in; 0: no window), durations in seconds or 30m, 2h, 7d, 2w. Bans already made keep their time. A rule that shared tallow.conf\'s score gets a score of its own, as a patterns file giving it that key would: its scores start over.\n' +
+      'KEY is RULE.threshold (a score above 0, e.g. 3 or 2.5), RULE.bantime (how long its bans last) or RULE.findtime (the window its matches count in), durations in seconds or 30m, 2h, 7d, 2w. Bans already made keep their time. A rule that shared tallow.conf\'s score gets a score of its own, as a patterns file giving it that key would: its scores start over.\n' +
       RUNTIME_NOTE,
     exits: CLIENT_EXITS,
   },
@@ -180,7 +180,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     quiet: ['config', 'patterns', 'field', 'since', 'unit', 'journal-dir'],
     notes:
-      "Text lines are one message per line, or journalctl -o short/short-iso lines; they count as sshd's (_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd). Findtime is counted on the lines' own times.",
+      "Text lines are one message per line, or lines of journalctl's short or short-iso output; they count as sshd's (_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd). Findtime is counted on the lines' own times.",
     exits: [EX_OK, EX_REFUSED, EX_USAGE, EX_NOINPUT, EX_CONFIG],
   },
 ];

@@ -62,7 +62,8 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedCommand {
   for (const o of spec.options) options[o.long] = { type: o.value ? 'string' : 'boolean', ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as { values: Values; positionals: string[] };
+    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = { values: { ...r.values } as Values, positionals: r.positionals };
   } catch (e) {
     const err = e as { code?: string; message: string };
     // --help with a mistake beside it: the help is what was asked for.
@@ -139,9 +140,9 @@ export function exitLines(codes: number[]): string {
 /** `tallow CMD --help`: synopsis, what it does, every option, notes, exit statuses. */
 export function helpText(spec: CommandSpec): string {
   return (
-    `usage: ${wrap(synopsis(spec, true), 100, '         ')}\n` +
+    `${wrap(`usage: ${synopsis(spec, true)}`, 100, '         ')}\n` +
     `${wrap(spec.summary, 100, '')}\n\nOptions:\n${optionLines(spec.options)}` +
-    (spec.notes ? `\n${spec.notes.trimEnd()}\n` : '') +
+    (spec.notes ? `\n${spec.notes.trim().split('\n').map((para) => wrap(para, 100, '')).join('\n')}\n` : '') +
     `\nExit status:\n${exitLines(spec.exits)}`
   );
 }
