@@ -227,7 +227,7 @@ export class Requests {
     // and will reach the kernel when the firewall works again.
     if (notYet && !d.ledger.get(address, decision.scope)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
     const ports = portsText(d.scopes().get(decision.scope), decision.scope);
-    return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(rule ? { rule: rule.name } : {}), ports, ...(notYet ? { pending: notYet } : {}) } };
+    return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(rule ? { rule: rule.name, ports } : {}), ...(notYet ? { pending: notYet } : {}) } };
   }
 
   /** Every ban of the target, whatever rule made it and wherever it applies; its records are forgotten. */
