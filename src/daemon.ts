@@ -33,7 +33,7 @@ import { settingKeys, withSettings, type RuntimeSettings, type Settable } from '
 import type { PatternFile } from './patterns';
 import { notifyEvent } from './notify';
 import { Reader } from './reader';
-import { Requests } from './requests';
+import { MANUAL_NETWORKS, Requests } from './requests';
 import { NeverBan } from './never-ban';
 import { checkPrivateDir } from './private-dir';
 import { checkStateDir, liveRecords, StateStore, type State } from './state';
@@ -149,8 +149,14 @@ export class Daemon {
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
-    // Sets and rules for every scope the rules ban in, made at start like tallow's own.
-    const backend = await chooseBackend(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
+    // Sets and rules for every scope the rules ban in, made at start like tallow's own; and for
+    // networks banned by hand, when the state file holds such bans.
+    const scopes = scopesOf(this.engine.rules);
+    if (state?.bans.some((b) => b.scope === MANUAL_NETWORKS.id) && !scopes.some((s) => s.id === MANUAL_NETWORKS.id)) {
+      scopes.push(MANUAL_NETWORKS);
+      this.knownScopes.set(MANUAL_NETWORKS.id, MANUAL_NETWORKS);
+    }
+    const backend = await chooseBackend(config, log, this.opts.dryRun, scopes);
     this.firewall = new Firewall(backend, log, {
       held: () => this.ledger.values(),
       metrics: this.metrics,

@@ -15,7 +15,7 @@ import { defaultRuleName } from './rules';
 import { portsText } from './scoring';
 import { familyOf, isNetwork, overlaps, parseNetwork } from './target';
 import { splitKey } from './runtime-settings';
-import { scopeOf } from './scope';
+import { scopeOf, type Scope } from './scope';
 import type { BanDecision } from './tracker';
 import { version } from './version';
 import { historyQuery } from './history/query';
@@ -35,6 +35,9 @@ function filterText(rule: Rule, files: PatternFile[]): string {
   return text.length > FILTER_SHOWN ? `${text.slice(0, FILTER_SHOWN - 3)}...` : text;
 }
 
+
+/** Where networks banned by hand (`tallow ban NETWORK`, no rule) apply: every port. */
+export const MANUAL_NETWORKS: Scope = scopeOf(undefined, undefined, true);
 
 export class Requests {
   constructor(private readonly d: Daemon) {}
@@ -202,9 +205,10 @@ export class Requests {
         return { ok: false, error: `${address} was not banned: it holds allowlisted addresses` };
       }
       decision = { action: 'ban', address, family, seconds, score: 0, count: 0, pattern: 'manual', reason: 'manual', scope: '', rule: null };
-      // Networks live in sets of their own (hash:net): the rule's, or made now for this ban.
-      const ports = rule?.scope;
-      const scope = ports?.net ? ports : scopeOf(ports?.ports ?? undefined, ports?.protocols.length === 1 ? ports.protocols[0] : undefined, true);
+      // Networks live in sets of their own (hash:net): a rule's that bans networks, or on every
+      // port those made for bans by hand (kept across a restart: daemon.ts).
+      if (rule && !rule.scope.net) return { ok: false, error: `rule ${rule.name} bans addresses, not networks (no ban_prefix): ban ${address} without --rule (every port)` };
+      const scope = rule ? rule.scope : MANUAL_NETWORKS;
       if (!d.scopes().has(scope.id)) {
         try {
           await d.firewall.setScopes([scope]);

@@ -131,6 +131,10 @@ test('ban --rule, ban NETWORK, list --rule, unban --all through the ledger', asy
   const b = ok<{ seconds: number; ports: string; rule: string }>(await d.handle({ cmd: 'ban', address: '203.0.113.9', rule: 'postfix' }));
   assert.deepEqual([b.seconds, b.ports, b.rule], [172800, '25/tcp', 'postfix']);
   ok(await d.handle({ cmd: 'ban', address: '2001:db8:5::/48', seconds: 60 }));
+  assert.deepEqual(await d.handle({ cmd: 'ban', address: '2001:db8:6::/48', rule: 'postfix' }), {
+    ok: false,
+    error: 'rule postfix bans addresses, not networks (no ban_prefix): ban 2001:db8:6::/48 without --rule (every port)',
+  });
   ok(await d.handle({ cmd: 'ban', address: '203.0.113.9' }));
   assert.deepEqual(d.list().map((i) => [i.address, i.rule, i.scope, i.origin]).sort(), [
     ['2001:db8:5::/48', null, 'net', 'manual'],
