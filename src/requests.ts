@@ -204,7 +204,6 @@ export class Requests {
       if (allow.has(net.base, family) || allow.entries.some((a) => overlaps(net, { base: a.address, family: a.family, prefix: a.prefix }))) {
         return { ok: false, error: `${address} was not banned: it holds allowlisted addresses` };
       }
-      decision = { action: 'ban', address, family, seconds, score: 0, count: 0, pattern: 'manual', reason: 'manual', scope: '', rule: null };
       // Networks live in sets of their own (hash:net): a rule's that bans networks, or on every
       // port those made for bans by hand (kept across a restart: daemon.ts).
       if (rule && !rule.scope.net) return { ok: false, error: `rule ${rule.name} bans addresses, not networks (no ban_prefix): ban ${address} without --rule (every port)` };
@@ -217,7 +216,7 @@ export class Requests {
         }
         d.scopes().set(scope.id, scope);
       }
-      decision = { ...decision, scope: scope.id, ...(rule ? { rule: rule.name } : {}) };
+      decision = { action: 'ban', address, family, seconds, score: 0, count: 0, pattern: 'manual', reason: 'manual', scope: scope.id, rule: rule ? rule.name : null };
     } else {
       const [dec] = d.scoring.ban(address, family, seconds, now);
       if (!dec || dec.action !== 'ban') return { ok: false, error: `${address} was not banned (allowlisted)` };
