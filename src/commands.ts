@@ -13,6 +13,7 @@ const CLIENT_CONFIG: OptionSpec = { long: 'config', short: 'c', value: 'FILE', h
 const CLIENT: OptionSpec[] = [SOCKET, CLIENT_CONFIG, HELP];
 const QUIET = ['socket', 'config'];
 const CLIENT_EXITS = [EX_OK, EX_REFUSED, EX_USAGE, EX_UNAVAILABLE, EX_PROTOCOL, EX_NOPERM, EX_CONFIG];
+const CLIENT_EXIT_TEXT = { [EX_OK]: 'done', [EX_REFUSED]: 'the daemon refused the request (its message is printed)', [EX_UNAVAILABLE]: 'the daemon is not running', [EX_NOPERM]: 'permission denied on the control socket (it is root-only)' };
 
 export const DAEMON: CommandSpec = {
   name: '',
@@ -29,6 +30,12 @@ export const DAEMON: CommandSpec = {
   ],
   quiet: ['version'],
   exits: [EX_OK, EX_REFUSED, EX_USAGE, EX_UNAVAILABLE, EX_NOPERM, EX_CONFIG],
+  exitText: {
+    [EX_OK]: 'stopped by a signal, cleanly',
+    [EX_REFUSED]: 'another error (for example, a journal directory that cannot be opened)',
+    [EX_UNAVAILABLE]: 'no usable firewall',
+    [EX_NOPERM]: 'refused something it needs by the system (EACCES, EPERM)',
+  },
 };
 
 const RUNTIME_NOTE = 'Settings changed with set are not saved: a reload (tallow reload, SIGHUP) or a restart goes back to the files.';
@@ -41,6 +48,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [JSON_OUT, ...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'list',
@@ -49,6 +57,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [JSON_OUT, { long: 'rule', short: 'r', value: 'RULE', help: "only the bans of RULE (a rule's name, as tallow rules shows it)" }, ...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'rules',
@@ -58,6 +67,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [JSON_OUT, ...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'metrics',
@@ -66,6 +76,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'ban',
@@ -79,6 +90,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'unban',
@@ -89,6 +101,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [{ long: 'all', short: 'a', help: 'lift every ban there is (and forget the records of the addresses banned)' }, ...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'reload',
@@ -97,6 +110,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'get',
@@ -106,6 +120,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [...CLIENT],
     quiet: QUIET,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'set',
@@ -118,6 +133,7 @@ export const COMMANDS: CommandSpec[] = [
       'KEY is RULE.threshold (a score above 0, e.g. 3 or 2.5), RULE.bantime (how long its bans last) or RULE.findtime (the window its matches count in), durations in seconds or 30m, 2h, 7d, 2w. Bans already made keep their time. A rule that shared tallow.conf\'s score gets a score of its own, as a patterns file giving it that key would: its scores start over.\n' +
       RUNTIME_NOTE,
     exits: CLIENT_EXITS,
+    exitText: CLIENT_EXIT_TEXT,
   },
   {
     name: 'version',
@@ -143,6 +159,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     quiet: QUIET,
     exits: [EX_OK, EX_REFUSED, EX_USAGE, EX_PROTOCOL, EX_NOPERM, EX_CONFIG],
+    exitText: { ...CLIENT_EXIT_TEXT, [EX_REFUSED]: 'the daemon refused, or there is no history (history=off, no file yet)' },
   },
   {
     name: 'report',
@@ -160,6 +177,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     quiet: ['config'],
     exits: [EX_OK, EX_REFUSED, EX_USAGE, EX_CONFIG],
+    exitText: { [EX_OK]: 'done', [EX_REFUSED]: 'no history to report from, or it cannot be read; or the mail was not sent' },
   },
   {
     name: 'test',
@@ -182,6 +200,7 @@ export const COMMANDS: CommandSpec[] = [
     notes:
       "Text lines are one message per line, or lines of journalctl's short or short-iso output; they count as sshd's (_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd). Findtime is counted on the lines' own times.",
     exits: [EX_OK, EX_REFUSED, EX_USAGE, EX_NOINPUT, EX_CONFIG],
+    exitText: { [EX_OK]: 'something matched', [EX_REFUSED]: 'nothing matched', [EX_NOINPUT]: 'the input cannot be read', [EX_CONFIG]: 'an error in tallow.conf or a patterns file, named by file and line' },
   },
 ];
 

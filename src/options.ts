@@ -34,6 +34,8 @@ export interface CommandSpec {
   notes?: string;
   /** the exit statuses it uses (EXIT_STATUSES) */
   exits: number[];
+  /** what some of them mean for this command, when not what EXIT_STATUSES says */
+  exitText?: Record<number, string>;
 }
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -132,8 +134,8 @@ export function optionLines(options: OptionSpec[]): string {
   return options.map((o) => `  ${optionText(o).padEnd(w)}${wrap(o.help, 100 - w - 2, ' '.repeat(w + 2))}`).join('\n') + '\n';
 }
 
-export function exitLines(codes: number[]): string {
-  const rows = EXIT_STATUSES.filter(([c]) => codes.includes(c));
+export function exitLines(codes: number[], own: Record<number, string> = {}): string {
+  const rows = EXIT_STATUSES.filter(([c]) => codes.includes(c)).map(([c, what]): [number, string] => [c, own[c] ?? what]);
   return rows.map(([c, what]) => `  ${String(c).padStart(2)}  ${wrap(what, 94, '      ')}`).join('\n') + '\n';
 }
 
@@ -143,6 +145,6 @@ export function helpText(spec: CommandSpec): string {
     `${wrap(`usage: ${synopsis(spec, true)}`, 100, '         ')}\n` +
     `${wrap(spec.summary, 100, '')}\n\nOptions:\n${optionLines(spec.options)}` +
     (spec.notes ? `\n${spec.notes.trim().split('\n').map((para) => wrap(para, 100, '')).join('\n')}\n` : '') +
-    `\nExit status:\n${exitLines(spec.exits)}`
+    `\nExit status:\n${exitLines(spec.exits, spec.exitText)}`
   );
 }
