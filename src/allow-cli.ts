@@ -5,9 +5,10 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from './config';
 import { DEFAULT_SOCKET, validateRequest, type ControlRequest } from './control';
 import type { AllowChangeResult, AllowListResult } from './allow-control';
 import { CtlFailure, EXIT_CONFIG, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_USAGE, request, type CtlIO } from './ctl';
-import { readOptions, UsageError } from './options';
+import { command } from './commands';
+import { helpText, parseCommand, synopsis, UsageError } from './options';
 
-export const ALLOW_USAGE = 'tallow allow add|remove ADDRESS|NETWORK | allow list [--json]  [--socket PATH] [--config FILE]';
+export const ALLOW_USAGE = synopsis(command('allow')!);
 
 const defaultIO: CtlIO = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
@@ -20,36 +21,29 @@ interface Parsed {
 }
 
 function parse(args: string[]): Parsed {
-  let json = false;
-  let socket: string | undefined;
-  let config: string | undefined;
-  const pos: string[] = [];
-  for (const o of readOptions(args)) {
-    if (o.name === '--socket') socket = o.value();
-    else if (o.name === '--config') config = o.value();
-    else if (o.name === '--json' && !o.inline) json = true;
-    else if (o.arg.startsWith('-') && o.arg.length > 1) throw new UsageError(`unknown option ${o.arg}`);
-    else pos.push(o.arg);
-  }
-  const [op, entry, extra] = pos;
-  if (op !== 'add' && op !== 'remove' && op !== 'list') throw new UsageError(op === undefined ? 'add, remove or list is needed' : `unknown action ${JSON.stringify(op)} (add, remove, list)`);
+  const v = parseCommand(command('allow')!, args);
+  const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+  const json = v.values.json === true;
+  const socket = str(v.values.socket);
+  const config = str(v.values.config);
+  const [op, entry] = v.positionals;
+  if (op !== 'add' && op !== 'remove' && op !== 'list') throw new UsageError(`unknown action ${JSON.stringify(op)} (add, remove, list)`);
   if (op === 'list') {
     if (entry !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(entry)}`);
     return { op, json, socket, config };
   }
   if (json) throw new UsageError('--json is for allow list');
   if (entry === undefined) throw new UsageError('an ADDRESS or NETWORK is needed');
-  if (extra !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`);
   return { op, entry, json, socket, config };
 }
 
 export async function allowRun(args: string[], io: CtlIO = defaultIO): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(`usage: ${ALLOW_USAGE}\n`);
-    return EXIT_OK;
-  }
   let p: Parsed;
   try {
+    if (parseCommand(command('allow')!, args).help) {
+      io.out(helpText(command('allow')!));
+      return EXIT_OK;
+    }
     p = parse(args);
   } catch (e) {
     io.err(`tallow allow: ${(e as Error).message}\nusage: ${ALLOW_USAGE}\n`);
@@ -78,7 +72,7 @@ export async function allowRun(args: string[], io: CtlIO = defaultIO): Promise<n
   }
   if (!res.ok) {
     io.err(`tallow allow ${p.op}: ${res.error}\n`);
-    return EXIT_REFUSED;
+    return typeof res.exitCode === 'number' ? res.exitCode : EXIT_REFUSED;
   }
   if (p.op === 'list') {
     const l = res.result as AllowListResult;

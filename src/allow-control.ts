@@ -54,7 +54,7 @@ function asNetwork(target: string): Network {
   return parseNetwork(target) ?? { base: target, family: familyOf(target), prefix: FULL_PREFIX[familyOf(target)] };
 }
 
-export async function allowRequest(d: Daemon, req: AllowRequest): Promise<{ ok: true; result: unknown } | { ok: false; error: string }> {
+export async function allowRequest(d: Daemon, req: AllowRequest): Promise<{ ok: true; result: unknown } | { ok: false; error: string; exitCode?: number }> {
   const file = allowDropin(d.configFile);
   const added = readAllowDropin(file);
   if (req.op === 'list') {
@@ -85,7 +85,7 @@ export async function allowRequest(d: Daemon, req: AllowRequest): Promise<{ ok: 
       } catch (e) {
         why = errText(e);
       }
-      return { ok: false, error: `not changed: the configuration does not load: ${why}` };
+      return { ok: false, error: `not changed: the configuration does not load: ${why}`, exitCode: 78 };
     }
     if (req.op === 'add') {
       const a = parseAllowEntry(entry);

@@ -1,61 +1,19 @@
 #!/usr/bin/env node
-// `tallow`: the daemon (no subcommand), or a client of the running daemon (status, list, rules,
-// ban, unban), or the pattern tester (test). Start-up errors are one line on stderr and an exit
-// status a script can read (sysexits.h): never a stack trace.
+// `tallow`: the daemon (no command), or a client of the running daemon (status, list, rules, ban,
+// unban, reload, get, set, version...), or the pattern tester (test). Every command line is read
+// by options.ts from the table in commands.ts. Start-up errors are one line on stderr and an exit
+// status a script can read (sysexits.h, exit.ts): never a stack trace.
 import { setFlagsFromString } from 'node:v8';
 import { DEFAULT_CONFIG_FILE } from './config';
+import { DAEMON, usage } from './commands';
+import { EX_NOPERM, EX_USAGE } from './exit';
 import { Log } from './log';
+import { parseCommand } from './options';
 
-export const EX_USAGE = 64;
-export const EX_UNAVAILABLE = 69;
-export const EX_CONFIG = 78;
+export { EX_USAGE, EX_UNAVAILABLE, EX_NOPERM, EX_CONFIG } from './exit';
 
-export const USAGE = `Usage: tallow [--config FILE] [--journal-dir DIR] [--dry-run] [--verbose]
-       tallow status [--json] | list [--json] | rules [NAME] [--json] | metrics
-       tallow ban ADDRESS [--time SECONDS] | unban ADDRESS|NETWORK
-       tallow allow add|remove ADDRESS|NETWORK | allow list [--json]
-       tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json]
-       tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION]
-       tallow test [OPTIONS] [FILE...]
-       tallow --help | --version
-
-Reads sshd's authentication failures from the systemd journal, scores remote addresses and bans
-offenders in the kernel firewall (ipset+iptables, firewalld or nftables).
-
-Daemon options:
-  --config FILE      read FILE instead of /etc/tallow.conf (a missing FILE is an error)
-  --journal-dir DIR  read the journal files in DIR (like journalctl -D) instead of the system journal
-  --dry-run          decide and log bans, never touch the firewall (no state file, no control socket)
-  --verbose          log every match, not only bans and unbans
-  --help             show this help
-  --version          show the version
-
-Commands (to the running daemon, over its control socket):
-  status             version, uptime, backend, counters, journal position (--json: every figure)
-  list               banned addresses and networks with rule, ports, remaining time, score,
-                     count and pattern
-  rules [NAME]       each rule (or the one named): filter, policy, matches, bans, top addresses
-  metrics            every counter and gauge in Prometheus' text format
-  ban ADDRESS        ban ADDRESS now (--time SECONDS, default: expires)
-  unban ADDRESS      lift every ban of the address (every rule's ports) and forget its records;
-                     a NETWORK (2001:db8::/64) lifts a rule's ban of that network
-  allow add NETWORK  add an address or network to the allowlist now and for good (kept in
-                     /etc/tallow.conf.d/50-tallow-allow.conf); lifts its bans. allow remove
-                     NETWORK takes it out again; allow list shows the allowlist
-  history            what happened to an address or network and why (--since 7d, --rule sshd.json,
-                     --top: most banned; marks allowlisted addresses that attacked); read from the
-                     history file itself when the daemon is not running
-  report             bans and unbans per rule, top addresses, networks and patterns, repeat
-                     offenders, bans per hour, against the previous period (default: the last
-                     24h); --format html: one self-contained page; read from the history store;
-                     --mail ACTION: mail it through that mail action (as the daily timer does)
-  test               try patterns on log lines or the journal (see tallow test --help)
-
-Signals: SIGHUP reloads tallow.conf and the patterns, SIGUSR1 logs the record table,
-SIGTERM/SIGINT stop (bans stay in the kernel until their timeouts).
-Exit status: 0 stopped cleanly, 64 bad usage, 69 no usable firewall, 78 bad configuration or
-patterns, 1 other errors. See tallow(8), tallow.conf(5), tallow.patterns(5).
-`;
+/** `tallow --help`, written from the table of commands (commands.ts). */
+export const USAGE = usage();
 
 export interface DaemonArgs {
   config: string;
@@ -65,86 +23,53 @@ export interface DaemonArgs {
   verbose: boolean;
 }
 
+/** The commands whose client is ctl.ts (one request to the daemon, one answer). */
+export const CTL_COMMANDS = ['status', 'list', 'rules', 'metrics', 'ban', 'unban', 'reload', 'get', 'set', 'version'] as const;
+export type CtlCommand = (typeof CTL_COMMANDS)[number];
+
 export type Parsed =
   | { kind: 'daemon'; args: DaemonArgs }
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'ctl'; sub: 'status' | 'list' | 'rules' | 'metrics' | 'ban' | 'unban'; args: string[] }
+  | { kind: 'ctl'; sub: CtlCommand; args: string[] }
   | { kind: 'test'; args: string[] }
   | { kind: 'history'; args: string[] }
   | { kind: 'report'; args: string[] }
   | { kind: 'allow'; args: string[] }
   | { kind: 'usage'; error: string };
 
-const CTL = new Set(['status', 'list', 'rules', 'metrics', 'ban', 'unban']);
-
+/** The command named first (its own arguments follow, parsed by its handler), or the daemon's options. */
 export function parseArgs(argv: string[]): Parsed {
   const first = argv[0];
-  if (first !== undefined && CTL.has(first)) return { kind: 'ctl', sub: first as 'status', args: argv.slice(1) };
-  if (first === 'test') return { kind: 'test', args: argv.slice(1) };
-  if (first === 'history') return { kind: 'history', args: argv.slice(1) };
-  if (first === 'report') return { kind: 'report', args: argv.slice(1) };
-  if (first === 'allow') return { kind: 'allow', args: argv.slice(1) };
-  const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: false, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let value: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const takeValue = (): string | null => {
-      if (value !== undefined) return value;
-      const v = argv[i + 1];
-      if (v === undefined || v === '') return null;
-      i++;
-      return v;
-    };
-    const flag = (): boolean => value === undefined;
-    switch (a) {
-      case '-h':
-      case '--help':
-        return { kind: 'help' };
-      case '-V':
-      case '--version':
-        return { kind: 'version' };
-      case '-c':
-      case '--config': {
-        const v = takeValue();
-        if (v === null || v === '') return { kind: 'usage', error: `${a} needs a file name` };
-        args.config = v;
-        args.explicitConfig = true;
-        break;
-      }
-      case '-D':
-      case '--journal-dir': {
-        const v = takeValue();
-        if (v === null || v === '') return { kind: 'usage', error: `${a} needs a directory` };
-        args.journalDir = v;
-        break;
-      }
-      case '-n':
-      case '--dry-run':
-        if (!flag()) return { kind: 'usage', error: `${a} takes no value` };
-        args.dryRun = true;
-        break;
-      case '-v':
-      case '--verbose':
-        if (!flag()) return { kind: 'usage', error: `${a} takes no value` };
-        args.verbose = true;
-        break;
-      default:
-        return { kind: 'usage', error: a.startsWith('-') ? `unknown option ${a}` : `unknown command ${a}` };
-    }
+  if (first !== undefined && (CTL_COMMANDS as readonly string[]).includes(first)) return { kind: 'ctl', sub: first as CtlCommand, args: argv.slice(1) };
+  if (first === 'test' || first === 'history' || first === 'report' || first === 'allow') return { kind: first, args: argv.slice(1) };
+  let p;
+  try {
+    p = parseCommand(DAEMON, argv);
+  } catch (e) {
+    return { kind: 'usage', error: (e as Error).message };
   }
+  if (p.help) return { kind: 'help' };
+  if (p.values.version) return { kind: 'version' };
+  const v = p.values;
+  const args: DaemonArgs = { config: DEFAULT_CONFIG_FILE ?? '/etc/tallow.conf', explicitConfig: false, dryRun: v['dry-run'] === true, verbose: v.verbose === true };
+  if (typeof v.config === 'string') {
+    args.config = v.config;
+    args.explicitConfig = true;
+  }
+  if (typeof v['journal-dir'] === 'string') args.journalDir = v['journal-dir'];
   return { kind: 'daemon', args };
 }
 
-/** Exit status for a start-up error: the error's own exitCode (78 config/patterns, 69 firewall), else 1. */
+/**
+ * Exit status for a start-up error: the error's own exitCode (78 config/patterns, 69 firewall),
+ * 77 for a permission refused by the system, else 1.
+ */
 export function exitStatusFor(e: unknown): number {
   const code = (e as { exitCode?: unknown } | null)?.exitCode;
   if (typeof code === 'number' && Number.isInteger(code) && code > 0 && code < 256) return code;
+  const errno = (e as { code?: unknown } | null)?.code;
+  if (errno === 'EACCES' || errno === 'EPERM') return EX_NOPERM;
   return 1;
 }
 

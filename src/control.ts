@@ -11,22 +11,34 @@ import { parseJson } from './json';
 import { MAX_BAN_SECONDS } from './limits';
 import { checkPrivateDir } from './private-dir';
 import { validateHistory, type HistoryRequest } from './history/query';
+import { parseSettingValue, splitKey } from './runtime-settings';
 import { validateAllow, type AllowRequest } from './allow-control';
 
 export type ControlRequest =
   | { cmd: 'status' }
-  | { cmd: 'list' }
+  /** every ban, or those of one rule */
+  | { cmd: 'list'; rule?: string }
   | { cmd: 'metrics' }
-  | { cmd: 'ban'; address: string; seconds?: number }
+  /** `address`: an address or a network; `rule`: on that rule's ports, in its name */
+  | { cmd: 'ban'; address: string; seconds?: number; rule?: string }
   /** `address`: an address (every ban of it, in every scope) or a network banned as such */
-  | { cmd: 'unban'; address: string }
+  | { cmd: 'unban'; address: string; all?: undefined }
+  /** every ban there is */
+  | { cmd: 'unban'; all: true; address?: undefined }
   /** every rule, or the one named */
   | { cmd: 'rules'; name?: string }
   /** the running allowlist; entries added or removed at runtime (allow-control.ts) */
   | AllowRequest
+  /** tallow.conf and the patterns read again (as SIGHUP) */
+  | { cmd: 'reload' }
+  /** `key`: RULE.threshold, RULE.bantime or RULE.findtime */
+  | { cmd: 'get'; key: string }
+  /** `value`: the setting's (a score, or whole seconds), checked */
+  | { cmd: 'set'; key: string; value: number }
   | HistoryRequest;
 
-export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
+/** `exitCode`: the status the client exits with (78: a reload refused for a configuration error); default 1. */
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; exitCode?: number };
 
 /**
  * The handler receives validated requests only: `address` is canonical (parseAddress: IPv4-mapped
@@ -132,6 +144,10 @@ export interface BanResult {
   address: string;
   family: Family;
   seconds: number;
+  /** the rule it was made in the name of (`--rule`) */
+  rule?: string;
+  /** where it applies: `all`, or the rule's ports */
+  ports?: string;
   /** set when the ban is held but not in the kernel yet (the firewall is failing; it is retried) */
   pending?: string;
 }
@@ -145,6 +161,44 @@ export interface UnbanResult {
   lifted?: string[];
   /** set when the removal has not reached the kernel yet (retried) */
   pending?: string;
+}
+
+/** `unban` with `all` */
+export interface UnbanAllResult {
+  all: true;
+  /** bans lifted */
+  lifted: number;
+  /** addresses and networks they were for */
+  targets: number;
+  pending?: string;
+}
+
+/** `reload` */
+export interface ReloadResult {
+  /** the configuration file read, null: built-in defaults */
+  config: string | null;
+  /** rules added, removed, enabled, disabled, policy changes (as logged) */
+  changes: string[];
+  /** tallow.conf keys changed that take effect only after a restart */
+  restart: string[];
+  /** settings made with `tallow set` that the reload dropped (RULE.KEY) */
+  dropped: string[];
+}
+
+/** `get` and `set` */
+export interface SettingResult {
+  key: string;
+  rule: string;
+  setting: 'threshold' | 'bantime' | 'findtime';
+  value: number;
+  /** set at runtime (`tallow set`), lost at the next reload or restart */
+  runtime: boolean;
+  /** the rule scores in tallow.conf's shared pool (its threshold and expires) */
+  shared: boolean;
+  /** `set`: the value before */
+  previous?: number;
+  /** `set`: what changed in the rule, as logged */
+  changes?: string[];
 }
 
 /** Longest manual ban: the kernel's ipset timeout limit, ~24.8 days. */
@@ -165,56 +219,88 @@ const MAX_REQUEST_DEPTH = 8;
 
 export const DEFAULT_SOCKET = '/run/tallow/tallow.sock';
 
+const COMMAND_NAMES = 'status, list, metrics, rules, ban, unban, reload, get, set, allow, history';
+/** Rule names are shown in logs and label metrics: printable, no spaces. */
+const RULE_NAME = /^[!-~]{1,200}$/;
+
 /** Check one decoded request; returns the normalised request or an error message. */
 export function validateRequest(value: unknown): { req: ControlRequest } | { error: string } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { error: 'a request must be a JSON object like {"cmd":"status"}' };
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.cmd !== 'string') return { error: 'missing "cmd" (status, list, metrics, rules, ban, unban, allow, history)' };
+  if (typeof v.cmd !== 'string') return { error: `missing "cmd" (${COMMAND_NAMES})` };
   if (v.cmd === 'history') return validateHistory(v);
   if (v.cmd === 'allow') return validateAllow(v);
   const allowed: Record<string, string[]> = {
     status: ['cmd'],
-    list: ['cmd'],
+    list: ['cmd', 'rule'],
     metrics: ['cmd'],
     rules: ['cmd', 'name'],
-    ban: ['cmd', 'address', 'seconds'],
-    unban: ['cmd', 'address'],
+    ban: ['cmd', 'address', 'seconds', 'rule'],
+    unban: ['cmd', 'address', 'all'],
+    reload: ['cmd'],
+    get: ['cmd', 'key'],
+    set: ['cmd', 'key', 'value'],
   };
   const keys = Object.prototype.hasOwnProperty.call(allowed, v.cmd) ? allowed[v.cmd] : undefined;
-  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (status, list, metrics, rules, ban, unban, allow, history)` };
+  if (!keys) return { error: `unknown command ${JSON.stringify(v.cmd).slice(0, 80)} (${COMMAND_NAMES})` };
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) return { error: `${v.cmd}: unexpected field ${JSON.stringify(k).slice(0, 80)}` };
   }
-  if (v.cmd === 'status' || v.cmd === 'list' || v.cmd === 'metrics') return { req: { cmd: v.cmd } };
-  if (v.cmd === 'rules') {
-    if (v.name === undefined) return { req: { cmd: 'rules' } };
-    // Rule names are shown in logs and label metrics: printable, no spaces.
-    if (typeof v.name !== 'string' || !/^[!-~]{1,200}$/.test(v.name)) return { error: `rules: "name" must be a rule name, not ${JSON.stringify(v.name).slice(0, 80)}` };
-    return { req: { cmd: 'rules', name: v.name } };
+  const ruleName = (field: string): string | { error: string } | undefined => {
+    const r = v[field];
+    if (r === undefined) return undefined;
+    if (typeof r !== 'string' || !RULE_NAME.test(r)) return { error: `${v.cmd}: "${field}" must be a rule name, not ${JSON.stringify(r).slice(0, 80)}` };
+    return r;
+  };
+  if (v.cmd === 'status' || v.cmd === 'metrics' || v.cmd === 'reload') return { req: { cmd: v.cmd } };
+  if (v.cmd === 'list' || v.cmd === 'rules') {
+    const name = ruleName(v.cmd === 'list' ? 'rule' : 'name');
+    if (typeof name === 'object') return name;
+    if (name === undefined) return { req: { cmd: v.cmd } };
+    return { req: v.cmd === 'list' ? { cmd: 'list', rule: name } : { cmd: 'rules', name } };
+  }
+  if (v.cmd === 'get' || v.cmd === 'set') {
+    const k = splitKey(v.key);
+    if ('error' in k) return { error: `${v.cmd}: ${k.error}` };
+    const key = `${k.rule}.${k.setting}`;
+    if (v.cmd === 'get') return { req: { cmd: 'get', key } };
+    const n = parseSettingValue(k.setting, v.value);
+    if (typeof n !== 'number') return { error: `set: ${n.error}` };
+    return { req: { cmd: 'set', key, value: n } };
+  }
+  if (v.cmd === 'unban' && v.all !== undefined) {
+    if (v.all !== true) return { error: `unban: "all" must be true, not ${JSON.stringify(v.all).slice(0, 80)}` };
+    if (v.address !== undefined) return { error: 'unban: give "address" or "all", not both' };
+    return { req: { cmd: 'unban', all: true } };
   }
 
   if (typeof v.address !== 'string') return { error: `${v.cmd}: "address" must be a string` };
   const text = v.address;
   const shown = JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text);
-  if (v.cmd === 'unban' && text.includes('/')) {
-    // A network banned by a rule with a ban prefix is lifted by its own text (any host bits are cleared).
+  let address: string;
+  if (text.includes('/')) {
+    // A network (a rule's ban prefix, or by hand) is named by its text; host bits are cleared.
     const t = canonicalTarget(text);
-    if (!t) return { error: `unban: ${shown} is not a valid network (CIDR, e.g. 2001:db8::/64)` };
-    return { req: { cmd: 'unban', address: t.target } };
+    if (!t) return { error: `${v.cmd}: ${shown} is not a valid network (CIDR, e.g. 2001:db8::/64)` };
+    address = t.target;
+  } else {
+    const a = parseAddress(text);
+    if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };
+    address = a.address;
   }
-  if (text.includes('/')) return { error: `${v.cmd}: ${shown} is a network (CIDR); give a single address` };
-  const a = parseAddress(text);
-  if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };
-  if (v.cmd === 'unban') return { req: { cmd: 'unban', address: a.address } };
+  if (v.cmd === 'unban') return { req: { cmd: 'unban', address } };
 
-  if (v.seconds === undefined) return { req: { cmd: 'ban', address: a.address } };
+  const rule = ruleName('rule');
+  if (typeof rule === 'object') return rule;
+  const req: ControlRequest = { cmd: 'ban', address, ...(rule !== undefined ? { rule } : {}) };
+  if (v.seconds === undefined) return { req };
   const s = v.seconds;
   if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s > MAX_BAN_SECONDS) {
     return { error: `ban: "seconds" must be a whole number from 1 to ${MAX_BAN_SECONDS}, not ${JSON.stringify(s)}` };
   }
-  return { req: { cmd: 'ban', address: a.address, seconds: s } };
+  return { req: { ...req, seconds: s } };
 }
 
 function errorText(e: unknown): string {

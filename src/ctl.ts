@@ -1,16 +1,23 @@
-// `tallow status|list|rules|metrics|ban|unban ...`: clients of the daemon's control socket. One
-// request, one response, printed for people (or as JSON with `status --json`, `list --json`,
-// `rules --json`; `metrics` prints Prometheus' text format). Exit status (documented in tallow(8)):
+// `tallow status|list|rules|metrics|ban|unban|reload|get|set|version`: clients of the daemon's
+// control socket. One request, one response, printed for people (or as JSON with --json;
+// `metrics` prints Prometheus' text format). Options are read by the table in commands.ts. Exit
+// status (exit.ts, listed in tallow(8) and --help):
 //   0  done
 //   1  the daemon refused the request (its message is printed)
-//   2  bad usage: unknown option, missing or invalid address or time
-//   3  the daemon is not running (no socket, or nothing listening on it)
-//   4  permission denied on the socket (the socket is root-only)
-//   5  the daemon did not answer properly (timeout, connection lost, unreadable answer)
-//   78 tallow.conf could not be read (EX_CONFIG)
+//   64 bad usage: unknown option, missing or invalid address, time or setting
+//   69 the daemon is not running (no socket, or nothing listening on it)
+//   76 the daemon did not answer properly (timeout, connection lost, unreadable answer)
+//   77 permission denied on the socket (the socket is root-only)
+//   78 tallow.conf could not be read, or `tallow reload` refused a configuration with an error
 import * as net from 'node:net';
+import type { CtlCommand } from './cli';
+import { command } from './commands';
 import { DEFAULT_CONFIG_FILE, loadConfig } from './config';
-import { readOptions, UsageError } from './options';
+import { EX_CONFIG, EX_NOPERM, EX_OK, EX_PROTOCOL, EX_REFUSED, EX_UNAVAILABLE, EX_USAGE } from './exit';
+import { parseDuration } from './history/settings';
+import { helpText, parseCommand, synopsis, UsageError, type ParsedCommand } from './options';
+import { parseSettingValue, splitKey } from './runtime-settings';
+import { version } from './version';
 import {
   DEFAULT_SOCKET,
   MAX_BAN_SECONDS,
@@ -20,20 +27,23 @@ import {
   type ControlResponse,
   type ListItem,
   type MetricsResult,
+  type ReloadResult,
   type RuleInfo,
+  type SettingResult,
   type StatusResult,
+  type UnbanAllResult,
   type UnbanResult,
 } from './control';
 
-export const EXIT_OK = 0;
-export const EXIT_REFUSED = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_NOT_RUNNING = 3;
-export const EXIT_PERMISSION = 4;
-export const EXIT_PROTOCOL = 5;
-export const EXIT_CONFIG = 78;
+export const EXIT_OK = EX_OK;
+export const EXIT_REFUSED = EX_REFUSED;
+export const EXIT_USAGE = EX_USAGE;
+export const EXIT_NOT_RUNNING = EX_UNAVAILABLE;
+export const EXIT_PERMISSION = EX_NOPERM;
+export const EXIT_PROTOCOL = EX_PROTOCOL;
+export const EXIT_CONFIG = EX_CONFIG;
 
-export type Subcommand = 'status' | 'list' | 'rules' | 'metrics' | 'ban' | 'unban';
+export type Subcommand = CtlCommand;
 
 export interface CtlIO {
   out(text: string): void;
@@ -47,56 +57,56 @@ const defaultIO: CtlIO = {
   err: (t) => process.stderr.write(t),
 };
 
-const USAGE: Record<Subcommand, string> = {
-  status: 'tallow status [--json] [--socket PATH] [--config FILE]',
-  list: 'tallow list [--json] [--socket PATH] [--config FILE]',
-  rules: 'tallow rules [NAME] [--json] [--socket PATH] [--config FILE]',
-  metrics: 'tallow metrics [--socket PATH] [--config FILE]',
-  ban: 'tallow ban ADDRESS [--time SECONDS] [--socket PATH] [--config FILE]',
-  unban: 'tallow unban ADDRESS|NETWORK [--socket PATH] [--config FILE]',
-};
-
-
-interface Parsed {
-  socket?: string;
-  config?: string;
-  json: boolean;
-  time?: number;
-  positional: string[];
+/** `--time`: whole seconds or a duration (`30m`, `2h`, `7d`). */
+function banSeconds(v: string): number {
+  const n = parseDuration(v);
+  if (n === null || n > MAX_BAN_SECONDS) {
+    throw new UsageError(`--time must be a duration from 1 s to ${MAX_BAN_SECONDS} s (seconds, or 30m, 2h, 7d, 2w), not ${JSON.stringify(v).slice(0, 40)}`);
+  }
+  return n;
 }
 
-function parseArgs(sub: Subcommand, args: string[]): Parsed {
-  const p: Parsed = { json: false, positional: [] };
-  let rest = false;
-  for (const o of readOptions(args)) {
-    const name = o.name;
-    if (rest) p.positional.push(o.arg);
-    else if (name === '--socket') p.socket = o.value();
-    else if (name === '--config') p.config = o.value();
-    else if (name === '--json' && (sub === 'list' || sub === 'status' || sub === 'rules') && !o.inline) p.json = true;
-    else if (name === '--time' && sub === 'ban') {
-      const v = o.value();
-      const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-      if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BAN_SECONDS) {
-        throw new UsageError(`--time must be a whole number of seconds from 1 to ${MAX_BAN_SECONDS}, not ${JSON.stringify(v)}`);
-      }
-      p.time = n;
-    } else if (o.arg === '--') rest = true;
-    else if (o.arg.startsWith('-') && o.arg.length > 1) {
-      throw new UsageError(`unknown option ${o.arg}`);
-    } else p.positional.push(o.arg);
+/** The request a command line asks for (UsageError for what the daemon would refuse anyway). */
+function requestOf(sub: Subcommand, p: ParsedCommand): ControlRequest {
+  const v = p.values;
+  const arg = p.positionals;
+  switch (sub) {
+    case 'ban': {
+      const req: ControlRequest = { cmd: 'ban', address: arg[0] };
+      if (typeof v.time === 'string') req.seconds = banSeconds(v.time);
+      if (typeof v.rule === 'string') req.rule = v.rule;
+      return req;
+    }
+    case 'unban':
+      if (v.all === true && arg.length) throw new UsageError(`give an ADDRESS|NETWORK or --all, not both`);
+      if (v.all === true) return { cmd: 'unban', all: true };
+      if (!arg.length) throw new UsageError('ADDRESS|NETWORK (or --all) is needed');
+      return { cmd: 'unban', address: arg[0] };
+    case 'rules':
+      return arg.length ? { cmd: 'rules', name: arg[0] } : { cmd: 'rules' };
+    case 'list':
+      return typeof v.rule === 'string' ? { cmd: 'list', rule: v.rule } : { cmd: 'list' };
+    case 'get':
+    case 'set': {
+      const k = splitKey(arg[0]);
+      if ('error' in k) throw new UsageError(k.error);
+      if (sub === 'get') return { cmd: 'get', key: arg[0] };
+      const n = parseSettingValue(k.setting, arg[1]);
+      if (typeof n !== 'number') throw new UsageError(n.error);
+      return { cmd: 'set', key: arg[0], value: n };
+    }
+    case 'version':
+      return { cmd: 'status' };
+    default:
+      return { cmd: sub };
   }
-  // `rules` takes a rule name or none.
-  const want = sub === 'ban' || sub === 'unban' || (sub === 'rules' && p.positional.length > 0) ? 1 : 0;
-  if (p.positional.length < want) throw new UsageError('an ADDRESS is needed');
-  if (p.positional.length > want) throw new UsageError(`unexpected argument ${JSON.stringify(p.positional[want])}`);
-  return p;
 }
 
 /** The socket path: --socket, else `socket=` from --config FILE or /etc/tallow.conf, else the default. */
-function socketPath(p: Parsed): string {
-  if (p.socket) return p.socket;
-  return loadConfig(p.config ?? DEFAULT_CONFIG_FILE, p.config !== undefined).socket || DEFAULT_SOCKET;
+function socketPath(p: ParsedCommand): string {
+  if (typeof p.values.socket === 'string') return p.values.socket;
+  const config = typeof p.values.config === 'string' ? p.values.config : undefined;
+  return loadConfig(config ?? DEFAULT_CONFIG_FILE, config !== undefined).socket || DEFAULT_SOCKET;
 }
 
 export class CtlFailure extends Error {
@@ -275,19 +285,46 @@ function fmtNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Math.round(n * 1e6) / 1e6);
 }
 
+/** `tallow reload`: what changed, and what waits for a restart. */
+export function formatReload(r: ReloadResult): string {
+  const lines = [`reloaded ${r.config ?? 'the built-in defaults'} and the patterns`];
+  for (const c of r.changes) lines.push(`  ${c}`);
+  if (r.dropped.length) lines.push(`  settings made with tallow set dropped: ${r.dropped.join(', ')}`);
+  if (r.restart.length) lines.push(`  changed settings that take effect only after a restart: ${r.restart.join(', ')}`);
+  return lines.join('\n') + '\n';
+}
+
+/** `tallow get` / `tallow set`: `sshd.bantime = 7200 (2h 0m 0s), set at runtime`. */
+export function formatSetting(r: SettingResult): string {
+  const v = (n: number) => (r.setting === 'threshold' ? fmtNumber(n) : `${n} (${formatDuration(n)})`);
+  const notes: string[] = [];
+  if (r.runtime) notes.push('set at runtime: lost at the next reload or restart');
+  if (r.shared) notes.push("tallow.conf's shared score (threshold and expires)");
+  let out = `${r.key} = ${v(r.value)}${notes.length ? `  (${notes.join('; ')})` : ''}\n`;
+  if (r.previous !== undefined) {
+    out = `${r.key}: ${v(r.previous)} -> ${v(r.value)} (until the next reload or restart)\n`;
+    for (const c of r.changes ?? []) out += `  ${c}\n`;
+  }
+  return out;
+}
+
 /** Testable core of ctlMain: all output through `io`. */
 export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaultIO): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(`usage: ${USAGE[sub]}\n`);
-    return EXIT_OK;
-  }
-  let p: Parsed;
+  const spec = command(sub)!;
+  let p: ParsedCommand;
+  let req: ControlRequest;
   try {
-    p = parseArgs(sub, args);
+    p = parseCommand(spec, args);
+    if (p.help) {
+      io.out(helpText(spec));
+      return EXIT_OK;
+    }
+    req = requestOf(sub, p);
   } catch (e) {
-    io.err(`tallow ${sub}: ${(e as Error).message}\nusage: ${USAGE[sub]}\n`);
+    io.err(`tallow ${sub}: ${(e as Error).message}\nusage: ${synopsis(spec)} (see tallow ${sub} --help)\n`);
     return EXIT_USAGE;
   }
+  if (sub === 'version') io.out(`tallow ${version()}\n`);
   let sock: string;
   try {
     sock = socketPath(p);
@@ -295,11 +332,6 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
     io.err(`tallow: ${(e as Error).message}\n`);
     return EXIT_CONFIG;
   }
-  let req: ControlRequest;
-  if (sub === 'ban') req = p.time === undefined ? { cmd: 'ban', address: p.positional[0] } : { cmd: 'ban', address: p.positional[0], seconds: p.time };
-  else if (sub === 'unban') req = { cmd: 'unban', address: p.positional[0] };
-  else if (sub === 'rules') req = p.positional.length ? { cmd: 'rules', name: p.positional[0] } : { cmd: 'rules' };
-  else req = { cmd: sub };
   // Same checks as the daemon: a typo is reported without bothering it (and without root).
   const checked = validateRequest(req);
   if ('error' in checked) {
@@ -311,56 +343,92 @@ export async function ctlRun(sub: Subcommand, args: string[], io: CtlIO = defaul
   try {
     res = await request(sock, checked.req, io.timeoutMs);
   } catch (e) {
+    if (sub === 'version') {
+      // This program's version is known: the daemon's is only added when it can be asked.
+      io.out(`daemon: ${e instanceof CtlFailure && e.code === EXIT_NOT_RUNNING ? 'not running' : `unknown (${(e as Error).message})`}\n`);
+      return EXIT_OK;
+    }
     io.err(`tallow: ${(e as Error).message}\n`);
     return e instanceof CtlFailure ? e.code : EXIT_PROTOCOL;
   }
   if (!res.ok) {
     io.err(`tallow ${sub}: ${res.error}\n`);
-    return EXIT_REFUSED;
+    return typeof res.exitCode === 'number' ? res.exitCode : EXIT_REFUSED;
   }
   try {
-    switch (sub) {
-      case 'status':
-        io.out(p.json ? JSON.stringify(res.result, null, 2) + '\n' : formatStatus(res.result as StatusResult));
-        break;
-      case 'metrics': {
-        const m = res.result as MetricsResult;
-        if (typeof m?.text !== 'string') throw new Error('metrics result has no text');
-        io.out(m.text);
-        break;
-      }
-      case 'list': {
-        const items = res.result as ListItem[];
-        if (!Array.isArray(items)) throw new Error('list result is not an array');
-        io.out(p.json ? JSON.stringify(items, null, 2) + '\n' : formatList(items));
-        break;
-      }
-      case 'rules': {
-        const rules = res.result as RuleInfo[];
-        if (!Array.isArray(rules)) throw new Error('rules result is not an array');
-        io.out(p.json ? JSON.stringify(rules, null, 2) + '\n' : formatRules(rules));
-        break;
-      }
-      case 'ban': {
-        const b = res.result as BanResult;
-        io.out(`banned ${b.address} for ${b.seconds} s (${formatDuration(b.seconds)})\n`);
-        if (b.pending) io.err(`tallow ban: note: ${b.pending}\n`);
-        break;
-      }
-      case 'unban': {
-        const u = res.result as UnbanResult;
-        // Several bans (one per scope: sshd's on 22, postfix's on 25) are lifted at once: say which.
-        const which = u.lifted && (u.lifted.length > 1 || (u.lifted.length === 1 && u.lifted[0] !== 'all')) ? ` (${u.lifted.map((x) => (x === 'all' ? 'all ports' : `ports ${x}`)).join('; ')})` : '';
-        io.out(u.wasBanned ? `unbanned ${u.address}${which}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
-        if (u.pending) io.err(`tallow unban: note: ${u.pending}\n`);
-        break;
-      }
-    }
+    print(sub, p, res.result, io);
   } catch (e) {
     io.err(`tallow: unexpected answer from the daemon: ${(e as Error).message}\n`);
     return EXIT_PROTOCOL;
   }
   return EXIT_OK;
+}
+
+function print(sub: Subcommand, p: ParsedCommand, result: unknown, io: CtlIO): void {
+  const json = p.values.json === true;
+  switch (sub) {
+    case 'status':
+      io.out(json ? JSON.stringify(result, null, 2) + '\n' : formatStatus(result as StatusResult));
+      break;
+    case 'version': {
+      const s = result as StatusResult;
+      io.out(`daemon: tallow ${s.version} (pid ${s.pid}, up ${formatDuration(s.uptime)})\n`);
+      break;
+    }
+    case 'metrics': {
+      const m = result as MetricsResult;
+      if (typeof m?.text !== 'string') throw new Error('metrics result has no text');
+      io.out(m.text);
+      break;
+    }
+    case 'list': {
+      const items = result as ListItem[];
+      if (!Array.isArray(items)) throw new Error('list result is not an array');
+      const rule = p.values.rule;
+      io.out(json ? JSON.stringify(items, null, 2) + '\n' : items.length === 0 && typeof rule === 'string' ? `no bans of rule ${rule}\n` : formatList(items));
+      break;
+    }
+    case 'rules': {
+      const rules = result as RuleInfo[];
+      if (!Array.isArray(rules)) throw new Error('rules result is not an array');
+      io.out(json ? JSON.stringify(rules, null, 2) + '\n' : formatRules(rules));
+      break;
+    }
+    case 'ban': {
+      const b = result as BanResult;
+      const where = b.rule ? ` on ports ${b.ports} (rule ${b.rule})` : b.ports && b.ports !== 'all' ? ` on ports ${b.ports}` : '';
+      io.out(`banned ${b.address} for ${b.seconds} s (${formatDuration(b.seconds)})${where}\n`);
+      if (b.pending) io.err(`tallow ban: note: ${b.pending}\n`);
+      break;
+    }
+    case 'unban': {
+      if ((result as UnbanAllResult).all === true) {
+        const a = result as UnbanAllResult;
+        io.out(a.lifted === 0 ? 'no bans to lift\n' : `unbanned everything: ${a.lifted} ban${a.lifted === 1 ? '' : 's'} of ${a.targets} address${a.targets === 1 ? '' : 'es'} and networks; their records are cleared\n`);
+        if (a.pending) io.err(`tallow unban: note: ${a.pending}\n`);
+        break;
+      }
+      const u = result as UnbanResult;
+      // Several bans (one per scope: sshd's on 22, postfix's on 25) are lifted at once: say which.
+      const which = u.lifted && (u.lifted.length > 1 || (u.lifted.length === 1 && u.lifted[0] !== 'all')) ? ` (${u.lifted.map((x) => (x === 'all' ? 'all ports' : `ports ${x}`)).join('; ')})` : '';
+      io.out(u.wasBanned ? `unbanned ${u.address}${which}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
+      if (u.pending) io.err(`tallow unban: note: ${u.pending}\n`);
+      break;
+    }
+    case 'reload': {
+      const r = result as ReloadResult;
+      if (!Array.isArray(r?.changes)) throw new Error('reload result has no changes');
+      io.out(formatReload(r));
+      break;
+    }
+    case 'get':
+    case 'set': {
+      const r = result as SettingResult;
+      if (typeof r?.value !== 'number') throw new Error(`${sub} result has no value`);
+      io.out(formatSetting(r));
+      break;
+    }
+  }
 }
 
 export function ctlMain(subcommand: Subcommand, args: string[]): Promise<number> {

@@ -6,8 +6,8 @@
 // and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
 // the control socket's requests are answered in requests.ts.
 import * as path from 'node:path';
-import { ControlServer, validateRequest, type ControlResponse } from './control';
-import { loadEngine, type Engine } from './engine';
+import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
+import { loadEngine, makeEngine, type Engine } from './engine';
 import { errText } from './limits';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
@@ -28,10 +28,12 @@ import type { HistoryListener } from './listeners/history';
 import { BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
-import { ruleChanges } from './rules';
+import { defaultRuleName, ruleChanges } from './rules';
+import { settingKeys, withSettings, type RuntimeSettings, type Settable } from './runtime-settings';
+import type { PatternFile } from './patterns';
 import { notifyEvent } from './notify';
 import { Reader } from './reader';
-import { Requests } from './requests';
+import { MANUAL_NETWORKS, Requests } from './requests';
 import { NeverBan } from './never-ban';
 import { checkPrivateDir } from './private-dir';
 import { checkStateDir, liveRecords, StateStore, type State } from './state';
@@ -86,10 +88,14 @@ export class Daemon {
   private loop: Promise<void> | null = null;
   private readonly requests: Requests;
   private readonly knownScopes = new Map<string, Scope>();
+  /** The pattern files as read (before `tallow set`), and what `tallow set` changed in them. */
+  private loadedFiles: PatternFile[];
+  private settings: RuntimeSettings = new Map();
 
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
     this.engine = loadEngine(opts.configFile, opts.explicitConfig, opts.shippedPatterns, this.metrics);
+    this.loadedFiles = this.engine.files;
     this.ledger = new Ledger({
       emit: (e) => this.events.emit(e),
       // Whoever asks (a log line, the socket, the state file, the kernel's sets, a remote node).
@@ -144,8 +150,14 @@ export class Daemon {
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
-    // Sets and rules for every scope the rules ban in, made at start like tallow's own.
-    const backend = await chooseBackend(config, log, this.opts.dryRun, scopesOf(this.engine.rules));
+    // Sets and rules for every scope the rules ban in, made at start like tallow's own; and for
+    // networks banned by hand, when the state file holds such bans.
+    const scopes = scopesOf(this.engine.rules);
+    if (state?.bans.some((b) => b.scope === MANUAL_NETWORKS.id) && !scopes.some((s) => s.id === MANUAL_NETWORKS.id)) {
+      scopes.push(MANUAL_NETWORKS);
+      this.knownScopes.set(MANUAL_NETWORKS.id, MANUAL_NETWORKS);
+    }
+    const backend = await chooseBackend(config, log, this.opts.dryRun, scopes);
     this.firewall = new Firewall(backend, log, {
       held: () => this.ledger.values(),
       metrics: this.metrics,
@@ -426,16 +438,52 @@ export class Daemon {
 
   /** SIGHUP: a new config and patterns, all or nothing; records and bans are kept. */
   reload(): boolean {
+    return !('error' in this.reloadReport());
+  }
+
+  /** SIGHUP and `tallow reload`: systemd is told (RELOADING=1, then READY=1). */
+  reloadService(source: string): ReloadResult | { error: string } {
+    this.log.info(`${source}: reloading configuration and patterns`);
+    // MONOTONIC_USEC: newer systemd wants it with RELOADING=1 (uv's hrtime is CLOCK_MONOTONIC).
+    notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    try {
+      return this.reloadReport();
+    } finally {
+      notify('READY=1');
+    }
+  }
+
+  /** The reload, and what it changed; a configuration with an error changes nothing. */
+  reloadReport(): ReloadResult | { error: string } {
     let next: Engine;
     try {
       next = loadEngine(this.opts.configFile, this.opts.explicitConfig, this.opts.shippedPatterns, this.metrics);
     } catch (e) {
       this.log.error(`reload refused, still running the previous configuration: ${errText(e)}`, undefined, 'config_error');
-      return false;
+      return { error: errText(e) };
     }
+    // The files are the truth again: what `tallow set` changed goes.
+    const dropped = settingKeys(this.settings);
+    this.settings.clear();
+    this.loadedFiles = next.files;
     const old = this.engine.config;
     const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
+    const changes = this.apply(next);
+    this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
+      config: next.config.file ?? 'none (built-in defaults)',
+      threshold: String(next.config.threshold),
+      expires: String(next.config.expires),
+      ...(next.config.dropins?.length ? { dropins: next.config.dropins.join(',') } : {}),
+    }, 'reload');
+    for (const line of changes) this.log.info(line);
+    if (dropped.length) this.log.info(`settings made with tallow set dropped by the reload: ${dropped.join(', ')}`);
+    if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
+    return { config: next.config.file, changes, restart: restartOnly.map(confKey), dropped };
+  }
+
+  /** Runs `next` from now on (a reload, `tallow set`): the rule changes, as log lines. */
+  private apply(next: Engine): string[] {
     const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
     const before = this.engine.rules;
     const after = next.rules;
@@ -451,18 +499,36 @@ export class Daemon {
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
     this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     this.logEngine(next);
-    this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
-      config: next.config.file ?? 'none (built-in defaults)',
-      threshold: String(next.config.threshold),
-      expires: String(next.config.expires),
-      ...(next.config.dropins?.length ? { dropins: next.config.dropins.join(',') } : {}),
-    }, 'reload');
-    for (const line of rulesChanged) this.log.info(line);
-    if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
-    if (journalChanged) {
-      this.reader.refilter();
+    if (journalChanged) this.reader.refilter();
+    return rulesChanged;
+  }
+
+  /**
+   * `tallow set RULE.KEY VALUE`: as if every block of the rule gave that key, until the next
+   * reload or restart. A value the rule cannot take is refused and nothing changes.
+   */
+  set(rule: string, setting: Settable, value: number): { changes: string[]; previous: number } | { error: string } {
+    const r = this.engine.rules.find((x) => x.name === rule);
+    if (!r) return { error: `no rule named ${JSON.stringify(rule)} (rules: ${this.engine.rules.map((x) => x.name).join(', ')})` };
+    if (r.action === 'notify') return { error: `rule ${rule} has "action": "notify": it never scores or bans, so it has no ${setting}` };
+    const settings: RuntimeSettings = new Map([...this.settings].map(([k, v]) => [k, { ...v }]));
+    settings.set(rule, { ...settings.get(rule), [setting]: value });
+    let next: Engine;
+    try {
+      next = makeEngine(this.engine.config, withSettings(this.loadedFiles, settings, (f) => f.keys.name ?? defaultRuleName(f)), this.metrics);
+    } catch (e) {
+      return { error: errText(e) };
     }
-    return true;
+    this.settings = settings;
+    const changes = this.apply(next);
+    this.log.info(`tallow set ${rule}.${setting} ${value} (until the next reload or restart)`);
+    for (const line of changes) this.log.info(line);
+    return { changes, previous: r[setting] };
+  }
+
+  /** The settings made with `tallow set` that run now. */
+  get runtimeSettings(): RuntimeSettings {
+    return this.settings;
   }
 
   /** SIGUSR1: the record table (requests.ts). */

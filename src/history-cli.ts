@@ -1,7 +1,7 @@
 // `tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule R] [--top] [--json]`: asked of the
 // running daemon over its control socket; when it is not running, read straight from the store
-// (the SQLite file read-only, or PostgreSQL). Exit status as for the other commands (ctl.ts):
-// 0 done, 1 refused or no history, 2 bad usage, 4 permission denied, 5 bad answer, 78 tallow.conf.
+// (the SQLite file read-only, or PostgreSQL). Exit status as for the other commands (exit.ts):
+// 0 done, 1 refused or no history, 64 bad usage, 76 bad answer, 77 permission denied, 78 tallow.conf.
 import * as fs from 'node:fs';
 import { Allowlist } from './allowlist';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
@@ -12,9 +12,10 @@ import { parseDuration } from './history/settings';
 import { SqliteStore } from './history/sqlite';
 import type { HistoryBan, HistoryItem, TopItem } from './history/store';
 import { errText } from './limits';
-import { readOptions, UsageError } from './options';
+import { command } from './commands';
+import { helpText, parseCommand, synopsis, UsageError, type ParsedCommand } from './options';
 
-export const HISTORY_USAGE = 'tallow history [ADDRESS|NETWORK] [--since WHEN] [--rule RULE] [--top] [--limit N] [--json] [--socket PATH] [--config FILE]';
+export const HISTORY_USAGE = synopsis(command('history')!);
 
 /** `2h`, `7d` (that long ago), `2026-11-20`, `2026-11-20T10:00` (local time unless a zone is given) -> ms. */
 export function parseSince(text: string, now = Date.now()): number {
@@ -34,26 +35,20 @@ interface Parsed {
   config?: string;
 }
 
-function parse(args: string[]): Parsed {
-  const p: Parsed = { req: { cmd: 'history' }, json: false };
-  const positional: string[] = [];
-  for (const o of readOptions(args)) {
-    if (o.name === '--since') p.req.since = parseSince(o.value());
-    else if (o.name === '--rule') p.req.rule = o.value();
-    else if (o.name === '--limit') {
-      const v = o.value();
-      if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > 100_000) throw new UsageError(`--limit must be a whole number from 1 to 100000, not ${JSON.stringify(v)}`);
-      p.req.limit = Number(v);
-    } else if (o.name === '--top' && !o.inline) p.req.top = true;
-    else if (o.name === '--json' && !o.inline) p.json = true;
-    else if (o.name === '--socket') p.socket = o.value();
-    else if (o.name === '--config') p.config = o.value();
-    else if (o.arg.startsWith('-') && o.arg.length > 1) throw new UsageError(`unknown option ${o.arg}`);
-    else positional.push(o.arg);
+function parse(p: ParsedCommand): Parsed {
+  const v = p.values;
+  const out: Parsed = { req: { cmd: 'history' }, json: v.json === true };
+  if (typeof v.since === 'string') out.req.since = parseSince(v.since);
+  if (typeof v.rule === 'string') out.req.rule = v.rule;
+  if (typeof v.limit === 'string') {
+    if (!/^\d{1,6}$/.test(v.limit) || Number(v.limit) < 1 || Number(v.limit) > 100_000) throw new UsageError(`--limit must be a whole number from 1 to 100000, not ${JSON.stringify(v.limit)}`);
+    out.req.limit = Number(v.limit);
   }
-  if (positional.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positional[1])}`);
-  if (positional.length) p.req.address = positional[0];
-  return p;
+  if (v.top === true) out.req.top = true;
+  if (typeof v.socket === 'string') out.socket = v.socket;
+  if (typeof v.config === 'string') out.config = v.config;
+  if (p.positionals.length) out.req.address = p.positionals[0];
+  return out;
 }
 
 const when = (ms: number | null): string => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
@@ -118,13 +113,15 @@ async function offline(config: Config, req: HistoryRequest, io: CtlIO): Promise<
 }
 
 export async function historyRun(args: string[], io: CtlIO): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(`usage: ${HISTORY_USAGE}\n`);
-    return EXIT_OK;
-  }
+  const spec = command('history')!;
   let p: Parsed;
   try {
-    p = parse(args);
+    const parsed = parseCommand(spec, args);
+    if (parsed.help) {
+      io.out(helpText(spec));
+      return EXIT_OK;
+    }
+    p = parse(parsed);
   } catch (e) {
     io.err(`tallow history: ${(e as Error).message}\nusage: ${HISTORY_USAGE}\n`);
     return EXIT_USAGE;

@@ -2,7 +2,8 @@
 // Metrics object, the list from the ledger, the rules from the engine, the scores and the
 // counters, ban and unban through the ledger like any other ban. control.ts has already
 // validated each request (canonical address, seconds in range).
-import type { ControlRequest, ControlResponse, ListItem, RuleInfo, StatusResult } from './control';
+import type { Family } from './address';
+import type { ControlRequest, ControlResponse, ListItem, RuleInfo, SettingResult, StatusResult } from './control';
 import type { Daemon } from './daemon';
 import { errText } from './limits';
 import { fmtScore } from './listeners/log';
@@ -12,7 +13,10 @@ import type { PatternFile } from './patterns';
 import type { Rule } from './rule';
 import { defaultRuleName } from './rules';
 import { portsText } from './scoring';
-import { familyOf } from './target';
+import { familyOf, isNetwork, overlaps, parseNetwork } from './target';
+import { splitKey } from './runtime-settings';
+import { scopeOf, type Scope } from './scope';
+import type { BanDecision } from './tracker';
 import { version } from './version';
 import { historyQuery } from './history/query';
 import { allowRequest } from './allow-control';
@@ -32,6 +36,9 @@ function filterText(rule: Rule, files: PatternFile[]): string {
   return text.length > FILTER_SHOWN ? `${text.slice(0, FILTER_SHOWN - 3)}...` : text;
 }
 
+
+/** Where networks banned by hand (`tallow ban NETWORK`, no rule) apply: every port. */
+export const MANUAL_NETWORKS: Scope = scopeOf(undefined, undefined, true);
 
 export class Requests {
   constructor(private readonly d: Daemon) {}
@@ -132,8 +139,12 @@ export class Requests {
       switch (req.cmd) {
         case 'status':
           return { ok: true, result: this.status() };
-        case 'list':
-          return { ok: true, result: this.list() };
+        case 'list': {
+          const all = this.list();
+          if (req.rule === undefined) return { ok: true, result: all };
+          if (!d.engine.rules.some((r) => r.name === req.rule) && !all.some((i) => i.rule === req.rule)) return { ok: false, error: this.noRule(req.rule) };
+          return { ok: true, result: all.filter((i) => i.rule === req.rule) };
+        }
         case 'metrics':
           return { ok: true, result: { text: d.metrics.prometheus() } };
         case 'rules': {
@@ -143,43 +154,18 @@ export class Requests {
           }
           return { ok: true, result: rules };
         }
-        case 'ban': {
-          const { address } = req;
-          const family = address.includes(':') ? 6 : 4;
-          const seconds = req.seconds ?? d.engine.config.expires;
-          const now = Date.now();
-          const why = d.ledger.refusal(address, family);
-          if (why) return { ok: false, error: `${address} was not banned: ${why}` };
-          const [decision] = d.scoring.ban(address, family, seconds, now);
-          if (!decision || decision.action !== 'ban') return { ok: false, error: `${address} was not banned (allowlisted)` };
-          // A manual ban (every port) replaces whatever ban there was there, even a longer one.
-          const out = d.ledger.ban({ ...decision, origin: 'manual' }, now, true);
-          if (!out.ok) return { ok: false, error: `${address} was not banned: ${out.why}` };
-          const notYet = await d.firewall.outcome(address, decision.scope);
-          // Refused by the kernel: dropped, and the ledger has forgotten it. Otherwise it is held
-          // and will reach the kernel when the firewall works again.
-          if (notYet && !d.ledger.get(address, decision.scope)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
-          return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(notYet ? { pending: notYet } : {}) } };
+        case 'ban':
+          return await this.ban(req);
+        case 'unban':
+          return req.all ? await this.unbanAll() : await this.unban(req.address);
+        case 'reload': {
+          const r = d.reloadService('tallow reload');
+          // A configuration error is EX_CONFIG for the client too; the old configuration runs on.
+          return 'error' in r ? { ok: false, error: `reload refused, still running the previous configuration: ${r.error}`, exitCode: 78 } : { ok: true, result: r };
         }
-        case 'unban': {
-          // Every ban of the target, whatever rule made it and wherever it applies.
-          const { address } = req;
-          const family = familyOf(address);
-          const lifted = d.ledger.unbanAll(address, 'manual', Date.now());
-          d.scoring.unban(address, family);
-          const scopes = d.scopes();
-          // Not in the ledger: still make sure the kernel holds nothing for it in any scope (a
-          // removal of an absent entry is no error).
-          const removals: { address: string; family: 4 | 6; scope: string }[] = lifted.length ? [] : [...scopes.keys()].map((scope) => ({ address, family, scope }));
-          if (removals.length) d.firewall.unban(removals);
-          d.state?.changed();
-          const waits = lifted.length ? lifted.map((b) => b.scope) : [...scopes.keys()];
-          const why = (await Promise.all(waits.map((s) => d.firewall.outcome(address, s)))).find((w) => w) ?? null;
-          return {
-            ok: true,
-            result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
-          };
-        }
+        case 'get':
+        case 'set':
+          return this.setting(req);
         case 'allow':
           return await allowRequest(d, req);
         case 'history': {
@@ -193,6 +179,124 @@ export class Requests {
     } catch (e) {
       return { ok: false, error: errText(e) };
     }
+  }
+
+  private noRule(name: string): string {
+    return `no rule named ${JSON.stringify(name)} (rules: ${this.d.engine.rules.map((r) => r.name).join(', ')})`;
+  }
+
+  /** By hand: an address or a network, on every port for `expires`, or on a rule's ports for its bantime. */
+  private async ban(req: Extract<ControlRequest, { cmd: 'ban' }>): Promise<ControlResponse> {
+    const d = this.d;
+    const { address } = req;
+    const family = familyOf(address);
+    let rule: Rule | undefined;
+    if (req.rule !== undefined) {
+      rule = d.engine.rules.find((r) => r.name === req.rule);
+      if (!rule) return { ok: false, error: this.noRule(req.rule) };
+      if (!rule.enabled || rule.action === 'notify') return { ok: false, error: `rule ${rule.name} ${rule.enabled ? 'never bans ("action": "notify")' : 'is disabled'}: its ports have no sets to ban in` };
+    }
+    const seconds = req.seconds ?? rule?.bantime ?? d.engine.config.expires;
+    const now = Date.now();
+    const why = d.ledger.refusal(address, family);
+    if (why) return { ok: false, error: `${address} was not banned: ${why}` };
+    let decision: BanDecision;
+    if (isNetwork(address)) {
+      const net = parseNetwork(address)!;
+      const allow = d.engine.allowlist;
+      if (allow.has(net.base, family) || allow.entries.some((a) => overlaps(net, { base: a.address, family: a.family, prefix: a.prefix }))) {
+        return { ok: false, error: `${address} was not banned: it holds allowlisted addresses` };
+      }
+      // Networks live in sets of their own (hash:net): a rule's that bans networks, or on every
+      // port those made for bans by hand (kept across a restart: daemon.ts).
+      if (rule && !rule.scope.net) return { ok: false, error: `rule ${rule.name} bans addresses, not networks (no ban_prefix): ban ${address} without --rule (every port)` };
+      const scope = rule ? rule.scope : MANUAL_NETWORKS;
+      if (!d.scopes().has(scope.id)) {
+        try {
+          await d.firewall.setScopes([scope]);
+        } catch (e) {
+          return { ok: false, error: `${address} was not banned: the sets for networks could not be made: ${errText(e)}` };
+        }
+        d.scopes().set(scope.id, scope);
+      }
+      decision = { action: 'ban', address, family, seconds, score: 0, count: 0, pattern: 'manual', reason: 'manual', scope: scope.id, rule: rule ? rule.name : null };
+    } else {
+      const [dec] = d.scoring.ban(address, family, seconds, now);
+      if (!dec || dec.action !== 'ban') return { ok: false, error: `${address} was not banned (allowlisted)` };
+      decision = rule ? { ...dec, scope: rule.scope.id, rule: rule.name } : dec;
+    }
+    // A manual ban replaces whatever ban there was in its scope, even a longer one.
+    const out = d.ledger.ban({ ...decision, origin: 'manual' }, now, true);
+    if (!out.ok) return { ok: false, error: `${address} was not banned: ${out.why}` };
+    const notYet = await d.firewall.outcome(address, decision.scope);
+    // Refused by the kernel: dropped, and the ledger has forgotten it. Otherwise it is held
+    // and will reach the kernel when the firewall works again.
+    if (notYet && !d.ledger.get(address, decision.scope)) return { ok: false, error: `${address} was not banned: the firewall refused it: ${notYet}` };
+    const ports = portsText(d.scopes().get(decision.scope), decision.scope);
+    return { ok: true, result: { address, family, seconds: Math.ceil(seconds), ...(rule ? { rule: rule.name, ports } : {}), ...(notYet ? { pending: notYet } : {}) } };
+  }
+
+  /** Every ban of the target, whatever rule made it and wherever it applies; its records are forgotten. */
+  private async unban(address: string): Promise<ControlResponse> {
+    const d = this.d;
+    const family = familyOf(address);
+    const lifted = d.ledger.unbanAll(address, 'manual', Date.now());
+    d.scoring.unban(address, family);
+    const scopes = d.scopes();
+    // Not in the ledger: still make sure the kernel holds nothing for it in any scope (a
+    // removal of an absent entry is no error).
+    const removals: { address: string; family: 4 | 6; scope: string }[] = lifted.length ? [] : [...scopes.keys()].map((scope) => ({ address, family, scope }));
+    if (removals.length) d.firewall.unban(removals);
+    d.state?.changed();
+    const waits = lifted.length ? lifted.map((b) => b.scope) : [...scopes.keys()];
+    const why = (await Promise.all(waits.map((s) => d.firewall.outcome(address, s)))).find((w) => w) ?? null;
+    return {
+      ok: true,
+      result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
+    };
+  }
+
+  /** `unban --all`: every ban in the ledger, and the records of what was banned. */
+  private async unbanAll(): Promise<ControlResponse> {
+    const d = this.d;
+    const now = Date.now();
+    const targets = new Map<string, Family>();
+    for (const b of d.ledger.values()) targets.set(b.address, b.family);
+    const lifted: { address: string; scope: string }[] = [];
+    for (const [address, family] of targets) {
+      for (const b of d.ledger.unbanAll(address, 'manual', now)) lifted.push(b);
+      d.scoring.unban(address, family);
+    }
+    d.state?.changed();
+    const why = (await Promise.all(lifted.map((b) => d.firewall.outcome(b.address, b.scope)))).find((w) => w) ?? null;
+    return { ok: true, result: { all: true, lifted: lifted.length, targets: targets.size, ...(why ? { pending: why } : {}) } };
+  }
+
+  /** `get` / `set` a rule's threshold, bantime or findtime. */
+  private setting(req: Extract<ControlRequest, { cmd: 'get' | 'set' }>): ControlResponse {
+    const d = this.d;
+    const k = splitKey(req.key);
+    if ('error' in k) return { ok: false, error: k.error };
+    let previous: number | undefined;
+    let changes: string[] | undefined;
+    if (req.cmd === 'set') {
+      const r = d.set(k.rule, k.setting, req.value);
+      if ('error' in r) return { ok: false, error: r.error };
+      ({ previous, changes } = r);
+    }
+    const rule = d.engine.rules.find((r) => r.name === k.rule);
+    if (!rule) return { ok: false, error: this.noRule(k.rule) };
+    if (rule.action === 'notify') return { ok: false, error: `rule ${rule.name} has "action": "notify": it never scores or bans, so it has no ${k.setting}` };
+    const result: SettingResult = {
+      key: req.key,
+      rule: rule.name,
+      setting: k.setting,
+      value: rule[k.setting],
+      runtime: d.runtimeSettings.get(rule.name)?.[k.setting] !== undefined,
+      shared: rule.pool === '',
+      ...(previous !== undefined ? { previous, changes } : {}),
+    };
+    return { ok: true, result };
   }
 
   /** SIGUSR1: the record table, one line per record, and bans without a record. */

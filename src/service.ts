@@ -2,7 +2,7 @@
 // (SIGHUP reload, SIGUSR1 record table, SIGUSR2 reopen the log file), telling systemd what it
 // does (sd_notify).
 import { setFlagsFromString } from 'node:v8';
-import { Daemon, notify, type DaemonOptions } from './daemon';
+import { Daemon, type DaemonOptions } from './daemon';
 import { errText } from './limits';
 
 /**
@@ -39,11 +39,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       );
     };
     const onHup = () => {
-      opts.log.info('SIGHUP: reloading configuration and patterns');
-      // MONOTONIC_USEC: newer systemd wants it with RELOADING=1 (uv's hrtime is CLOCK_MONOTONIC).
-      notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
-      d.reload();
-      notify('READY=1');
+      d.reloadService('SIGHUP');
     };
     const onUsr1 = () => d.dump();
     process.once('SIGTERM', () => onStop('SIGTERM'));

@@ -4,7 +4,7 @@
 // input, bantime, ports, ban prefix). `--rule NAME` shows that rule alone. Nothing here touches
 // the firewall; files and stdin need no privileges. The report is written by tester-report.ts.
 //
-// Exit status: 0 something matched; 1 nothing matched; 2 bad usage; 66 the input could not be
+// Exit status: 0 something matched; 1 nothing matched; 64 bad usage; 66 the input could not be
 // read (EX_NOINPUT); 78 tallow.conf or a patterns file is wrong (EX_CONFIG).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +12,9 @@ import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
 import { PatternError, loadPatternFiles, parsePatternFile, shippedPatternsDir, journalMatches, neededFields, type PatternFile } from './patterns';
-import { readOptions, UsageError } from './options';
+import { command } from './commands';
+import { EX_CONFIG, EX_NOINPUT, EX_USAGE } from './exit';
+import { helpText, parseCommand, synopsis, type ParsedCommand, UsageError } from './options';
 import type { Matcher } from './matcher';
 import type { Decision } from './tracker';
 import { Allowlist } from './allowlist';
@@ -26,9 +28,9 @@ import type { Journal as JournalT, JournalEntry, MatchGroup } from './journal';
 
 export const EXIT_MATCHED = 0;
 export const EXIT_NO_MATCH = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_NOINPUT = 66;
-export const EXIT_CONFIG = 78;
+export const EXIT_USAGE = EX_USAGE;
+export const EXIT_NOINPUT = EX_NOINPUT;
+export const EXIT_CONFIG = EX_CONFIG;
 
 export interface TesterIO {
   out(text: string): void;
@@ -40,16 +42,7 @@ export interface TesterIO {
   progressMs?: number;
 }
 
-const USAGE = `usage: tallow test [FILE|-] [--rule NAME] [--unmatched] [--config FILE] [--patterns DIR|FILE.json] [--field NAME=VALUE]...
-       tallow test --journal [--since WHEN] [--unit UNIT] [--journal-dir DIR] [--rule NAME] [--unmatched] [--config FILE] [--patterns DIR|FILE.json]
-Runs the patterns over log lines (one message per line, or journalctl -o short/short-iso lines) or
-the journal, and prints the matches per pattern, the bans each rule's policy would make (findtime
-counted on the lines' own times), and with --unmatched the lines no pattern matched. --rule NAME
-shows that rule's matches and bans alone. --patterns DIR stands for patterns_dir (shipped files
-plus DIR's); --patterns FILE.json tests that file alone. Text lines count as sshd's
-(_EXE=/usr/sbin/sshd, _UID=0, SYSLOG_IDENTIFIER=sshd); --field sets or adds a field.
-WHEN: 'YYYY-MM-DD [HH:MM[:SS]]', 'today', 'yesterday', '@EPOCH', '-2h', '30 min ago'.
-`;
+const USAGE = `usage: ${synopsis(command('test')!, true)}\n(see tallow test --help)\n`;
 
 
 interface Options {
@@ -111,38 +104,30 @@ export function parseWhen(text: string, now: number): number {
   return bad();
 }
 
-function parseArgs(args: string[], now: number): Options {
-  const o: Options = { input: null, journal: false, unmatched: false, fields: {} };
-  for (const opt of readOptions(args)) {
-    const a = opt.arg;
-    const value = opt.value;
-    switch (opt.name) {
-      case '--journal': o.journal = true; break;
-      case '--unmatched': o.unmatched = true; break;
-      case '--since': o.since = parseWhen(value(), now); o.journal = true; break;
-      case '--unit': {
-        const u = value();
-        if (!/^[A-Za-z0-9:_.@\\-]+$/.test(u)) throw new UsageError(`--unit: ${JSON.stringify(u)} is not a unit name`);
-        o.unit = u.includes('.') ? u : `${u}.service`;
-        o.journal = true;
-        break;
-      }
-      case '--journal-dir': o.journalDir = value(); o.journal = true; break;
-      case '--config': o.config = value(); break;
-      case '--patterns': o.patterns = value(); break;
-      case '--rule': o.rule = value(); break;
-      case '--field': {
-        const v = value();
-        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/s.exec(v);
-        if (!m) throw new UsageError(`--field: expected NAME=VALUE with an upper-case journal field name, got ${JSON.stringify(v)}`);
-        o.fields[m[1]] = m[2];
-        break;
-      }
-      default:
-        if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-        if (o.input !== null) throw new UsageError(`only one input file, got ${JSON.stringify(o.input)} and ${JSON.stringify(a)}`);
-        o.input = a;
-    }
+function parseArgs(p: ParsedCommand, now: number): Options {
+  const v = p.values;
+  const o: Options = { input: p.positionals[0] ?? null, journal: v.journal === true, unmatched: v.unmatched === true, fields: {} };
+  if (typeof v.since === 'string') {
+    o.since = parseWhen(v.since, now);
+    o.journal = true;
+  }
+  if (typeof v.unit === 'string') {
+    const u = v.unit;
+    if (!/^[A-Za-z0-9:_.@\\-]+$/.test(u)) throw new UsageError(`--unit: ${JSON.stringify(u)} is not a unit name`);
+    o.unit = u.includes('.') ? u : `${u}.service`;
+    o.journal = true;
+  }
+  if (typeof v['journal-dir'] === 'string') {
+    o.journalDir = v['journal-dir'];
+    o.journal = true;
+  }
+  if (typeof v.config === 'string') o.config = v.config;
+  if (typeof v.patterns === 'string') o.patterns = v.patterns;
+  if (typeof v.rule === 'string') o.rule = v.rule;
+  for (const f of Array.isArray(v.field) ? v.field : []) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/s.exec(f);
+    if (!m) throw new UsageError(`--field: expected NAME=VALUE with an upper-case journal field name, got ${JSON.stringify(f)}`);
+    o.fields[m[1]] = m[2];
   }
   if (o.journal && o.input !== null) throw new UsageError('give either a FILE or --journal, not both');
   if (!o.journal && Object.keys(o.fields).length === 0) {
@@ -411,13 +396,15 @@ async function readJournal(run: Run, o: Options, io: TesterIO): Promise<string> 
 
 /** Testable core of testMain: all output through `io`. */
 export async function testRun(args: string[], io: TesterIO): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(USAGE);
-    return EXIT_MATCHED;
-  }
+  const spec = command('test')!;
   let o: Options;
   try {
-    o = parseArgs(args, (io.now ?? Date.now)());
+    const p = parseCommand(spec, args);
+    if (p.help) {
+      io.out(helpText(spec));
+      return EXIT_MATCHED;
+    }
+    o = parseArgs(p, (io.now ?? Date.now)());
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.err(`tallow test: ${e.message}\n${USAGE}`);

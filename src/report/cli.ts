@@ -1,7 +1,7 @@
 // `tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N]`: the report
 // of a period (default: the last 24 hours) read straight from the history store, whether the
 // daemon runs or not (the SQLite file read-only beside the daemon's writes: WAL allows it; or
-// PostgreSQL). Exit status as `tallow history`: 0 done, 1 no history or unreadable, 2 bad usage,
+// PostgreSQL). Exit status as `tallow history`: 0 done, 1 no history or unreadable, 64 bad usage,
 // 78 tallow.conf.
 import * as fs from 'node:fs';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from '../config';
@@ -10,12 +10,13 @@ import { historyStore } from '../history';
 import { parseSince } from '../history-cli';
 import { SqliteStore } from '../history/sqlite';
 import { errText } from '../limits';
-import { readOptions, UsageError } from '../options';
+import { command } from '../commands';
+import { helpText, parseCommand, synopsis, UsageError } from '../options';
 import type { MailAction } from '../actions/settings';
 import { buildReport } from './index';
 import { mailReport } from './mail';
 
-export const REPORT_USAGE = 'tallow report [--since WHEN] [--until WHEN] [--format text|json|html] [--top N] [--mail ACTION] [--config FILE]';
+export const REPORT_USAGE = synopsis(command('report')!);
 
 const FORMATS = ['text', 'json', 'html'] as const;
 type Format = (typeof FORMATS)[number];
@@ -40,25 +41,20 @@ function when(option: string, text: string, now: number): number {
 }
 
 function parse(args: string[], now: number): Parsed {
-  let since: string | undefined;
-  let until: string | undefined;
+  const v = parseCommand(command('report')!, args).values;
+  const since = typeof v.since === 'string' ? v.since : undefined;
+  const until = typeof v.until === 'string' ? v.until : undefined;
   const p: Parsed = { since: 0, until: now, format: 'text', top: 10 };
-  for (const o of readOptions(args)) {
-    if (o.name === '--since') since = o.value();
-    else if (o.name === '--until') until = o.value();
-    else if (o.name === '--format') {
-      const v = o.value();
-      if (!(FORMATS as readonly string[]).includes(v)) throw new UsageError(`--format must be text, json or html, not ${JSON.stringify(v).slice(0, 40)}`);
-      p.format = v as Format;
-    } else if (o.name === '--top') {
-      const v = o.value();
-      if (!/^\d{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new UsageError(`--top must be a whole number from 1 to 100, not ${JSON.stringify(v).slice(0, 40)}`);
-      p.top = Number(v);
-    } else if (o.name === '--config') p.config = o.value();
-    else if (o.name === '--mail') p.mail = o.value();
-    else if (o.arg.startsWith('-')) throw new UsageError(`unknown option ${o.arg}`);
-    else throw new UsageError(`unexpected argument ${JSON.stringify(o.arg).slice(0, 80)}`);
+  if (typeof v.format === 'string') {
+    if (!(FORMATS as readonly string[]).includes(v.format)) throw new UsageError(`--format must be text, json or html, not ${JSON.stringify(v.format).slice(0, 40)}`);
+    p.format = v.format as Format;
   }
+  if (typeof v.top === 'string') {
+    if (!/^\d{1,3}$/.test(v.top) || Number(v.top) < 1 || Number(v.top) > 100) throw new UsageError(`--top must be a whole number from 1 to 100, not ${JSON.stringify(v.top).slice(0, 40)}`);
+    p.top = Number(v.top);
+  }
+  if (typeof v.config === 'string') p.config = v.config;
+  if (typeof v.mail === 'string') p.mail = v.mail;
   p.until = until === undefined ? now : when('--until', until, now);
   p.since = since === undefined ? p.until - 86_400_000 : when('--since', since, now);
   if (p.since >= p.until) throw new UsageError(`the period is empty: --since ${new Date(p.since).toISOString()} is not before --until ${new Date(p.until).toISOString()}`);
@@ -66,9 +62,14 @@ function parse(args: string[], now: number): Parsed {
 }
 
 export async function reportRun(args: string[], io: CtlIO, now = Date.now()): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(`usage: ${REPORT_USAGE}\n`);
-    return EXIT_OK;
+  const spec = command('report')!;
+  try {
+    if (parseCommand(spec, args).help) {
+      io.out(helpText(spec));
+      return EXIT_OK;
+    }
+  } catch {
+    /* said below */
   }
   let p: Parsed;
   try {

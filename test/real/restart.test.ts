@@ -84,7 +84,7 @@ describe('restart keeps bans, records and the journal position', { timeout: 300_
     const stopped = Date.now();
     assert.equal(await inIpset(sb, a4), true, 'SIGTERM leaves the bans in the kernel');
     const statusDown = await ctl(conf, 'status');
-    assert.equal(statusDown.code, 3, 'not running: exit 3');
+    assert.equal(statusDown.code, 69, 'not running: exit 69 (EX_UNAVAILABLE)');
     assert.match(statusDown.stderr, /^tallow: the daemon is not running \(no socket at .*tallow\.sock\)\n$/);
 
     // While down: one failure from a new address (0.34, below the threshold).

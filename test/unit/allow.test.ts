@@ -82,7 +82,7 @@ test('allow add with a configuration on disk that does not load: refused with it
   const before = fs.readFileSync(file, 'utf8');
   fs.appendFileSync(s.conf, 'expires=soon\n');
   const r = await d.handle({ cmd: 'allow', op: 'add', entry: '2001:db8::/32' });
-  assert.deepEqual(r, { ok: false, error: `not changed: the configuration does not load: ${s.conf}:6: expires: expected a whole number from 1 to 2147483, got 'soon'` });
+  assert.deepEqual(r, { ok: false, error: `not changed: the configuration does not load: ${s.conf}:6: expires: expected a whole number from 1 to 2147483, got 'soon'`, exitCode: 78 });
   assert.equal(fs.readFileSync(file, 'utf8'), before);
   assert.deepEqual(d.engine.config.whitelist, ['192.0.2.1', '198.51.100.7']);
   assert.deepEqual(fs.readdirSync(s.dropins), ['50-tallow-allow.conf'], 'no temporary file left');

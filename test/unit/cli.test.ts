@@ -21,6 +21,13 @@ test('parseArgs: daemon options in both spellings', () => {
     args: { config: '/x.conf', explicitConfig: true, journalDir: '/j', dryRun: true, verbose: true },
   });
   assert.deepEqual(parseArgs(['--config=/y.conf']).kind, 'daemon');
+  // Short aliases, grouped flags.
+  assert.deepEqual(parseArgs(['-c', '/x.conf', '-D', '/j', '-nv']), {
+    kind: 'daemon',
+    args: { config: '/x.conf', explicitConfig: true, journalDir: '/j', dryRun: true, verbose: true },
+  });
+  assert.equal(parseArgs(['-h']).kind, 'help');
+  assert.equal(parseArgs(['-V']).kind, 'version');
   assert.equal(parseArgs(['--help']).kind, 'help');
   assert.equal(parseArgs(['--dry-run', '--version']).kind, 'version');
 });
@@ -32,15 +39,26 @@ test('parseArgs: subcommands go to ctl and the tester with their arguments', () 
 });
 
 test('parseArgs: bad usage is named', () => {
-  assert.deepEqual(parseArgs(['--config']), { kind: 'usage', error: '--config needs a file name' });
-  assert.deepEqual(parseArgs(['--config=']), { kind: 'usage', error: '--config needs a file name' });
-  assert.deepEqual(parseArgs(['--journal-dir']), { kind: 'usage', error: '--journal-dir needs a directory' });
+  assert.deepEqual(parseArgs(['--config']), { kind: 'usage', error: '--config needs a value (FILE)' });
+  assert.deepEqual(parseArgs(['-c']), { kind: 'usage', error: '--config needs a value (FILE)' });
+  assert.deepEqual(parseArgs(['--config=']), { kind: 'usage', error: '--config needs a value (FILE)' });
+  assert.deepEqual(parseArgs(['--journal-dir']), { kind: 'usage', error: '--journal-dir needs a value (DIR)' });
   assert.deepEqual(parseArgs(['--dry-run=yes']), { kind: 'usage', error: '--dry-run takes no value' });
   assert.deepEqual(parseArgs(['--frob']), { kind: 'usage', error: 'unknown option --frob' });
-  assert.deepEqual(parseArgs(['start']), { kind: 'usage', error: 'unknown command start' });
+  assert.deepEqual(parseArgs(['-x']), { kind: 'usage', error: 'unknown option -x' });
+  assert.deepEqual(parseArgs(['start']), { kind: 'usage', error: 'unknown command "start"' });
 });
 
-test('exitStatusFor: 78 config and patterns, 69 firewall, 1 otherwise', () => {
+test('parseArgs: every command of the table goes to its handler with its arguments', () => {
+  for (const sub of ['status', 'list', 'rules', 'metrics', 'ban', 'unban', 'reload', 'get', 'set', 'version']) {
+    assert.deepEqual(parseArgs([sub, '-s', '/x']), { kind: 'ctl', sub, args: ['-s', '/x'] });
+  }
+  for (const sub of ['history', 'report', 'test']) assert.deepEqual(parseArgs([sub, '-h']), { kind: sub, args: ['-h'] });
+});
+
+test('exitStatusFor: 78 config and patterns, 69 firewall, 77 permission refused, 1 otherwise', () => {
+  assert.equal(exitStatusFor(Object.assign(new Error('x'), { code: 'EACCES' })), 77);
+  assert.equal(exitStatusFor(Object.assign(new Error('x'), { code: 'EPERM' })), 77);
   assert.equal(exitStatusFor(new ConfigError('x')), 78);
   assert.equal(exitStatusFor(new PatternError('x')), 78);
   assert.equal(exitStatusFor(new FirewallError('x')), 69);
@@ -61,6 +79,12 @@ test('the built CLI: --help, --version, bad usage', () => {
   assert.equal(u.status, 64);
   assert.equal(u.stderr, 'tallow: unknown option --nope (see tallow --help)\n');
   assert.equal(u.stdout, '');
+  // The same status for a command's bad usage as for the daemon's.
+  for (const args of [['status', '--nope'], ['ban'], ['history', '--limit', 'x'], ['report', '--format', 'pdf'], ['test', '--nope'], ['set', 'sshd.bantime']]) {
+    const c = run(args);
+    assert.equal(c.status, 64, `${args.join(' ')}: ${c.stderr}`);
+    assert.match(c.stderr, /^tallow \w+: .+\n/);
+  }
   const c = run(['--config', path.join(os.tmpdir(), `absent-${process.pid}.conf`)]);
   assert.equal(c.status, 78);
   assert.match(c.stderr, /^tallow: \S+absent-\d+\.conf: cannot read: ENOENT\n$/);

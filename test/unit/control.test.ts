@@ -113,7 +113,28 @@ test('valid requests reach the handler, addresses canonical', async (t) => {
   await ask(sock, { cmd: 'unban', address: '198.51.100.77/32' });
   await ask(sock, { cmd: 'rules' });
   await ask(sock, { cmd: 'rules', name: 'sshd.json#1' });
-  assert.deepEqual(seen, [
+  // Issue 18: networks banned by hand, a rule's ports, every ban lifted, reload, get and set.
+  await ask(sock, { cmd: 'ban', address: '203.0.113.77/24', rule: 'sshd', seconds: 60 });
+  await ask(sock, { cmd: 'ban', address: '2001:db8::/48' });
+  await ask(sock, { cmd: 'unban', all: true });
+  await ask(sock, { cmd: 'list', rule: 'postfix' });
+  await ask(sock, { cmd: 'reload' });
+  await ask(sock, { cmd: 'get', key: 'sshd.threshold' });
+  await ask(sock, { cmd: 'set', key: 'sshd.bantime', value: '2h' });
+  await ask(sock, { cmd: 'set', key: 'sshd#2.threshold', value: 2.5 });
+  await ask(sock, { cmd: 'set', key: 'my.rule.findtime', value: 600 });
+  assert.deepEqual(seen.slice(11), [
+    { cmd: 'ban', address: '203.0.113.0/24', rule: 'sshd', seconds: 60 },
+    { cmd: 'ban', address: '2001:db8::/48' },
+    { cmd: 'unban', all: true },
+    { cmd: 'list', rule: 'postfix' },
+    { cmd: 'reload' },
+    { cmd: 'get', key: 'sshd.threshold' },
+    { cmd: 'set', key: 'sshd.bantime', value: 7200 },
+    { cmd: 'set', key: 'sshd#2.threshold', value: 2.5 },
+    { cmd: 'set', key: 'my.rule.findtime', value: 600 },
+  ]);
+  assert.deepEqual(seen.slice(0, 11), [
     { cmd: 'status' },
     { cmd: 'list' },
     { cmd: 'ban', address: '203.0.113.9' },
@@ -140,8 +161,22 @@ const refused: [string, unknown, RegExp][] = [
   ['ban without address', { cmd: 'ban' }, /"address" must be a string/],
   ['ban with a number as address', { cmd: 'ban', address: 3221225985 }, /"address" must be a string/],
   ['not an address', { cmd: 'ban', address: 'example.org' }, /"example.org" is not an IPv4 or IPv6 address/],
-  ['a CIDR', { cmd: 'ban', address: '203.0.113.0/24' }, /is a network \(CIDR\)/],
-  ['an IPv6 CIDR on ban', { cmd: 'ban', address: '2001:db8::/32' }, /is a network \(CIDR\)/],
+  ['a bad CIDR on ban', { cmd: 'ban', address: '203.0.113.0/33' }, /not a valid network/],
+  ['a rule name that is no word on ban', { cmd: 'ban', address: '192.0.2.1', rule: 'a b' }, /"rule" must be a rule name/],
+  ['a rule on unban', { cmd: 'unban', address: '192.0.2.1', rule: 'sshd' }, /unexpected field "rule"/],
+  ['all that is not true', { cmd: 'unban', all: 1 }, /"all" must be true/],
+  ['all and an address', { cmd: 'unban', all: true, address: '192.0.2.1' }, /not both/],
+  ['list of a rule that is a number', { cmd: 'list', rule: 3 }, /"rule" must be a rule name/],
+  ['reload with a field', { cmd: 'reload', file: '/etc/passwd' }, /unexpected field "file"/],
+  ['get of no key', { cmd: 'get' }, /is not a setting/],
+  ['get of a key that is not settable', { cmd: 'get', key: 'sshd.ports' }, /"sshd.ports" is not a setting/],
+  ['get of a key with no rule', { cmd: 'get', key: '.bantime' }, /is not a setting/],
+  ['set without a value', { cmd: 'set', key: 'sshd.bantime' }, /bantime: expected a duration/],
+  ['set of a zero threshold', { cmd: 'set', key: 'sshd.threshold', value: 0 }, /threshold: expected a score above 0/],
+  ['set of a negative threshold as text', { cmd: 'set', key: 'sshd.threshold', value: '-1' }, /threshold: expected a score above 0/],
+  ['set of a fractional bantime', { cmd: 'set', key: 'sshd.bantime', value: 1.5 }, /bantime: expected a duration/],
+  ['set of a findtime too long', { cmd: 'set', key: 'sshd.findtime', value: MAX_BAN_SECONDS + 1 }, /findtime: expected a duration/],
+  ['set of a bantime of nothing', { cmd: 'set', key: 'sshd.bantime', value: '0s' }, /bantime: expected a duration/],
   ['a bad network on unban', { cmd: 'unban', address: '2001:db8::/129' }, /not a valid network/],
   ['a mapped network on unban', { cmd: 'unban', address: '::ffff:192.0.2.0/120' }, /not a valid network/],
   ['rules with a name that is no word', { cmd: 'rules', name: 'a b' }, /"name" must be a rule name/],

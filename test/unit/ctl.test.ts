@@ -47,6 +47,8 @@ const RULES: RuleInfo[] = [
   },
 ];
 
+let reloadFails = false;
+
 async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: string): Promise<{ sock: string; seen: ControlRequest[] }> {
   const sock = path.join(dir, 'tallow.sock');
   const seen: ControlRequest[] = [];
@@ -54,15 +56,25 @@ async function daemon(t: { after(fn: () => Promise<void> | void): void }, dir: s
     seen.push(req);
     switch (req.cmd) {
       case 'status': return { ok: true, result: STATUS };
-      case 'list': return { ok: true, result: LIST };
-      case 'ban': return req.address === '192.0.2.66' ? { ok: false, error: '192.0.2.66 is allowlisted' } : { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 3600 } };
+      case 'list': return { ok: true, result: req.rule ? [] : LIST };
+      case 'ban':
+        if (req.rule) return { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 600, rule: req.rule, ports: '22/tcp' } };
+        return req.address === '192.0.2.66' ? { ok: false, error: '192.0.2.66 is allowlisted' } : { ok: true, result: { address: req.address, family: 4, seconds: req.seconds ?? 3600 } };
       case 'unban':
+        if (req.all) return { ok: true, result: { all: true, lifted: 3, targets: 2 } };
         if (req.address === '198.51.100.3') return { ok: true, result: { address: req.address, family: 4, wasBanned: true, lifted: ['22', '25,465,587/tcp'] } };
         return { ok: true, result: { address: req.address, family: 4, wasBanned: req.address === '203.0.113.9' || req.address === '2001:db8::/64', lifted: req.address === '203.0.113.9' ? ['all'] : [] } };
       case 'metrics': return { ok: true, result: { text: '# HELP tallow_x x\n# TYPE tallow_x gauge\ntallow_x 1\n' } };
       case 'rules': return req.name === undefined || req.name === 'postfix' ? { ok: true, result: req.name ? RULES.slice(1) : RULES } : { ok: false, error: `no rule named "${req.name}" (rules: sshd, postfix)` };
       case 'history': return { ok: false, error: 'the history is off' };
       case 'allow': return { ok: false, error: 'not in this test' };
+      case 'reload':
+        return reloadFails
+          ? { ok: false, error: 'reload refused, still running the previous configuration: /etc/tallow.conf:3: unknown key "treshold"', exitCode: 78 }
+          : { ok: true, result: { config: '/etc/tallow.conf', changes: ['rule postfix enabled'], restart: ['socket'], dropped: ['sshd.bantime'] } };
+      case 'get': return { ok: true, result: { key: req.key, rule: 'sshd', setting: 'bantime', value: 3600, runtime: false, shared: true } };
+      case 'set': return { ok: true, result: { key: req.key, rule: 'sshd', setting: 'threshold', value: req.value, runtime: true, shared: false, previous: 1, changes: ['rule sshd policy changed: threshold 1 -> 2.5, scores shared -> its own'] } };
+      default: return { ok: false, error: `not in this fake: ${(req as { cmd: string }).cmd}` };
     }
   });
   t.after(() => server.close());
@@ -235,22 +247,41 @@ test('status shows one line for the rules', () => {
   assert.doesNotMatch(formatStatus(STATUS), /^rules:/m);
 });
 
-test('bad usage is refused before anything is sent (exit 2)', async (t) => {
+test('bad usage is refused before anything is sent (exit 64)', async (t) => {
   const { sock, seen } = await daemon(t, tmpdir(t));
   const cases: [Subcommand, string[], RegExp][] = [
-    ['ban', [], /an ADDRESS is needed/],
-    ['ban', ['203.0.113.0/24'], /is a network \(CIDR\)/],
+    ['ban', [], /ADDRESS\|NETWORK is needed/],
+    ['ban', ['203.0.113.0/33'], /is not a valid network/],
     ['unban', ['host.example'], /is not an IPv4 or IPv6 address/],
     ['unban', ['2001:db8::/129'], /is not a valid network/],
-    ['ban', ['203.0.113.9', '--time', '-5'], /--time must be a whole number of seconds/],
-    ['ban', ['203.0.113.9', '--time', '0'], /--time must be a whole number/],
-    ['ban', ['203.0.113.9', '--time', '1.5'], /--time must be a whole number/],
-    ['ban', ['203.0.113.9', '--time'], /--time needs a value/],
+    ['unban', [], /ADDRESS\|NETWORK \(or --all\) is needed/],
+    ['unban', ['--all', '203.0.113.9'], /not both/],
+    ['unban', ['--all=yes'], /--all takes no value/],
+    ['ban', ['203.0.113.9', '--time', '-5'], /--time needs a value \(DURATION\); one starting with "-" is written --time=-\.\.\./],
+    ['ban', ['203.0.113.9', '--time=-5'], /--time must be a duration from 1 s/],
+    ['ban', ['203.0.113.9', '--time', '0'], /--time must be a duration/],
+    ['ban', ['203.0.113.9', '--time', '1.5'], /--time must be a duration/],
+    ['ban', ['203.0.113.9', '-t', '2x'], /--time must be a duration/],
+    ['ban', ['203.0.113.9', '--time', '30d'], /--time must be a duration from 1 s to 2147483 s/],
+    ['ban', ['203.0.113.9', '--time'], /--time needs a value \(DURATION\)/],
+    ['ban', ['203.0.113.9', '--rule'], /--rule needs a value \(RULE\)/],
     ['ban', ['203.0.113.9', '198.51.100.1'], /unexpected argument "198.51.100.1"/],
     ['metrics', ['--json'], /unknown option --json/],
-    ['status', ['--json=1'], /unknown option --json=1/],
+    ['status', ['--json=1'], /--json takes no value/],
     ['list', ['--bogus'], /unknown option --bogus/],
+    ['list', ['-x'], /unknown option -x/],
     ['unban', ['203.0.113.9', '--time', '5'], /unknown option --time/],
+    ['reload', ['now'], /unexpected argument "now"/],
+    ['get', [], /KEY is needed/],
+    ['get', ['sshd'], /"sshd" is not a setting: expected RULE.threshold, RULE.bantime or RULE.findtime/],
+    ['get', ['sshd.ports'], /is not a setting/],
+    ['set', ['sshd.bantime'], /KEY VALUE is needed/],
+    ['set', ['sshd.bantime', '2h', 'x'], /unexpected argument "x"/],
+    ['set', ['sshd.bantime', 'long'], /bantime: expected a duration from 1 s to 2147483 s/],
+    ['set', ['sshd.findtime', '0'], /findtime: expected a duration/],
+    ['set', ['sshd.threshold', '0'], /threshold: expected a score above 0/],
+    ['set', ['sshd.threshold', 'many'], /threshold: expected a score above 0/],
+    ['version', ['--json'], /unknown option --json/],
   ];
   for (const [sub, args, why] of cases) {
     const r = await run(sub, ['--socket', sock, ...args]);
@@ -261,7 +292,7 @@ test('bad usage is refused before anything is sent (exit 2)', async (t) => {
   assert.deepEqual(seen, []);
 });
 
-test('daemon not running: no socket, or a socket nobody listens on (exit 3)', async (t) => {
+test('daemon not running: no socket, or a socket nobody listens on (exit 69)', async (t) => {
   const dir = tmpdir(t);
   const missing = path.join(dir, 'none.sock');
   let r = await run('status', ['--socket', missing]);
@@ -292,7 +323,7 @@ test('the socket path comes from socket= in --config FILE; a missing --config fi
   assert.doesNotMatch(bad.err, /\n\s+at /, 'no stack trace');
 });
 
-test('a daemon that hangs up or answers garbage gives exit 5', async (t) => {
+test('a daemon that hangs up or answers garbage gives exit 76', async (t) => {
   const dir = tmpdir(t);
   const sock = path.join(dir, 'odd.sock');
   const s = net.createServer((c) => {
@@ -308,7 +339,7 @@ test('a daemon that hangs up or answers garbage gives exit 5', async (t) => {
   assert.match(r.err, /closed the connection .* without answering/);
 });
 
-test('permission denied for an ordinary user on the root-only socket (exit 4)', async (t) => {
+test('permission denied for an ordinary user on the root-only socket (exit 77)', async (t) => {
   assert.equal(process.getuid?.(), 0, 'this test needs root (it runs the client as nobody against a root-owned 0600 socket)');
   const dir = tmpdir(t);
   fs.chmodSync(dir, 0o755); // the directory is searchable: only the socket's own mode refuses
@@ -334,4 +365,72 @@ test('formatDuration', () => {
   assert.equal(formatDuration(60), '1m 0s');
   assert.equal(formatDuration(3725), '1h 2m 5s');
   assert.equal(formatDuration(90061), '1d 1h 1m');
+});
+
+test('exit statuses are the sysexits numbers, the same as the daemon\'s', () => {
+  assert.deepEqual([EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_PROTOCOL, EXIT_PERMISSION, EXIT_CONFIG, EXIT_REFUSED], [64, 69, 76, 77, 78, 1]);
+});
+
+test('reload prints what changed; a configuration error is exit 78 with its file:line', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  reloadFails = false;
+  let r = await run('reload', ['-s', sock]);
+  assert.deepEqual(r, {
+    code: 0,
+    err: '',
+    out: [
+      'reloaded /etc/tallow.conf and the patterns',
+      '  rule postfix enabled',
+      '  settings made with tallow set dropped: sshd.bantime',
+      '  changed settings that take effect only after a restart: socket',
+      '',
+    ].join('\n'),
+  });
+  reloadFails = true;
+  t.after(() => (reloadFails = false));
+  r = await run('reload', ['--socket', sock]);
+  assert.deepEqual(r, { code: 78, out: '', err: 'tallow reload: reload refused, still running the previous configuration: /etc/tallow.conf:3: unknown key "treshold"\n' });
+  assert.deepEqual(seen, [{ cmd: 'reload' }, { cmd: 'reload' }]);
+});
+
+test('get and set: the value with its unit and where it comes from; the value is sent checked', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  const g = await run('get', ['sshd.bantime', '-s', sock]);
+  assert.deepEqual(g, { code: 0, err: '', out: "sshd.bantime = 3600 (1h 0m 0s)  (tallow.conf's shared score (threshold and expires))\n" });
+  const s = await run('set', ['sshd.threshold', '2.5', '-s', sock]);
+  assert.deepEqual(s, { code: 0, err: '', out: 'sshd.threshold: 1 -> 2.5 (until the next reload or restart)\n  rule sshd policy changed: threshold 1 -> 2.5, scores shared -> its own\n' });
+  const d = await run('set', ['my.rule.bantime', '2h', '-s', sock]);
+  assert.equal(d.code, 0, d.err);
+  assert.deepEqual(seen, [{ cmd: 'get', key: 'sshd.bantime' }, { cmd: 'set', key: 'sshd.threshold', value: 2.5 }, { cmd: 'set', key: 'my.rule.bantime', value: 7200 }]);
+});
+
+test('unban --all, list --rule, ban --rule and --time as a duration', async (t) => {
+  const { sock, seen } = await daemon(t, tmpdir(t));
+  assert.deepEqual(await run('unban', ['--all', '-s', sock]), { code: 0, err: '', out: 'unbanned everything: 3 bans of 2 addresses and networks; their records are cleared\n' });
+  assert.deepEqual(await run('list', ['-r', 'sshd', '-s', sock]), { code: 0, err: '', out: 'no bans of rule sshd\n' });
+  assert.deepEqual(await run('list', ['--rule=sshd', '--json', '-s', sock]), { code: 0, err: '', out: '[]\n' });
+  assert.deepEqual(await run('ban', ['198.51.100.7', '-r', 'sshd', '-t', '10m', '-s', sock]), { code: 0, err: '', out: 'banned 198.51.100.7 for 600 s (10m 0s) on ports 22/tcp (rule sshd)\n' });
+  assert.deepEqual(seen, [{ cmd: 'unban', all: true }, { cmd: 'list', rule: 'sshd' }, { cmd: 'list', rule: 'sshd' }, { cmd: 'ban', address: '198.51.100.7', seconds: 600, rule: 'sshd' }]);
+});
+
+test('version: this program\'s, and the daemon\'s when it runs (exit 0 either way)', async (t) => {
+  const dir = tmpdir(t);
+  const { sock } = await daemon(t, dir);
+  const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+  assert.deepEqual(await run('version', ['-s', sock]), { code: 0, err: '', out: `tallow ${pkg.version}\ndaemon: tallow 0.1.0 (pid 4242, up 1h 2m 5s)\n` });
+  assert.deepEqual(await run('version', ['-s', path.join(dir, 'none.sock')]), { code: 0, err: '', out: `tallow ${pkg.version}\ndaemon: not running\n` });
+});
+
+test('each command\'s --help is written from its table, and -h is the same', async () => {
+  for (const sub of ['status', 'list', 'rules', 'metrics', 'ban', 'unban', 'reload', 'get', 'set', 'version'] as const) {
+    const h = await run(sub, ['--help']);
+    assert.equal(h.code, 0);
+    assert.match(h.out, new RegExp(`^usage: tallow ${sub}\\b`));
+    assert.match(h.out, /^ {2}-s, --socket PATH /m);
+    assert.match(h.out, /^Exit status:\n(?: .*\n)+$/m);
+    assert.deepEqual(await run(sub, ['-h']), h);
+    // --help beside a mistake: the help is what was asked for.
+    assert.deepEqual(await run(sub, ['--frob', '--help']), h);
+  }
+  assert.match((await run('set', ['--help'])).out.replace(/\s+/g, ' '), /not saved: a reload \(tallow reload, SIGHUP\) or a restart goes back to the files/);
 });

@@ -87,7 +87,7 @@ test('--top: most banned first; allowlisted addresses that attacked are listed a
   assert.match(one.out, /192\.0\.2\.1 \(allowlisted\) +match +40 more matches that hour/);
 });
 
-test('over the control socket when the daemon runs; bad arguments are refused with exit 2', async (t) => {
+test('over the control socket when the daemon runs; bad arguments are refused with exit 64', async (t) => {
   const w = await world(t);
   const store = new SqliteStore(path.join(w.dir, 'state', 'history.sqlite'), collect(), true);
   t.after(() => store.close());
@@ -104,7 +104,7 @@ test('over the control socket when the daemon runs; bad arguments are refused wi
   assert.deepEqual(seen, [{ cmd: 'history', address: '203.0.113.6', since: Date.parse('2026-01-01T00:00') }]);
   assert.match(r.out, /203\.0\.113\.6 +ban +1h 0m 0s, threshold dovecot\.json#1/);
 
-  assert.equal((await w.run('not-an-address')).code, 2);
+  assert.equal((await w.run('not-an-address')).code, 64);
   assert.match((await w.run('203.0.113.0/40')).err, /not a valid network/);
   assert.match((await w.run('--since', 'yesterday')).err, /--since: expected a time ago/);
   assert.match((await w.run('--rule', 'a b')).err, /"rule" must be a pattern file or pattern/);

@@ -11,6 +11,9 @@ import { BLOCK_KEYS } from '../../src/rule-keys';
 import { resolveRules } from '../../src/rules';
 import { Matcher } from '../../src/matcher';
 import { USAGE } from '../../src/cli';
+import { COMMANDS, DAEMON } from '../../src/commands';
+import { EXIT_STATUSES } from '../../src/exit';
+import { helpText } from '../../src/options';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const PAGES = ['tallow.8', 'tallow.conf.5', 'tallow.patterns.5'];
@@ -67,15 +70,56 @@ test('tallow.conf(5) documents every key the parser accepts, and no other', () =
   parseConfig(lines.join('\n') + '\n', 'example.conf');
 });
 
-test('tallow(8) and --help list the same options', () => {
-  const page = rendered('tallow.8');
-  const optsOf = (t: string) => new Set([...t.matchAll(/--[a-z][a-z-]+/g)].map((m) => m[0]));
-  const inHelp = optsOf(USAGE);
-  const inPage = optsOf(page.slice(page.indexOf('SYNOPSIS'), page.indexOf('\nSIGNALS')));
-  for (const o of inHelp) assert.ok(inPage.has(o), `${o} is in --help but not in tallow(8)`);
-  for (const o of inPage) assert.ok(inHelp.has(o), `${o} is in tallow(8) but not in --help`);
-  for (const sub of ['status', 'list', 'ban', 'unban', 'test']) assert.match(page, new RegExp(`^ {7}${sub}\\b`, 'm'), `command ${sub}`);
-  for (const code of ['0', '1', '64', '69', '78']) assert.match(page.slice(page.indexOf('EXIT STATUS')), new RegExp(`^ {7}${code}\\s`, "m"), `exit status ${code}`);
+/** The rendered page's sections by heading: `OPTIONS` -> its text. */
+function sections(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const heads = [...text.matchAll(/^([A-Z][A-Z ]+)$/gm)];
+  heads.forEach((h, i) => out.set(h[1], text.slice(h.index! + h[0].length, heads[i + 1]?.index ?? text.length)));
+  return out;
+}
+
+/** Every option named in a text: `--config` and `-c` (not `-2h`, `sshd-session` or `2001:db8::/64`). */
+function optionsIn(text: string): Set<string> {
+  const long = [...text.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((m) => m[0]);
+  const short = [...text.matchAll(/(?<![\w-])-[A-Za-z](?![\w-])/g)].map((m) => m[0]);
+  return new Set([...long, ...short]);
+}
+
+test('every option of every --help is in tallow(8), and every option in tallow(8) is in some --help', () => {
+  const page = sections(rendered('tallow.8'));
+  // Where tallow's own options are described (DESCRIPTION and EXAMPLES quote other programs').
+  const documented = optionsIn(['SYNOPSIS', 'OPTIONS', 'COMMANDS'].map((h) => page.get(h) ?? assert.fail(`no ${h} section`)).join('\n'));
+  const helps = [USAGE, ...COMMANDS.map((c) => helpText(c))];
+  const inHelp = new Set(helps.flatMap((h) => [...optionsIn(h)]));
+  // Both directions, and the table's options all appear in some help (so the check sees them).
+  for (const spec of [DAEMON, ...COMMANDS]) {
+    for (const o of spec.options) {
+      assert.ok(inHelp.has(`--${o.long}`), `--${o.long} of ${spec.name || 'the daemon'} is in no --help`);
+      if (o.short) assert.ok(inHelp.has(`-${o.short}`), `-${o.short} of ${spec.name || 'the daemon'} is in no --help`);
+    }
+  }
+  for (const o of inHelp) assert.ok(documented.has(o), `${o} is in --help but not in tallow(8)`);
+  for (const o of documented) assert.ok(inHelp.has(o), `${o} is in tallow(8) but not in any --help`);
+  assert.ok(inHelp.size >= 35, `${inHelp.size} options`);
+  // Each command in COMMANDS, each exit status of --help in EXIT STATUS.
+  const commands = page.get('COMMANDS')!;
+  for (const c of COMMANDS) assert.match(commands, new RegExp(`^ {7}${c.name}\\b`, 'm'), `command ${c.name}`);
+  const exits = page.get('EXIT STATUS')!;
+  for (const [code] of EXIT_STATUSES) {
+    assert.match(exits, new RegExp(`^ {7}${code}\\s`, 'm'), `exit status ${code}`);
+    assert.match(USAGE, new RegExp(`^ +${code}  `, 'm'), `exit status ${code} in --help`);
+  }
+  assert.deepEqual([...exits.matchAll(/^ {7}(\d+)\s/gm)].map((m) => Number(m[1])), EXIT_STATUSES.map(([c]) => c), 'no other exit status documented');
+  // Runtime settings are not persisted: said in both.
+  assert.match(commands.replace(/\s+/g, ' '), /Settings made this way are not saved/);
+  assert.match(helpText(COMMANDS.find((c) => c.name === 'set')!), /not saved/);
+});
+
+test('the option check can fail: an option missing from the page, or one the page has and no --help', () => {
+  const page = 'SYNOPSIS\n tallow [-c|--config FILE]\nOPTIONS\n -x, --extra\n';
+  const doc = optionsIn(page);
+  assert.deepEqual([...doc].sort(), ['--config', '--extra', '-c', '-x']);
+  assert.deepEqual([...optionsIn('journalctl --since -2h; 2001:db8::/64 sshd-session a-b')], ['--since']);
 });
 
 test('tallow.patterns(5): every JSON example loads, and matches what the page says', () => {

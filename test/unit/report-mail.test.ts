@@ -52,7 +52,7 @@ test('tallow report --mail: an unknown or non-mail action is a usage error namin
   const { run } = await setup(t, '#!/bin/sh\necho "sendmail: queue full" >&2\nexit 75\n');
   for (const name of ['nosuch', 'hook']) {
     const r = await run(...DAY, '--mail', name);
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 64);
     assert.match(r.err, new RegExp(`--mail "${name}": no mail action of that name in .*tallow\\.conf \\(mail actions: admin\\)`));
   }
   const r = await run(...DAY, '--mail', 'admin');

@@ -324,7 +324,7 @@ test('tallow report: the same text from the file with the daemon stopped; --form
     [['extra'], /unexpected argument "extra"/],
   ] as [string[], RegExp][]) {
     const r = await run(...args);
-    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.code, 64, args.join(' '));
     assert.match(r.err, msg);
   }
   fs.writeFileSync(conf, `state_dir=${h.dir}/elsewhere\n`);

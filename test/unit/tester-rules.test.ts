@@ -71,7 +71,7 @@ test('every rule: matches per rule and each rule\'s bans with its ports', async 
 
 test('tallow test --rule: an unknown rule is bad usage naming the rules; tallow\'s own files share one policy', async () => {
   const bad = await run('--rule', 'nginx');
-  assert.equal(bad.code, 2);
+  assert.equal(bad.code, 64);
   assert.equal(bad.err, 'tallow test: --rule: no rule named "nginx" (rules: sshd, myapp)\n');
   // A file with no policy keys: its rule takes tallow.conf's policy and the shared score.
   const old = path.join(FIX, 'tester-patterns.json');

@@ -191,10 +191,10 @@ test('config and pattern errors: one line, exit 78, no stack', async (t) => {
   }
 });
 
-test('usage errors exit 2; an unreadable input exits 66', async () => {
+test('usage errors exit 64; an unreadable input exits 66', async () => {
   for (const args of [['--bogus'], ['a.log', 'b.log'], ['--since', 'whenever'], ['--journal', SAMPLE], ['--journal', '--field', 'X=1'], ['--field', 'lower=1']]) {
     const r = await run(['--config', CONF, ...args]);
-    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.code, 64, args.join(' '));
     assert.match(r.err, /^tallow test: .*\nusage: tallow test/);
   }
   const r = await run(['--config', CONF, '/nonexistent/tallow.log']);
