@@ -1,12 +1,15 @@
 // The actions of tallow.conf as listeners, one each (its own queue and back-off: a slow webhook
-// never holds back a command, the firewall or another action). Until rules name their own
-// actions, every ban runs the actions named by `actions=` (default: all defined).
+// never holds back a command, the firewall or another action). Every action defined is started;
+// each takes only the events routed to it (select.ts): its rules' (`"actions"` in a patterns
+// file), or, for a rule that names none, those of `actions=` (default: all defined).
 import * as fs from 'node:fs';
 import type { Config } from '../config';
 import { ConfigError } from '../config';
 import type { Listener } from '../events';
 import { errText } from '../limits';
 import type { Logger } from '../log';
+import type { Rule } from '../rule';
+import { actionRouter } from './select';
 import type { ActionConfig } from './settings';
 
 // Each kind's module is loaded when an action of that kind is configured: webhook.ts brings
@@ -35,9 +38,10 @@ function executable(p: string): string | null {
  * error (exit 78, naming the action); a program that is not there is logged now (and each run
  * that fails, later) so that the rest of the daemon still starts.
  */
-export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 'file'>, log: Logger): Listener[] {
+export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 'file'>, log: Logger, rules?: () => readonly Rule[]): Listener[] {
   const out: Listener[] = [];
-  for (const a of defaultActions(config)) {
+  const route = actionRouter(config, rules);
+  for (const a of config.actionDefs ?? []) {
     const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0], a.notify?.[0]] : a.kind === 'mail' ? [a.sendmail[0]] : [];
     for (const p of new Set(programs)) {
       const why = p ? executable(p) : null;
@@ -57,9 +61,20 @@ export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 
       };
       out.push(new WebhookListener(a, { bearer: secret('bearer_file', a.bearerFile), secret: secret('secret_file', a.secretFile), ca: secret('ca_file', a.caFile) }, log));
     }
-    log.info(`action.${a.name}: ${describe(a)}`);
+    const l = out[out.length - 1];
+    l.wants = (e) => route(e).has(a.name);
+    log.info(`action.${a.name}: ${describe(a)}${usedBy(a.name, config, rules?.() ?? [])}`);
   }
   return out;
+}
+
+/** `; for rules sshd, postfix` / `; for every rule` / `; for no rule yet`, for the start-up line. */
+function usedBy(name: string, config: Pick<Config, 'actions'>, rules: readonly Rule[]): string {
+  const byDefault = config.actions == null || config.actions.includes(name);
+  const own = rules.filter((r) => r.actions?.includes(name)).map((r) => r.name);
+  const others = rules.some((r) => !r.actions);
+  if (byDefault && others) return own.length ? `; for the rules without "actions" and ${own.join(', ')}` : '; for every rule without "actions"';
+  return own.length ? `; for rules ${own.join(', ')}` : byDefault ? '; for bans without a rule' : '; for no rule (name it in a rule\'s "actions")';
 }
 
 function describe(a: ActionConfig): string {
