@@ -42,13 +42,22 @@ export function actionListeners(config: Pick<Config, 'actionDefs' | 'actions' | 
   const out: Listener[] = [];
   const route = actionRouter(config, rules);
   for (const a of config.actionDefs ?? []) {
-    const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0], a.notify?.[0]] : a.kind === 'mail' ? [a.sendmail[0]] : [];
+    const programs = a.kind === 'command' ? [a.ban?.[0], a.unban?.[0], a.notify?.[0]] : a.kind === 'mail' && !a.smtp ? [a.sendmail[0]] : [];
     for (const p of new Set(programs)) {
       const why = p ? executable(p) : null;
       if (why) log.error(`action.${a.name} (${a.where}): ${p}: ${why}; its runs will fail until it is there`);
     }
     if (a.kind === 'command') out.push(new (command().CommandListener)(a, log));
-    else if (a.kind === 'mail') out.push(new (mail().MailListener)(a, log));
+    else if (a.kind === 'mail') {
+      const { mailTransport } = require('./transport') as typeof import('./transport');
+      let transport;
+      try {
+        transport = mailTransport(a);
+      } catch (e) {
+        throw new ConfigError(`${a.where}: ${errText(e)}`);
+      }
+      out.push(new (mail().MailListener)(a, log, undefined, transport));
+    }
     else {
       const { readSecret, WebhookListener } = webhook();
       const secret = (key: string, file: string) => {
@@ -83,5 +92,6 @@ function describe(a: ActionConfig): string {
     return `command on ${on}, ${a.batch ? `up to ${a.batch} addresses per run on standard input` : `one run per address, ${a.concurrency} at once`}`;
   }
   if (a.kind === 'webhook') return `webhook ${new URL(a.url).origin} on ${a.on.join(' and ')}, up to ${a.batch} events per request${a.secretFile ? ', signed' : ''}`;
-  return `mail to ${a.to.join(', ')} on ${a.on.join(' and ')}, at most one every ${Math.round(a.digestMs / 60_000)} min`;
+  const via = a.smtp ? `SMTP ${a.smtp.url}${a.smtp.tls ? '' : `, STARTTLS ${a.starttls ?? 'required'}`}${a.user ? `, as ${a.user}` : ''}` : a.sendmail[0];
+  return `mail to ${a.to.join(', ')} on ${a.on.join(' and ')} through ${via}, at most one every ${Math.round(a.digestMs / 60_000)} min`;
 }
