@@ -19,8 +19,10 @@ function reason(e: unknown): string {
     EMESSAGE: 'message refused',
     EPROTOCOL: 'protocol error',
   };
-  const head = (err.code && what[err.code]) || 'failed';
   const detail = (err.response ?? err.message ?? String(e)).replace(/\s+/g, ' ').trim().slice(0, 300);
+  // nodemailer calls a refused or unroutable connection a socket error: say what it is.
+  const unreachable = /\b(?:ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)\b/.test(detail);
+  const head = unreachable ? 'cannot connect' : (err.code && what[err.code]) || 'failed';
   return `${head}${err.code ? ` (${err.code})` : ''}: ${detail}`;
 }
 
