@@ -18,7 +18,7 @@ const command = () => require('./command') as typeof import('./command');
 const mail = () => require('./mail') as typeof import('./mail');
 const webhook = () => require('./webhook') as typeof import('./webhook');
 
-/** The actions that run for every rule: `actions=`, or every one defined. */
+/** The actions of the rules that name none (and of bans without a rule): `actions=`, or every one defined. */
 export function defaultActions(config: Pick<Config, 'actionDefs' | 'actions'>): ActionConfig[] {
   const { actionDefs = [], actions } = config;
   return actions == null ? actionDefs : actionDefs.filter((a) => actions.includes(a.name));
