@@ -77,8 +77,9 @@ describe('actions chosen per rule, and a login alert through a real MTA', { time
     const attacker = sb.client.extraV4[1];
     const other = sb.client.extraV4[2];
     const source = sb.client.extraV4[0];
-    // Two wrong root passwords (0.5 each in the shipped rule) reach threshold 1.
-    for (let i = 0; i < 2 && !ran('fw-cmd').length; i++) await sb.failLogin(attacker, 'root');
+    // A wrong root password: the shipped rule's instant ban (30 s), and perhaps a longer one by
+    // the threshold if another line scores before the kernel holds the address.
+    await sb.failLogin(attacker, 'root');
     await waitFor(`fw-cmd ran\n${d!.output}`, () => ran('fw-cmd').length > 0, 20000);
     await sb.logger('tallow-app', `bad login from ${other}`);
     await waitFor(`other ran\n${d!.output}`, () => ran('other').length > 0, 20000);
@@ -94,8 +95,9 @@ describe('actions chosen per rule, and a login alert through a real MTA', { time
     // A stop delivers everything still queued (a digest waiting included): nothing else may come.
     await d!.stop();
     assert.equal(d!.exit?.code, 0, d!.output);
-    assert.deepEqual(ran('fw-cmd'), [`ban sshd ${attacker}`]);
-    assert.deepEqual(ran('other'), [`ban app ${other}`]);
+    // Each saw its own rule's bans (a ban made longer is a second ban event) and nothing else.
+    assert.deepEqual([...new Set(ran('fw-cmd'))], [`ban sshd ${attacker}`], d!.output);
+    assert.deepEqual([...new Set(ran('other'))], [`ban app ${other}`], d!.output);
     const all = messages(mta.mailbox);
     assert.equal(all.length, 1, `one mail, the login alert:\n${all.join('\n----\n')}`);
 
