@@ -179,7 +179,7 @@ export class Daemon {
     this.history = historyListener(config, log, this.metrics, this.opts.dryRun);
     if (this.history) listeners.push(this.history);
     // A dry run only says what it would do: no command, webhook or mail.
-    if (!this.opts.dryRun) listeners.push(...actionListeners(config, log));
+    if (!this.opts.dryRun) listeners.push(...actionListeners(config, log, () => this.engine.rules));
     listeners.push(...(this.opts.listeners ?? []));
     this.events = new Dispatcher(listeners, log);
     this.metrics.gauges = {

@@ -35,7 +35,8 @@ export function makeEngine(config: Config, files: PatternFile[], metrics: Metric
   } catch (e) {
     throw new ConfigError(`${config.file ?? 'built-in defaults'}: whitelist: ${errText(e)}`);
   }
-  const { rules, blocks: all } = resolveRules(files, { threshold: config.threshold, expires: config.expires });
+  const actions = { names: (config.actionDefs ?? []).map((a) => a.name), file: config.file ?? 'built-in defaults' };
+  const { rules, blocks: all } = resolveRules(files, { threshold: config.threshold, expires: config.expires, actions });
   // A disabled rule costs nothing per entry: the matcher and the journal never see its blocks.
   const blocks = all.filter((b) => b.rule.enabled);
   return { config, files, rules, blocks, allowlist, matcher: new Matcher(blocks, metrics), matches: journalMatches(blocks), fields: neededFields(blocks) };

@@ -52,6 +52,8 @@ export interface Listener {
   readonly name: string;
   /** Match events are many: only listeners that ask get them. */
   readonly wantsMatches?: boolean;
+  /** Only the events this says yes to are handed over (an action: its rules' events). Default: all. */
+  wants?(event: TallowEvent): boolean;
   /** Events are held for this listener up to this many; more are dropped and counted (default: no bound). */
   readonly maxQueue?: number;
   /** Most events handed over in one call (default 1000). */
@@ -120,6 +122,7 @@ export class Dispatcher {
     if (this.closed) return;
     for (const q of this.queues) {
       if (event.kind === 'match' && !q.listener.wantsMatches) continue;
+      if (q.listener.wants && !q.listener.wants(event)) continue;
       if (q.events.length >= (q.listener.maxQueue ?? Infinity)) {
         if (q.dropped++ === 0 || q.dropped % 10_000 === 0) {
           this.log.error(`listener ${q.listener.name}: queue full, events dropped`, { dropped: String(q.dropped) });

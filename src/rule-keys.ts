@@ -5,7 +5,8 @@ import { scopeOf } from './scope';
 
 /** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
 export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'no_log', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
-  'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6', 'action', 'notify_allowlisted'] as const;
+  'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6', 'action', 'notify_allowlisted',
+  'actions'] as const;
 
 /** The keys that give a rule its own policy, and so its own score pool. */
 export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
@@ -31,11 +32,15 @@ export interface RuleKeys {
   action?: 'ban' | 'notify';
   /** a notify rule: also for allowlisted addresses (default true) */
   notify_allowlisted?: boolean;
+  /** the tallow.conf actions its events go to (absent: `actions=`); names checked in rules.ts */
+  actions?: string[];
 }
 
 type PolicyKey = (typeof POLICY_KEYS)[number];
 
 const NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+/** as src/actions/settings.ts accepts them */
+const ACTION_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const UNIT_SUFFIXES = ['.service', '.socket', '.device', '.mount', '.automount', '.swap', '.target', '.path', '.timer', '.slice', '.scope'];
 /** systemd's unit name characters (unit_name_is_valid), at most 255 with the suffix. */
 const UNIT = /^[A-Za-z0-9:_.@\\-]{1,247}$/;
@@ -47,6 +52,13 @@ function wholeIn(key: string, v: unknown, min: number, max: number, what: string
     throw new Error(`"${key}": expected ${what} from ${min} to ${max}, got ${show(v)}`);
   }
   return v;
+}
+
+/** `"actions": ["admin-mail", "hook"]`: names of tallow.conf's actions ([]: none). */
+function actionNames(v: unknown): string[] {
+  const ok = Array.isArray(v) && v.every((n) => typeof n === 'string' && ACTION_NAME.test(n)) && new Set(v).size === v.length;
+  if (!ok) throw new Error(`"actions": expected a list of action names from tallow.conf (action.NAME.KEY=...), each once, like ["admin-mail"], or [] for none, got ${show(v)}`);
+  return v as string[];
 }
 
 /** `unit` as journald writes _SYSTEMD_UNIT: `postfix` -> `postfix.service`. */
@@ -102,6 +114,7 @@ export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
     if (typeof blk.notify_allowlisted !== 'boolean') throw new Error(`"notify_allowlisted": expected true or false, got ${show(blk.notify_allowlisted)}`);
     k.notify_allowlisted = blk.notify_allowlisted;
   }
+  if ('actions' in blk) k.actions = actionNames(blk.actions);
   if (k.action === 'notify') {
     // A notify rule never scores: a policy key would silently do nothing.
     const policy = POLICY_KEYS.find((key) => key in blk);

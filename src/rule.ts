@@ -32,6 +32,8 @@ export interface Rule {
   action?: 'notify';
   /** A notify rule: allowlisted addresses are reported too (true, the default). */
   notifyAllowlisted?: boolean;
+  /** `"actions"`: the tallow.conf actions its bans, unbans and logins go to; absent: `actions=`. */
+  actions?: string[];
   /** Where it is defined, for messages: `/etc/tallow/postfix.json (block 1)`. */
   where: string;
 }

@@ -24,6 +24,8 @@ export interface RuleDefaults {
   threshold: number;
   /** seconds: the bantime */
   expires: number;
+  /** the actions tallow.conf defines (a rule's `actions` must name them) and that file, for messages; absent: not checked */
+  actions?: { names: string[]; file: string };
 }
 
 const show = (v: unknown) => JSON.stringify(v) ?? String(v);
@@ -48,7 +50,7 @@ interface Draft {
 }
 
 /** The keys that must agree between the blocks of one rule (unit is each block's own filter). */
-const MERGED = ['enabled', 'no_log', ...POLICY_KEYS, 'action', 'notify_allowlisted'] as const;
+const MERGED = ['enabled', 'no_log', ...POLICY_KEYS, 'action', 'notify_allowlisted', 'actions'] as const;
 
 /**
  * Blocks -> rules. Blocks sharing a `name` (in one file) are one rule, whose keys must agree; a
@@ -133,9 +135,15 @@ function makeRule(d: Draft, defaults: RuleDefaults): Rule {
   } else if (k.notify_allowlisted !== undefined) {
     return fail(`${at(d.from.get('notify_allowlisted')!)}: "notify_allowlisted": rule "${d.name}" is not a notify rule (give it "action": "notify")`);
   }
+  const unknown = defaults.actions && k.actions?.find((n) => !defaults.actions!.names.includes(n));
+  if (unknown) {
+    const { names, file } = defaults.actions!;
+    return fail(`${at(d.from.get('actions')!)}: "actions": rule "${d.name}": no action named "${unknown}" in ${file} (defined: ${names.join(', ') || 'none'}; define it with action.${unknown}.KEY=...)`);
+  }
   return {
     name: d.name,
     ...(action === 'notify' ? { action, notifyAllowlisted: k.notify_allowlisted ?? true } : {}),
+    ...(k.actions ? { actions: k.actions } : {}),
     pool: POLICY_KEYS.some((key) => k[key] !== undefined) ? d.name : '',
     enabled: k.enabled ?? true,
     noLog: k.no_log ?? false,
@@ -166,6 +174,7 @@ function policyChanges(a: Rule, b: Rule): string[] {
   cmp('ports', portsText(a), portsText(b));
   cmp('ban_prefix_v4', a.prefix[4], b.prefix[4]);
   cmp('ban_prefix_v6', a.prefix[6], b.prefix[6]);
+  cmp('actions', a.actions ? `[${a.actions.join(',')}]` : 'actions=', b.actions ? `[${b.actions.join(',')}]` : 'actions=');
   if ((a.pool === '') !== (b.pool === '')) out.push(a.pool === '' ? 'scores shared -> its own' : 'scores its own -> shared');
   return out;
 }

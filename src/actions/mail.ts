@@ -1,5 +1,5 @@
 // A mail action as a listener: bans (and unbans, with on=ban,unban) mailed through sendmail(8)
-// (`sendmail -t -oi`), never one mail per ban in a flood: at most one mail per `digest`
+// (`sendmail -t -oi`) or SMTP (smtp=, transport.ts), never one mail per ban in a flood: at most one mail per `digest`
 // interval. The first ban after a quiet interval goes out at once; what comes in the interval
 // after a mail waits and goes out in one digest at its end, listing every ban in between.
 // handle() only collects: a slow or failing sendmail holds back nothing. A mail that cannot be
@@ -14,8 +14,8 @@ import * as os from 'node:os';
 import type { Listener, TallowEvent } from '../events';
 import type { Logger } from '../log';
 import { buildMessage, htmlEscape, type MailPart } from './message';
-import { outcome, runProgram } from './run';
 import type { MailAction } from './settings';
+import { mailTransport, type MailTransport } from './transport';
 import { actionable, valuesOf, type ActionEventKind } from './values';
 import type { Values } from './argv';
 
@@ -76,6 +76,8 @@ export class MailListener implements Listener {
     readonly action: MailAction,
     private readonly log: Logger,
     private readonly clock: Clock = realClock,
+    /** sendmail, or SMTP with smtp= (transport.ts; throws on an unreadable password file) */
+    private readonly transport: MailTransport = mailTransport(action),
   ) {
     this.name = `action.${action.name}`;
     this.on = new Set(action.on);
@@ -117,6 +119,7 @@ export class MailListener implements Listener {
     await this.loginSending;
     if (this.pending.length) await this.send();
     if (this.logins.length) await this.sendLogins();
+    this.transport.close();
   }
 
   private pumpLogins(): void {
@@ -139,9 +142,10 @@ export class MailListener implements Listener {
     const items = this.logins.splice(0, LIST_MAX);
     const now = this.clock.now();
     const a = this.action;
-    const message = buildMessage({ from: a.from || `root@${this.node}`, to: a.to, subject: loginSubject(this.node, items), node: this.node, date: new Date(now) }, loginBody(this.node, items));
-    const r = await runProgram([...a.sendmail, '-t', '-oi'], { env: process.env, input: message, timeoutMs: a.timeoutMs });
-    if (r.ok) {
+    const from = a.from || `root@${this.node}`;
+    const message = buildMessage({ from, to: a.to, subject: loginSubject(this.node, items), node: this.node, date: new Date(now) }, loginBody(this.node, items));
+    const why = await this.transport.send(message, { from, to: a.to });
+    if (why === null) {
       this.stats.mails++;
       this.stats.listed += items.length;
       this.loginStreak = 0;
@@ -151,7 +155,7 @@ export class MailListener implements Listener {
     this.stats.failures++;
     const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.loginStreak++);
     this.loginNextAt = now + delay;
-    this.log.error(`${this.name}: ${a.sendmail[0]} ${outcome(r, a.timeoutMs)}; ${items.length} login alerts wait, next try in ${Math.round(delay / 1000)} s`, { stderr: r.stderr.trim(), stdout: r.stdout.trim() });
+    this.log.error(`${this.name}: ${why}; ${items.length} login alerts wait, next try in ${Math.round(delay / 1000)} s`);
   }
 
   private pump(): void {
@@ -178,8 +182,8 @@ export class MailListener implements Listener {
     const a = this.action;
     const from = a.from || `root@${this.node}`;
     const message = buildMessage({ from, to: a.to, subject: subjectOf(this.node, items, this.pending.length + dropped), node: this.node, date: new Date(now) }, digestBody(this.node, items, this.pending.length, dropped));
-    const r = await runProgram([...a.sendmail, '-t', '-oi'], { env: process.env, input: message, timeoutMs: a.timeoutMs });
-    if (r.ok) {
+    const why = await this.transport.send(message, { from, to: a.to });
+    if (why === null) {
       this.stats.mails++;
       this.stats.listed += items.length;
       this.streak = 0;
@@ -192,7 +196,7 @@ export class MailListener implements Listener {
     this.stats.failures++;
     const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.streak++);
     this.nextAt = now + delay;
-    this.log.error(`${this.name}: ${a.sendmail[0]} ${outcome(r, a.timeoutMs)}; ${items.length} events wait, next try in ${Math.round(delay / 1000)} s`, { stderr: r.stderr.trim(), stdout: r.stdout.trim() });
+    this.log.error(`${this.name}: ${why}; ${items.length} events wait, next try in ${Math.round(delay / 1000)} s`);
   }
 }
 

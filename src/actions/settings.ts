@@ -58,6 +58,34 @@ export interface MailAction extends Common {
   digestMs: number;
   /** the daily report's local time (`report=06:00`, the default), or null (`report=off`) */
   report: DailyTime | null;
+  // Optional (absent: sendmail), so that a MailAction written by hand needs none of them.
+  /** `smtp=`: sent by SMTP (nodemailer) instead of sendmail; null: sendmail */
+  smtp?: SmtpServer | null;
+  /** SMTP without implicit TLS: STARTTLS required (the default), used when offered, or never */
+  starttls?: 'required' | 'opportunistic' | 'off';
+  /** SMTP AUTH user ('' : none) and the root-only file holding its password */
+  user?: string;
+  passwordFile?: string;
+  /** CA certificates the SMTP server's certificate is checked against ('' : the system's) */
+  caFile?: string;
+}
+
+export interface SmtpServer {
+  host: string;
+  port: number;
+  /** smtps://: TLS from the first byte (port 465) */
+  tls: boolean;
+  /** `smtp://host:587`, for messages */
+  url: string;
+}
+
+/** `host:port`, `[v6]:port`, `smtp://host[:port]` (587), `smtps://host[:port]` (465). */
+export function parseSmtp(v: string): SmtpServer | string {
+  const m = /^(?:(smtps?):\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/.exec(v);
+  const port = m?.[3] !== undefined ? Number(m[3]) : m?.[1] === 'smtps' ? 465 : m?.[1] === 'smtp' ? 587 : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) return `expected host:port, smtp://host[:port] (STARTTLS, port 587) or smtps://host[:port] (TLS, port 465), got '${v}'`;
+  const tls = m[1] === 'smtps';
+  return { host: m[2].replace(/^\[|\]$/g, ''), port, tls, url: `${tls ? 'smtps' : 'smtp'}://${m[2]}:${port}` };
 }
 
 export type ActionConfig = CommandAction | WebhookAction | MailAction;
@@ -151,7 +179,30 @@ const KEYS: Record<string, Spec> = {
   on: { webhook: on, mail: on },
   bearer_file: { webhook: file((a, p) => (a.bearerFile = p)) },
   secret_file: { webhook: file((a, p) => (a.secretFile = p)) },
-  ca_file: { webhook: file((a, p) => (a.caFile = p)) },
+  ca_file: { webhook: file((a, p) => (a.caFile = p)), mail: file((a, p) => (a.caFile = p)) },
+  smtp: {
+    mail: (a, v) => {
+      const server = parseSmtp(v);
+      if (typeof server === 'string') return server;
+      a.smtp = server;
+      return null;
+    },
+  },
+  starttls: {
+    mail: (a, v) => {
+      if (v !== 'required' && v !== 'opportunistic' && v !== 'off') return `expected required (the default: no mail in clear), opportunistic (when the server offers it) or off, got '${v}'`;
+      a.starttls = v;
+      return null;
+    },
+  },
+  user: {
+    mail: (a, v) => {
+      if (/[\x00-\x20\x7f]/.test(v) || v.length > 256) return `expected a user name without spaces or control characters, got '${v}'`;
+      a.user = v;
+      return null;
+    },
+  },
+  password_file: { mail: file((a, p) => (a.passwordFile = p)) },
   format: {
     webhook: (a, v) => {
       if (v !== 'tallow' && v !== 'slack') return `expected tallow (the JSON schema of tallow.conf(5)) or slack ({"text": ...}), got '${v}'`;
@@ -215,7 +266,24 @@ function defaults(kind: ActionKind, name: string, where: string): ActionConfig {
   const common = { name, where, queue: 100_000 };
   if (kind === 'command') return { ...common, kind, ban: null, unban: null, concurrency: 4, batch: 0, restored: false, timeoutMs: 30_000 };
   if (kind === 'webhook') return { ...common, kind, url: '', on: ['ban', 'unban', 'notify'], bearerFile: '', secretFile: '', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 };
-  return { ...common, kind, on: ['ban', 'notify'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } };
+  return { ...common, kind, on: ['ban', 'notify'], to: [], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 15 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 }, smtp: null, starttls: 'required', user: '', passwordFile: '', caFile: '' };
+}
+
+/** The SMTP keys only with smtp=, a user with its password and the other way round. */
+function smtpCheck(a: MailAction, line: (key: string) => number | undefined): { key: string; line: number; message: string } | null {
+  const given = (k: string) => line(k) !== undefined;
+  if (!a.smtp) {
+    const k = ['starttls', 'user', 'password_file', 'ca_file'].find(given);
+    if (k) return { key: k, line: line(k)!, message: 'only for mail sent by SMTP: give smtp=host:port too (without it, mail goes through sendmail)' };
+    return null;
+  }
+  if (given('sendmail')) return { key: 'sendmail', line: line('sendmail')!, message: 'smtp= is given too: one way to send, SMTP or sendmail' };
+  if (a.smtp.tls && given('starttls')) return { key: 'starttls', line: line('starttls')!, message: `${a.smtp.url} is TLS from the start; starttls is for smtp://` };
+  if (given('user') !== given('password_file')) {
+    const k = given('user') ? 'user' : 'password_file';
+    return { key: k, line: line(k)!, message: 'SMTP AUTH needs both user and password_file (a file readable by root only holding the password)' };
+  }
+  return null;
 }
 
 export function isActionKey(key: string): boolean {
@@ -283,6 +351,10 @@ export class ActionCollector {
           if (typeof argv === 'string') return fail(l.line, `action.${name}.${k}: ${argv}`);
           a[k === 'ban_command' ? 'ban' : k === 'unban_command' ? 'unban' : 'notify'] = argv;
         }
+      }
+      if (a.kind === 'mail') {
+        const err = smtpCheck(a, (k) => def.get(k)?.line);
+        if (err) return fail(err.line, `action.${name}.${err.key}: ${err.message}`);
       }
       actionDefs.push(a);
     }

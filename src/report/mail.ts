@@ -4,7 +4,8 @@
 import * as os from 'node:os';
 import type { MailAction } from '../actions/settings';
 import { buildMessage } from '../actions/message';
-import { outcome, runProgram } from '../actions/run';
+import { mailTransport } from '../actions/transport';
+import { errText } from '../limits';
 import type { Report } from './index';
 
 /** `tallow report for host: 12 bans (2026-12-01 06:00 to 2026-12-02 06:00 UTC)` */
@@ -14,10 +15,20 @@ export function reportSubject(node: string, r: Report): string {
   return `tallow report for ${node}: ${n} ban${n === 1 ? '' : 's'} (${t(r.data.period.since)} to ${t(r.data.period.until)} UTC)`;
 }
 
-/** Sends it; resolves to null when sendmail took it, else why not (its exit and stderr). */
+/** Sends it (sendmail, or SMTP with smtp=); resolves to null when it was taken, else why not. */
 export async function mailReport(a: MailAction, r: Report, now = Date.now()): Promise<string | null> {
   const node = os.hostname();
-  const message = buildMessage({ from: a.from || `root@${node}`, to: a.to, subject: reportSubject(node, r), node, date: new Date(now) }, { text: r.text, html: r.html });
-  const res = await runProgram([...a.sendmail, '-t', '-oi'], { env: process.env, input: message, timeoutMs: a.timeoutMs });
-  return res.ok ? null : `${a.sendmail[0]} ${outcome(res, a.timeoutMs)}${res.stderr.trim() ? `: ${res.stderr.trim().slice(0, 500)}` : ''}`;
+  const from = a.from || `root@${node}`;
+  const message = buildMessage({ from, to: a.to, subject: reportSubject(node, r), node, date: new Date(now) }, { text: r.text, html: r.html });
+  let transport;
+  try {
+    transport = mailTransport(a);
+  } catch (e) {
+    return errText(e);
+  }
+  try {
+    return await transport.send(message, { from, to: a.to });
+  } finally {
+    transport.close();
+  }
 }

@@ -29,12 +29,28 @@ test('actions: a command, a webhook and a mail, with defaults and a selection', 
   const [ufw, ops, admin] = c.actionDefs!;
   assert.deepEqual(ufw, { kind: 'command', name: 'ufw', where: '/etc/tallow.conf:2', queue: 100_000, ban: ['/usr/sbin/ufw', 'insert', '1', 'deny', 'from', '%s', 'comment', 'tallow {rule}'], unban: ['/usr/sbin/ufw', 'delete', 'deny', 'from', '{address}'], concurrency: 2, batch: 0, restored: false, timeoutMs: 60_000 });
   assert.deepEqual(ops, { kind: 'webhook', name: 'ops', where: '/etc/tallow.conf:6', queue: 100_000, url: 'https://hooks.example.org/tallow?x=1', on: ['ban'], bearerFile: '', secretFile: '/etc/tallow/ops.secret', caFile: '', batch: 500, format: 'tallow', timeoutMs: 10_000 });
-  assert.deepEqual(admin, { kind: 'mail', name: 'admin', where: '/etc/tallow.conf:9', queue: 100_000, on: ['ban', 'notify'], to: ['root', 'alice@example.org'], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 30 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 } });
+  assert.deepEqual(admin, { kind: 'mail', name: 'admin', where: '/etc/tallow.conf:9', queue: 100_000, on: ['ban', 'notify'], to: ['root', 'alice@example.org'], from: '', sendmail: ['/usr/sbin/sendmail'], digestMs: 30 * 60_000, timeoutMs: 60_000, report: { hour: 6, minute: 0 }, smtp: null, starttls: 'required', user: '', passwordFile: '', caFile: '' });
   assert.deepEqual(defaultActions(c).map((a) => a.name), ['ufw', 'admin']);
   // Without actions=: every action defined; actions=none: none.
   assert.deepEqual(defaultActions(parseConfig('action.a.mail_to=root\naction.b.url=http://127.0.0.1:8080/\n', 'x')).map((a) => a.name), ['a', 'b']);
   assert.deepEqual(defaultActions(parseConfig('action.a.mail_to=root\nactions=none\n', 'x')), []);
   assert.deepEqual(parseConfig('', 'x').actionDefs, []);
+});
+
+test('actions: a mail action by SMTP: the server forms, STARTTLS, AUTH user and password file', () => {
+  const smtp = (lines: string[]) => {
+    const a = parseConfig(['action.m.mail_to=root@example.org', ...lines, ''].join('\n'), 't.conf').actionDefs![0];
+    assert.equal(a.kind, 'mail');
+    return a.kind === 'mail' ? { smtp: a.smtp, starttls: a.starttls, user: a.user, passwordFile: a.passwordFile, caFile: a.caFile } : null;
+  };
+  assert.deepEqual(smtp(['action.m.smtp=mail.example.org:587', 'action.m.user=tallow', 'action.m.password_file=/etc/tallow/smtp.pw', 'action.m.ca_file=/etc/tallow/ca.pem', 'action.m.starttls=opportunistic']), {
+    smtp: { host: 'mail.example.org', port: 587, tls: false, url: 'smtp://mail.example.org:587' }, starttls: 'opportunistic', user: 'tallow', passwordFile: '/etc/tallow/smtp.pw', caFile: '/etc/tallow/ca.pem',
+  });
+  assert.deepEqual(smtp(['action.m.smtp=smtp://192.0.2.2'])!.smtp, { host: '192.0.2.2', port: 587, tls: false, url: 'smtp://192.0.2.2:587' });
+  assert.deepEqual(smtp(['action.m.smtp=smtps://mail.example.org'])!.smtp, { host: 'mail.example.org', port: 465, tls: true, url: 'smtps://mail.example.org:465' });
+  assert.deepEqual(smtp(['action.m.smtp=[2001:db8::25]:2525'])!.smtp, { host: '2001:db8::25', port: 2525, tls: false, url: 'smtp://[2001:db8::25]:2525' });
+  assert.equal(smtp(['action.m.smtp=h:25'])!.starttls, 'required');
+  assert.equal(smtp([])!.smtp, null);
 });
 
 test('actions: every bad line is refused with file:line and what is wrong', () => {
@@ -63,6 +79,16 @@ test('actions: every bad line is refused with file:line and what is wrong', () =
     ['action.x.mail_to=root\naction.x.digest=forever', /^t\.conf:2: action\.x\.digest: expected a duration/],
     ['action.x.mail_to=root\nactions=x,y', /^t\.conf:2: actions: no action named 'y' \(defined: x;/],
     ['actions=a\nactions=b', /^t\.conf:2: actions: given twice/],
+    // SMTP (the optional transport of a mail action)
+    ['action.x.mail_to=a@b\naction.x.smtp=mail.example.org', /^t\.conf:2: action\.x\.smtp: expected host:port, smtp:\/\/host\[:port\] \(STARTTLS, port 587\) or smtps:\/\/host\[:port\] \(TLS, port 465\), got 'mail\.example\.org'/],
+    ['action.x.mail_to=a@b\naction.x.smtp=http://h:25', /^t\.conf:2: action\.x\.smtp: expected host:port/],
+    ['action.x.mail_to=a@b\naction.x.user=tallow', /^t\.conf:2: action\.x\.user: only for mail sent by SMTP: give smtp=host:port too/],
+    ['action.x.mail_to=a@b\naction.x.smtp=h:587\naction.x.user=tallow', /^t\.conf:3: action\.x\.user: SMTP AUTH needs both user and password_file/],
+    ['action.x.mail_to=a@b\naction.x.smtp=h:587\naction.x.password_file=/etc/tallow/pw', /^t\.conf:3: action\.x\.password_file: SMTP AUTH needs both user and password_file/],
+    ['action.x.mail_to=a@b\naction.x.smtp=smtps://h\naction.x.starttls=required', /^t\.conf:3: action\.x\.starttls: smtps:\/\/h:465 is TLS from the start; starttls is for smtp:\/\//],
+    ['action.x.mail_to=a@b\naction.x.smtp=h:25\naction.x.starttls=maybe', /^t\.conf:3: action\.x\.starttls: expected required \(the default: no mail in clear\), opportunistic/],
+    ['action.x.mail_to=a@b\naction.x.smtp=h:25\naction.x.sendmail=/usr/sbin/sendmail', /^t\.conf:3: action\.x\.sendmail: smtp= is given too: one way to send/],
+    ['action.x.mail_to=a@b\naction.x.smtp=h:25\naction.x.password_file=pw\naction.x.user=u', /^t\.conf:3: action\.x\.password_file: expected an absolute path/],
   ];
   for (const [text, re] of bad) {
     assert.throws(

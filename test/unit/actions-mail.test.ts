@@ -110,7 +110,7 @@ test('mail: sendmail failing keeps the events and sends them with the next try; 
   l.handle([banEvent('203.0.113.1', clock.t), banEvent('203.0.113.2', clock.t)]);
   await l.flush();
   assert.equal(l.stats.failures, 1);
-  assert.match(log.errors.join('\n'), /action\.admin: .*sendmail exit 75; 2 events wait, next try in 60 s .*mail queue full/);
+  assert.match(log.errors.join('\n'), /action\.admin: .*sendmail exit 75: mail queue full; 2 events wait, next try in 60 s/);
   // The MTA works again; a ban meanwhile; the retry after a minute carries all three.
   fs.writeFileSync(bad, fs.readFileSync(bad, 'utf8').replace(/^cat > \/dev\/null.*\n/m, ''));
   l.handle([banEvent('203.0.113.3', clock.t)]);

@@ -48,7 +48,7 @@ test('a dry run with history=off loads no store, no other backend, no client or 
     /dist\/src\/history\/(sqlite|postgres|store|schema)\.js$/, /dist\/src\/listeners\/history\.js$/,
     /dist\/src\/firewall\/(ipset|nftables|firewalld)\.js$/,
     /dist\/src\/(ctl|tester|history-cli)\.js$/, /dist\/src\/report\/(?!schedule\.js$)/, // schedule.ts parses report= in tallow.conf
-    /dist\/src\/actions\/(command|mail|webhook)\.js$/,
+    /dist\/src\/actions\/(command|mail|webhook|smtp)\.js$/, /node_modules\/nodemailer\//,
   ];
   for (const re of unwanted) assert.deepEqual(files.filter((f) => re.test(f)), [], `${re} not loaded`);
   assert.ok(!builtins.includes('NativeModule http'), 'node:http not loaded without metrics_listen');
