@@ -89,9 +89,12 @@ if [ -d "$bsq" ]; then
   find "$bsq/build/Release" -mindepth 1 ! -name '*.node' -exec rm -rf -- {} +
 fi
 # What npm ships that a running program never reads (linters' and npm's dotfiles, READMEs,
-# changelogs, tests); each module's license file stays beside it.
+# changelogs, tests, TypeScript sources and typings, source maps); each module's license file
+# stays beside it.
 find "$lib/node_modules" -depth \( -name '.*' -o -iname 'readme*' -o -iname 'changelog*' -o -iname 'history.md' \
+  -o \( -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \) \) \
   -o \( -type d \( -name test -o -name tests -o -name example -o -name examples -o -name .github \) \) \) -exec rm -rf -- {} +
+find "$lib/node_modules" -mindepth 1 -depth -type d -empty -delete
 # Executable exactly when it is a script (npm keeps whatever modes the authors' tarballs had).
 find "$lib" -type f ! -name '*.node' -print0 | while IFS= read -r -d '' f; do
   if [ "$(head -c 2 "$f")" = '#!' ]; then chmod 755 "$f"; else chmod 644 "$f"; fi
