@@ -100,6 +100,8 @@ test('the program, launcher, unit, man pages, configuration and state directory 
   for (const p of listing.keys()) {
     assert.doesNotMatch(p, /^(usr\/local\/|usr\/bin\/tallow|etc\/systemd\/)/, `${p}: not a Debian path for this package`);
     assert.doesNotMatch(p, /\.(map|o|ts)$|\/obj\.target\//, `${p}: not needed at run time`);
+    // A nested module copied a second time into its own directory (install.sh did, once).
+    assert.doesNotMatch(p, /\/node_modules\/([^/]+)\/\1\//, `${p}: a module nested in itself`);
   }
 });
 
