@@ -153,6 +153,8 @@ step="copying the program into $lib.new"
 printf '%s\n' "$deplist" | while read -r dir; do
   case "$dir" in "$src"/node_modules/*) ;; *) continue ;; esac
   rel=${dir#"$src"/}
+  # A nested module came already with its parent's directory: copying it again would nest it twice.
+  [ -e "$lib.new/$rel" ] && continue
   mkdir -p "$lib.new/$(dirname "$rel")"
   cp -a "$dir" "$lib.new/$rel"
 done

@@ -13,6 +13,9 @@ pkgs=(
   ipset iptables nftables firewalld dbus
   # man page lint
   mandoc
+  # the Debian package: dpkg-shlibdeps (dpkg-dev), strip (binutils), lintian; the on-demand
+  # boot test (test/deb): debootstrap and systemd-nspawn (systemd-container)
+  dpkg-dev binutils lintian debootstrap systemd-container
   # metrics: promtool (from prometheus) checks the exposition format; curl reads the endpoint
   prometheus curl
   # history: better-sqlite3 is compiled from source by npm ci (g++, make, python3 above);
