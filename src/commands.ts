@@ -98,7 +98,11 @@ export const COMMANDS: CommandSpec[] = [
     positionals: [0, 1],
     summary:
       'lift every ban of the address (every rule\'s ports) and forget its records; a NETWORK (2001:db8::/64) lifts the ban of that network; --all lifts every ban',
-    options: [{ long: 'all', short: 'a', help: 'lift every ban there is (and forget the records of the addresses banned)' }, ...CLIENT],
+    options: [
+      { long: 'all', short: 'a', help: 'lift every ban there is (and forget the records of the addresses banned)' },
+      { long: 'fleet', help: 'lift it on every server of the fleet too (fleet= in tallow.conf)' },
+      ...CLIENT,
+    ],
     quiet: QUIET,
     exits: CLIENT_EXITS,
     exitText: CLIENT_EXIT_TEXT,

@@ -7,12 +7,14 @@ import { DEFAULT_ALLOWLIST, parseAllowEntry } from './allowlist';
 import { MAX_BAN_SECONDS } from './limits';
 import { defaultHistorySettings, HISTORY_KEYS, type HistorySettings } from './history/settings';
 import { ActionCollector, defaultActionSettings, isActionKey, type ActionSettings } from './actions/settings';
+import { defaultFleetSettings, FLEET_KEYS, type FleetSettings } from './fleet/settings';
 
 export type BackendName = 'auto' | 'ipset' | 'firewalld' | 'nftables' | 'none';
 
 /** The history_* keys, bantime_increment, bantime_max, recidive_window: src/history/settings.ts. */
 /** actions= and the action.NAME.* keys: src/actions/settings.ts. */
-export interface Config extends HistorySettings, ActionSettings {
+/** fleet= and the fleet_* keys: src/fleet/settings.ts. */
+export interface Config extends HistorySettings, ActionSettings, FleetSettings {
   /** The file read, or null for built-in defaults (no /etc/tallow.conf). */
   file: string | null;
   /** The drop-ins read after it (`<file>.d/*.conf`, in name order). */
@@ -73,6 +75,7 @@ export function defaultConfig(): Config {
     metricsTextfile: '',
     ...defaultHistorySettings(),
     ...defaultActionSettings(),
+    ...defaultFleetSettings(),
   };
 }
 
@@ -154,6 +157,7 @@ const KEYS: Record<string, Setter> = {
     return null;
   },
   ...HISTORY_KEYS,
+  ...FLEET_KEYS,
   whitelist: () => null, // collected separately (repeatable)
   actions: () => null, // collected with the action.NAME.* keys (src/actions/settings.ts)
 };

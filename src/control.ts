@@ -22,7 +22,7 @@ export type ControlRequest =
   /** `address`: an address or a network; `rule`: on that rule's ports, in its name */
   | { cmd: 'ban'; address: string; seconds?: number; rule?: string }
   /** `address`: an address (every ban of it, in every scope) or a network banned as such */
-  | { cmd: 'unban'; address: string; all?: undefined }
+  | { cmd: 'unban'; address: string; all?: undefined; fleet?: boolean }
   /** every ban there is */
   | { cmd: 'unban'; all: true; address?: undefined }
   /** every rule, or the one named */
@@ -74,6 +74,25 @@ export interface StatusResult {
   lastSave?: number | null;
   /** one line per rule: matches and bans in force */
   rules?: { name: string; enabled: boolean; matches: number; bansActive: number }[];
+  /** fleet= (src/fleet/subscriber.ts FleetStatus): absent when the fleet is off */
+  fleet?: {
+    node: string;
+    where: string;
+    connected: boolean;
+    since: number | null;
+    lastError: string | null;
+    nodesSeen: string[];
+    lastId: number;
+    remoteApplied: number;
+    ignoredAllowlisted: number;
+    ignoredCapped: number;
+    quorumWaiting: number;
+    published: number;
+    queued: number;
+    dropped: number;
+    quorum: number;
+    accept: boolean;
+  };
 }
 
 /** One item of `list` (result: ListItem[]), sorted by the daemon as it likes; ctl sorts by remaining. */
@@ -238,7 +257,7 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     metrics: ['cmd'],
     rules: ['cmd', 'name'],
     ban: ['cmd', 'address', 'seconds', 'rule'],
-    unban: ['cmd', 'address', 'all'],
+    unban: ['cmd', 'address', 'all', 'fleet'],
     reload: ['cmd'],
     get: ['cmd', 'key'],
     set: ['cmd', 'key', 'value'],
@@ -270,6 +289,8 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     if (typeof n !== 'number') return { error: `set: ${n.error}` };
     return { req: { cmd: 'set', key, value: n } };
   }
+  if (v.cmd === 'unban' && v.fleet !== undefined && v.fleet !== true && v.fleet !== false) return { error: 'unban: "fleet" must be true or false' };
+  if (v.cmd === 'unban' && v.all !== undefined && v.fleet === true) return { error: 'unban: "fleet" lifts one address or network everywhere, not "all"' };
   if (v.cmd === 'unban' && v.all !== undefined) {
     if (v.all !== true) return { error: `unban: "all" must be true, not ${JSON.stringify(v.all).slice(0, 80)}` };
     if (v.address !== undefined) return { error: 'unban: give "address" or "all", not both' };
@@ -290,7 +311,7 @@ export function validateRequest(value: unknown): { req: ControlRequest } | { err
     if (!a) return { error: `${v.cmd}: ${shown} is not an IPv4 or IPv6 address` };
     address = a.address;
   }
-  if (v.cmd === 'unban') return { req: { cmd: 'unban', address } };
+  if (v.cmd === 'unban') return { req: { cmd: 'unban', address, ...(v.fleet === true ? { fleet: true } : {}) } };
 
   const rule = ruleName('rule');
   if (typeof rule === 'object') return rule;

@@ -81,7 +81,7 @@ function requestOf(sub: Subcommand, p: ParsedCommand): ControlRequest {
       if (v.all === true && arg.length) throw new UsageError(`give an ADDRESS|NETWORK or --all, not both`);
       if (v.all === true) return { cmd: 'unban', all: true };
       if (!arg.length) throw new UsageError('ADDRESS|NETWORK (or --all) is needed');
-      return { cmd: 'unban', address: arg[0] };
+      return v.fleet === true ? { cmd: 'unban', address: arg[0], fleet: true } : { cmd: 'unban', address: arg[0] };
     case 'rules':
       return arg.length ? { cmd: 'rules', name: arg[0] } : { cmd: 'rules' };
     case 'list':
@@ -215,9 +215,21 @@ export function formatStatus(s: StatusResult): string {
   if (s.stateFile !== undefined) pairs.push(['state file', s.stateFile]);
   if (s.lastSave !== undefined) pairs.push(['last saved', when(s.lastSave)]);
   // One line for all rules: `sshd 12 matches 2 banned, postfix off`.
+  if (s.fleet) pairs.push(...fleetLines(s.fleet, when));
   if (s.rules?.length) pairs.push(['rules', s.rules.map((r) => (r.enabled ? `${r.name} ${r.matches} matches ${r.bansActive} banned` : `${r.name} off${r.bansActive ? ` (${r.bansActive} banned)` : ''}`)).join(', ')]);
   const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
   return pairs.map(([k, v]) => `${(k + ':').padEnd(w)} ${v}`).join('\n') + '\n';
+}
+
+/** `fleet:` and its figures, for `tallow status`. */
+function fleetLines(f: NonNullable<StatusResult['fleet']>, when: (ms: number | null) => string): [string, string][] {
+  const state = f.connected ? `connected since ${when(f.since)}` : `DISCONNECTED since ${when(f.since)}${f.lastError ? ` (${f.lastError})` : ''}`;
+  return [
+    ['fleet', `${state}; node ${f.node}, ${f.where}`],
+    ['fleet nodes seen', f.nodesSeen.length ? f.nodesSeen.join(', ') : 'none yet'],
+    ['fleet remote bans', `${f.remoteApplied} applied, ${f.ignoredAllowlisted} allowlisted, ${f.ignoredCapped} over fleet_max_per_minute${f.quorum > 1 ? `, ${f.quorumWaiting} waiting for quorum ${f.quorum}` : ''}${f.accept ? '' : ' (fleet_accept=no)'}`],
+    ['fleet published', `${f.published}, ${f.queued} queued, ${f.dropped} dropped; last id ${f.lastId}`],
+  ];
 }
 
 /** Soonest to expire last: the longest bans first, then by address. */
@@ -228,13 +240,16 @@ export function formatList(items: ListItem[]): string {
   // made a repeat offender's ban longer.
   const rules = sorted.some((i) => i.rule !== undefined || i.ports !== undefined);
   const steps = sorted.some((i) => i.step);
-  const head = ['ADDRESS', ...(rules ? ['RULE', 'PORTS'] : []), 'REMAINING', 'SCORE', 'COUNT', ...(steps ? ['STEP'] : []), 'PATTERN'];
+  // ORIGIN once a ban came from elsewhere than this node's rules or its administrator (the fleet, the kernel).
+  const origins = sorted.some((i) => i.origin !== undefined && i.origin !== 'rule' && i.origin !== 'manual');
+  const head = ['ADDRESS', ...(rules ? ['RULE', 'PORTS'] : []), ...(origins ? ['ORIGIN'] : []), 'REMAINING', 'SCORE', 'COUNT', ...(steps ? ['STEP'] : []), 'PATTERN'];
   const right = head.map((h) => ['REMAINING', 'SCORE', 'COUNT', 'STEP'].includes(h));
   const rows = [head];
   for (const i of sorted) {
     rows.push([
       i.address,
       ...(rules ? [i.rule ?? '-', i.ports ?? 'all'] : []),
+      ...(origins ? [i.origin ?? 'rule'] : []),
       formatDuration(i.remaining),
       score(i.score),
       String(i.count),
@@ -412,6 +427,7 @@ function print(sub: Subcommand, p: ParsedCommand, result: unknown, io: CtlIO): v
       // Several bans (one per scope: sshd's on 22, postfix's on 25) are lifted at once: say which.
       const which = u.lifted && (u.lifted.length > 1 || (u.lifted.length === 1 && u.lifted[0] !== 'all')) ? ` (${u.lifted.map((x) => (x === 'all' ? 'all ports' : `ports ${x}`)).join('; ')})` : '';
       io.out(u.wasBanned ? `unbanned ${u.address}${which}; its record is cleared\n` : `${u.address} was not banned; its record (if any) is cleared\n`);
+      if ((u as { fleet?: boolean }).fleet) io.out(`asked every node of the fleet to lift ${u.address}\n`);
       if (u.pending) io.err(`tallow unban: note: ${u.pending}\n`);
       break;
     }

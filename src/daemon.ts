@@ -24,6 +24,8 @@ import { historyListener } from './history';
 import { actionListeners } from './actions';
 import { ACTION_RESTART_KEYS } from './actions/settings';
 import { HISTORY_RESTART_KEYS } from './history/settings';
+import type { Fleet } from './fleet';
+import { fleetFor, FLEET_RESTART_KEYS } from './fleet/settings';
 import type { HistoryListener } from './listeners/history';
 import { BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
@@ -77,6 +79,8 @@ export class Daemon {
   events!: Dispatcher;
   state: StateListener | null = null;
   history: HistoryListener | null = null;
+  /** Bans shared with other servers (fleet=, src/fleet/). */
+  fleet: Fleet | null = null;
   /** Repeat offenders: the step between the tracker's decision and the ledger (recidive.ts). */
   readonly steps: BanSteps;
   readonly log: Log;
@@ -180,6 +184,8 @@ export class Daemon {
     if (this.history) listeners.push(this.history);
     // A dry run only says what it would do: no command, webhook or mail.
     if (!this.opts.dryRun) listeners.push(...actionListeners(config, log, () => this.engine.rules));
+    this.fleet = fleetFor(this, config, log, this.opts.dryRun);
+    if (this.fleet) listeners.push(this.fleet.listener);
     listeners.push(...(this.opts.listeners ?? []));
     this.events = new Dispatcher(listeners, log);
     this.metrics.gauges = {
@@ -207,6 +213,7 @@ export class Daemon {
     );
     if (state) this.restore(state);
     await this.adoptKernelBans();
+    this.fleet?.start();
 
     if (!this.opts.dryRun) {
       try {
@@ -467,7 +474,7 @@ export class Daemon {
     this.settings.clear();
     this.loadedFiles = next.files;
     const old = this.engine.config;
-    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
+    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...FLEET_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
     const changes = this.apply(next);
     this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
@@ -549,6 +556,7 @@ export class Daemon {
     await this.exporter?.close();
     this.reportTimer?.close();
     await this.events.flush();
+    await this.fleet?.close();
     await this.events.close();
     this.neverBan.close();
     this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) }, 'stop');

@@ -71,6 +71,8 @@ export class Metrics {
   historyMatchesCapped = 0;
 
   gauges: GaugeSource | null = null;
+  /** Families of optional parts (the fleet), read when someone looks. */
+  readonly extra: (() => Family[])[] = [];
 
   static bump(map: Map<string, number>, key: string, n = 1): void {
     map.set(key, (map.get(key) ?? 0) + n);
@@ -132,6 +134,7 @@ export class Metrics {
       { name: 'tallow_history_matches_capped_total', help: 'Matches past history_matches_per_hour for their address, counted in one row instead of stored.', type: 'counter', samples: one(this.historyMatchesCapped) },
       { name: 'tallow_state_bytes', help: 'Size of the last state file written.', type: 'gauge', samples: one(this.stateBytes) },
     ];
+    for (const more of this.extra) out.push(...more());
     return out;
   }
 

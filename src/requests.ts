@@ -68,6 +68,7 @@ export class Requests {
       rules: d.engine.rules.map((r) => ({ name: r.name, enabled: r.enabled, matches: m.matchesByRule.get(r.name) ?? 0, bansActive: this.activeByRule().get(r.name) ?? 0 })),
       dryRun: d.dryRun,
       listeners: d.events.stats(),
+      ...(d.fleet ? { fleet: d.fleet.status() } : {}),
       metrics: m.json(),
     };
   }
@@ -157,7 +158,11 @@ export class Requests {
         case 'ban':
           return await this.ban(req);
         case 'unban':
-          return req.all ? await this.unbanAll() : await this.unban(req.address);
+          if (req.all) return await this.unbanAll();
+          if (req.fleet && !d.fleet) return { ok: false, error: 'the fleet is off (fleet= in tallow.conf): nothing to lift elsewhere' };
+          // Every node lifts it (its bans made before now) when it reads the row; here at once.
+          if (req.fleet) d.fleet!.unbanEverywhere(req.address, familyOf(req.address), Date.now());
+          return await this.unban(req.address, req.fleet === true);
         case 'reload': {
           const r = d.reloadService('tallow reload');
           // A configuration error is EX_CONFIG for the client too; the old configuration runs on.
@@ -237,7 +242,7 @@ export class Requests {
   }
 
   /** Every ban of the target, whatever rule made it and wherever it applies; its records are forgotten. */
-  private async unban(address: string): Promise<ControlResponse> {
+  private async unban(address: string, fleet = false): Promise<ControlResponse> {
     const d = this.d;
     const family = familyOf(address);
     const lifted = d.ledger.unbanAll(address, 'manual', Date.now());
@@ -252,7 +257,7 @@ export class Requests {
     const why = (await Promise.all(waits.map((s) => d.firewall.outcome(address, s)))).find((w) => w) ?? null;
     return {
       ok: true,
-      result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}) },
+      result: { address, family, wasBanned: lifted.length > 0, lifted: lifted.map((b) => portsText(scopes.get(b.scope), b.scope)), ...(why ? { pending: why } : {}), ...(fleet ? { fleet: true } : {}) },
     };
   }
 

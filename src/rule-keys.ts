@@ -6,7 +6,7 @@ import { scopeOf } from './scope';
 /** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
 export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'no_log', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
   'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6', 'action', 'notify_allowlisted',
-  'actions'] as const;
+  'actions', 'publish'] as const;
 
 /** The keys that give a rule its own policy, and so its own score pool. */
 export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
@@ -34,6 +34,8 @@ export interface RuleKeys {
   notify_allowlisted?: boolean;
   /** the tallow.conf actions its events go to (absent: `actions=`); names checked in rules.ts */
   actions?: string[];
+  /** its bans are published to the fleet (default true; issue 17) */
+  publish?: boolean;
 }
 
 type PolicyKey = (typeof POLICY_KEYS)[number];
@@ -115,6 +117,10 @@ export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
     k.notify_allowlisted = blk.notify_allowlisted;
   }
   if ('actions' in blk) k.actions = actionNames(blk.actions);
+  if ('publish' in blk) {
+    if (typeof blk.publish !== 'boolean') throw new Error(`"publish": expected true (its bans are shared with the fleet, the default) or false, got ${show(blk.publish)}`);
+    k.publish = blk.publish;
+  }
   if (k.action === 'notify') {
     // A notify rule never scores: a policy key would silently do nothing.
     const policy = POLICY_KEYS.find((key) => key in blk);

@@ -34,6 +34,8 @@ export interface Rule {
   notifyAllowlisted?: boolean;
   /** `"actions"`: the tallow.conf actions its bans, unbans and logins go to; absent: `actions=`. */
   actions?: string[];
+  /** `publish: false`: its bans are not shared with the fleet (absent: they are). */
+  publish?: false;
   /** Where it is defined, for messages: `/etc/tallow/postfix.json (block 1)`. */
   where: string;
 }

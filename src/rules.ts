@@ -50,7 +50,7 @@ interface Draft {
 }
 
 /** The keys that must agree between the blocks of one rule (unit is each block's own filter). */
-const MERGED = ['enabled', 'no_log', ...POLICY_KEYS, 'action', 'notify_allowlisted', 'actions'] as const;
+const MERGED = ['enabled', 'no_log', ...POLICY_KEYS, 'action', 'notify_allowlisted', 'actions', 'publish'] as const;
 
 /**
  * Blocks -> rules. Blocks sharing a `name` (in one file) are one rule, whose keys must agree; a
@@ -147,6 +147,7 @@ function makeRule(d: Draft, defaults: RuleDefaults): Rule {
     pool: POLICY_KEYS.some((key) => k[key] !== undefined) ? d.name : '',
     enabled: k.enabled ?? true,
     noLog: k.no_log ?? false,
+    ...(k.publish === false ? { publish: false as const } : {}),
     threshold: k.limit ?? k.threshold ?? defaults.threshold,
     findtime: k.findtime ?? 0,
     bantime: k.bantime ?? defaults.expires,

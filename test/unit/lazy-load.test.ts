@@ -49,6 +49,7 @@ test('a dry run with history=off loads no store, no other backend, no client or 
     /dist\/src\/firewall\/(ipset|nftables|firewalld)\.js$/,
     /dist\/src\/(ctl|tester|history-cli)\.js$/, /dist\/src\/report\/(?!schedule\.js$)/, // schedule.ts parses report= in tallow.conf
     /dist\/src\/actions\/(command|mail|webhook|smtp)\.js$/, /node_modules\/nodemailer\//,
+    /dist\/src\/fleet\/(?!settings\.js$)/, // fleet/settings.ts parses fleet= in tallow.conf; the rest only with a fleet
   ];
   for (const re of unwanted) assert.deepEqual(files.filter((f) => re.test(f)), [], `${re} not loaded`);
   assert.ok(!builtins.includes('NativeModule http'), 'node:http not loaded without metrics_listen');
