@@ -165,7 +165,7 @@ async function sizes(pg: PgCluster | null): Promise<void> {
 
 async function main(): Promise<void> {
   let pg: PgCluster | null = null;
-  if (process.getuid?.() === 0) {
+  if (process.getuid?.() === 0 && !process.argv.includes('--only')) {
     try {
       pg = PgCluster.create();
       pg.start();
@@ -179,9 +179,11 @@ async function main(): Promise<void> {
   }
   try {
     console.log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
-    await inserts(pg);
-    await floods();
-    await sizes(pg);
+    // `--only floods` (or inserts, sizes): one part, e.g. to compare the flood before and after a change.
+    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+    if (!only || only === 'inserts') await inserts(pg);
+    if (!only || only === 'floods') await floods();
+    if (!only || only === 'sizes') await sizes(pg);
   } finally {
     await pg?.destroy();
   }

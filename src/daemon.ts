@@ -27,7 +27,7 @@ import { HISTORY_RESTART_KEYS } from './history/settings';
 import type { Fleet } from './fleet';
 import { fleetFor, FLEET_RESTART_KEYS } from './fleet/settings';
 import type { HistoryListener } from './listeners/history';
-import { BanSteps, stepOptions } from './recidive';
+import { BanClock, BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
 import { untrustedFilters } from './patterns';
 import { defaultRuleName, ruleChanges } from './rules';
@@ -83,6 +83,7 @@ export class Daemon {
   fleet: Fleet | null = null;
   /** Repeat offenders: the step between the tracker's decision and the ledger (recidive.ts). */
   readonly steps: BanSteps;
+  private readonly banClock = new BanClock();
   readonly log: Log;
   private control: ControlServer | null = null;
   private exporter: MetricsExport | null = null;
@@ -110,7 +111,7 @@ export class Daemon {
       },
     });
     this.scoring = new Scoring(this.scoringOptions(this.engine), this.engine.rules);
-    this.steps = new BanSteps(stepOptions(this.engine.config));
+    this.steps = new BanSteps(stepOptions(this.engine.config), this.engine.rules);
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
   }
@@ -207,7 +208,7 @@ export class Daemon {
 
     // Before the first ban is decided: the repeat-offender steps the history remembers.
     await this.history?.start(
-      Date.now() - config.recidiveWindow * 1000,
+      Date.now() - this.steps.window * 1000,
       (bans) => this.steps.load(bans, Date.now()),
       config.recidiveBans > 0 ? (bans) => this.steps.loadRecent(bans, Date.now()) : undefined,
     );
@@ -362,12 +363,11 @@ export class Daemon {
       if (this.log.verbose) this.log.debug('match', { address: match.address, pattern: match.pattern.name, rule: rule.name });
       for (const d of this.scoring.observe(match, rule, now)) {
         if (d.action !== 'ban') continue;
-        const out = this.ledger.ban({ ...this.steps.apply(d, now), origin: 'rule' }, now);
+        const out = this.ledger.ban({ ...this.steps.apply(d, now), origin: 'rule' }, this.banClock.at(d.address, now));
         if (!out.ok && this.ledger.refusal(d.address, d.family)) this.log.warn(`not banned, never banned: ${d.address} (${out.why})`, { pattern: d.pattern });
-        // The recidive rule: the Nth ban within recidive_window adds one on every port. 1 ms later:
-        // the history keeps one ban per address and start time.
+        // The recidive rule: the Nth ban within recidive_window adds one on every port.
         const r = out.ok ? this.steps.recidive(out.ban, now, this.ledger.get(out.ban.address, '')) : null;
-        if (r) this.ledger.ban(r, now + 1);
+        if (r) this.ledger.ban(r, this.banClock.at(r.address, now));
       }
     }
     if (batch.length) m.journalLagSeconds = Math.max(0, now / 1000 - batch[batch.length - 1].realtime / 1e6);
@@ -502,7 +502,7 @@ export class Daemon {
     this.engine = next;
     // Later matches score by the new rules; records of rules still there are kept.
     this.scoring.configure(after, this.scoringOptions(next));
-    this.steps.configure(stepOptions(next.config));
+    this.steps.configure(stepOptions(next.config), after);
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
     this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     this.logEngine(next);

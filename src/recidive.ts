@@ -5,6 +5,13 @@
 // from the history at start (so steps survive a restart) and kept up to date from ledger events
 // (this module's listener), so deciding costs a map lookup, never I/O.
 //
+// Per rule: a rule's own bantime_increment, bantime_max and recidive_window (tallow.patterns(5))
+// replace tallow.conf's, and steps are counted per score pool: a rule with a policy of its own
+// (any of those keys, a threshold, ports...) counts its own bans, so a second sshd ban doubles
+// while the first postfix ban of the same address is a first ban, as each rule's scores are its
+// own (fail2ban counts per jail too). Rules without a policy share tallow.conf's pool and count
+// together, as in tallow. Across rules, the `recidive` rule below catches a repeat offender.
+//
 // The `recidive` rule (recidive_bans=N) is decided here too, from the same kind of view: every
 // rule's bans (threshold or instant, any scope) of the last recidive_window per address; the Nth
 // gives one ban on every port for recidive_bantime. That is how an address that tries sshd, then
@@ -14,6 +21,7 @@ import type { Ban, BanRequest } from './ledger';
 import type { BantimeIncrement } from './history/settings';
 import type { LastBan } from './history/store';
 import { MAX_BAN_SECONDS } from './limits';
+import type { Rule } from './rule';
 import type { BanDecision } from './tracker';
 
 export interface StepOptions {
@@ -44,61 +52,91 @@ interface Counted {
 /** Bans the recidive rule counts: the rules' own (not manual, adopted or recidive ones). */
 const counts = (b: { reason: string }): boolean => b.reason === 'threshold' || b.reason === 'instant';
 
+type StepRule = Pick<Rule, 'name' | 'pool' | 'increment' | 'bantimeMax' | 'recidiveWindow'>;
+
 export class BanSteps {
-  /** address -> its last threshold ban; insertion-ordered by time, so pruning stops at the first young one */
+  /** pool+address -> its last threshold ban; insertion-ordered by time, so pruning stops at the first young one */
   private readonly last = new Map<string, Last>();
   /** address -> its counted bans within the window, oldest first (only while recidive_bans is on) */
   private readonly recent = new Map<string, Counted[]>();
+  /** rule name -> its rule: its pool and its own keys */
+  private rules = new Map<string, StepRule>();
+  /** seconds: the longest window of any rule, how long `last` keeps a ban */
+  private longest = 0;
 
-  constructor(private o: StepOptions) {}
+  constructor(private o: StepOptions, rules: readonly StepRule[] = []) {
+    this.configure(o, rules);
+  }
 
-  configure(o: StepOptions): void {
+  configure(o: StepOptions, rules: readonly StepRule[] = [...this.rules.values()]): void {
     this.o = o;
     if (o.recidiveBans <= 0) this.recent.clear();
+    this.rules = new Map(rules.map((r) => [r.name, r]));
+    this.longest = Math.max(o.window, ...rules.map((r) => r.recidiveWindow ?? 0));
   }
 
   get size(): number {
     return this.last.size;
   }
 
-  /** The step an address would get if banned by a threshold at `now` (0: a first ban). */
-  stepFor(address: string, now: number): number {
-    const prev = this.last.get(address);
-    return prev && now - prev.since <= this.o.window * 1000 ? prev.step + 1 : 0;
+  /** Seconds back the history must be read at start for every rule's window. */
+  get window(): number {
+    return this.longest;
+  }
+
+  /**
+   * Where a rule's steps are counted: its score pool ('' for rules without a policy of their
+   * own, and for bans whose rule is unknown now: stored before rules had names, or removed).
+   */
+  private key(rule: string | null | undefined, address: string): string {
+    const pool = rule ? (this.rules.get(rule)?.pool ?? rule) : '';
+    return pool ? `${pool} ${address}` : address;
+  }
+
+  /** The step an address would get if banned by `rule`'s threshold at `now` (0: a first ban). */
+  stepFor(address: string, now: number, rule: string | null = null): number {
+    const prev = this.last.get(this.key(rule, address));
+    const window = (rule ? this.rules.get(rule)?.recidiveWindow : undefined) ?? this.o.window;
+    return prev && now - prev.since <= window * 1000 ? prev.step + 1 : 0;
   }
 
   /** The decision with its step's duration. Only threshold bans escalate (not throttles, not manual bans). */
   apply(d: BanDecision, now: number): SteppedDecision {
-    const inc = this.o.increment;
+    const r = d.rule ? this.rules.get(d.rule) : undefined;
+    const inc = r?.increment ?? this.o.increment;
     if (inc.kind === 'off' || d.reason !== 'threshold') return d;
-    const step = this.stepFor(d.address, now);
+    const step = this.stepFor(d.address, now, d.rule);
     let seconds: number;
     if (inc.kind === 'list') seconds = inc.seconds[Math.min(step, inc.seconds.length - 1)];
     else seconds = d.seconds * inc.factor ** step;
-    // bantime_max caps the growth, never a first ban below what tallow.conf gives it.
-    if (step > 0) seconds = Math.max(Math.min(seconds, this.o.max), inc.kind === 'list' ? inc.seconds[0] : d.seconds);
+    // bantime_max caps the growth, never a first ban below what the rule gives it.
+    if (step > 0) seconds = Math.max(Math.min(seconds, r?.bantimeMax ?? this.o.max), inc.kind === 'list' ? inc.seconds[0] : d.seconds);
     seconds = Math.min(Math.round(seconds), MAX_BAN_SECONDS);
     return step > 0 ? { ...d, seconds, step } : { ...d, seconds };
   }
 
   /** From the history at start: merged with what events already told (the later ban wins). */
   load(bans: LastBan[], now: number): void {
-    for (const b of [...bans].sort((x, y) => x.since - y.since)) {
-      const had = this.last.get(b.address);
-      if (had && (had.since > b.since || (had.since === b.since && had.step >= b.step))) continue;
-      this.last.delete(b.address);
-      this.last.set(b.address, { since: b.since, step: b.step });
-    }
+    for (const b of [...bans].sort((x, y) => x.since - y.since)) this.seen(this.key(b.rule, b.address), b.since, b.step);
     this.prune(now);
+  }
+
+  /** A threshold ban of a pool: kept when it is the latest (the same one twice: the higher step). */
+  private seen(key: string, since: number, step: number): void {
+    const had = this.last.get(key);
+    if (had && (had.since > since || (had.since === since && had.step >= step))) return;
+    this.last.delete(key);
+    this.last.set(key, { since, step });
   }
 
   /** Forget bans older than the window. */
   prune(now: number): void {
-    const oldest = now - this.o.window * 1000;
-    for (const [address, l] of this.last) {
+    let oldest = now - this.longest * 1000;
+    for (const [key, l] of this.last) {
       if (l.since >= oldest) break;
-      this.last.delete(address);
+      this.last.delete(key);
     }
+    oldest = now - this.o.window * 1000;
     // Re-inserted on every ban, so the map is ordered by each address's latest ban.
     for (const [address, list] of this.recent) {
       if (list[list.length - 1].since >= oldest) break;
@@ -171,11 +209,7 @@ export class BanSteps {
           this.remember(e.ban);
           latest = Math.max(latest, e.ban.since);
           if (e.ban.reason !== 'threshold') continue;
-          const b = e.ban;
-          const had = this.last.get(b.address);
-          if (had && had.since > b.since) continue;
-          this.last.delete(b.address);
-          this.last.set(b.address, { since: b.since, step: Math.max(b.step ?? 0, had && had.since === b.since ? had.step : 0) });
+          this.seen(this.key(e.ban.rule, e.ban.address), e.ban.since, e.ban.step ?? 0);
         }
         // The events' own time, not the clock's: the same view whatever clock a test runs on.
         if (latest) this.prune(latest);
@@ -186,4 +220,27 @@ export class BanSteps {
 
 export function stepOptions(c: { bantimeIncrement: BantimeIncrement; bantimeMax: number; recidiveWindow: number; recidiveBans: number; recidiveBantime: number }): StepOptions {
   return { increment: c.bantimeIncrement, max: c.bantimeMax, window: c.recidiveWindow, recidiveBans: c.recidiveBans, recidiveBantime: c.recidiveBantime };
+}
+
+/**
+ * Start times for bans: the history keeps one ban per address and start time (ms), so two bans of
+ * one address decided in the same ms (two rules on other ports in one journal batch, or a rule's
+ * ban and the recidive ban it causes) start 1 ms apart, or one of them would not be stored and
+ * its repeat-offender step would be lost at the next restart. Only the addresses of the current
+ * ms are remembered.
+ */
+export class BanClock {
+  private ms = 0;
+  private readonly used = new Map<string, number>();
+
+  at(address: string, now: number): number {
+    if (now !== this.ms) {
+      this.ms = now;
+      this.used.clear();
+    }
+    const prev = this.used.get(address);
+    const at = prev === undefined ? now : prev + 1;
+    this.used.set(address, at);
+    return at;
+  }
 }

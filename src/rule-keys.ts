@@ -1,15 +1,19 @@
 // The rule keys a block of a patterns file may carry beside `filter` and `items` (issue 14), each
 // validated here: tallow.patterns(5), RULES. Resolution into Rule objects is in rules.ts.
+import { parseDuration, parseIncrement, type BantimeIncrement } from './history/settings';
 import { MAX_BAN_SECONDS } from './limits';
 import { scopeOf } from './scope';
 
 /** Every key a block may have. Anything else is refused: a typo must not silently do nothing. */
 export const BLOCK_KEYS = ['filter', 'items', 'name', 'enabled', 'no_log', 'unit', 'threshold', 'limit', 'findtime', 'bantime',
   'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6', 'action', 'notify_allowlisted',
-  'actions', 'publish'] as const;
+  'actions', 'publish',
+  'bantime_increment', 'bantime_max', 'recidive_window'] as const;
 
 /** The keys that give a rule its own policy, and so its own score pool. */
-export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6'] as const;
+export const POLICY_KEYS = ['threshold', 'limit', 'findtime', 'bantime', 'ports', 'protocol', 'ban_prefix_v4', 'ban_prefix_v6',
+  // Repeat offenders (issue 15): steps are counted per score pool, so a rule with its own keeps its own count.
+  'bantime_increment', 'bantime_max', 'recidive_window'] as const;
 
 /** The keys of one block as given (validated); an absent key is absent. */
 export interface RuleKeys {
@@ -36,6 +40,10 @@ export interface RuleKeys {
   actions?: string[];
   /** its bans are published to the fleet (default true; issue 17) */
   publish?: boolean;
+  /** repeat offenders (tallow.conf's keys of the same names, per rule): steps, their cap, the window (seconds) */
+  bantime_increment?: BantimeIncrement;
+  bantime_max?: number;
+  recidive_window?: number;
 }
 
 type PolicyKey = (typeof POLICY_KEYS)[number];
@@ -69,6 +77,24 @@ export function unitName(v: unknown): string {
     throw new Error(`"unit": expected a systemd unit name such as "postfix" or "postfix@-.service", got ${show(v)}`);
   }
   return UNIT_SUFFIXES.some((s) => v.endsWith(s) && v.length > s.length) ? v : `${v}.service`;
+}
+
+/** A duration as in tallow.conf: whole seconds (a number) or text such as "90", "30m", "6h", "1d", "1w". */
+function durationKey(key: string, v: unknown, max: number): number {
+  const n = typeof v === 'number' ? (Number.isInteger(v) ? v : null) : typeof v === 'string' ? parseDuration(v) : null;
+  if (n === null || n < 1 || n > max) throw new Error(`"${key}": expected a duration (whole seconds, or text such as "6h", "1d", "1w") up to ${max} s, got ${show(v)}`);
+  return n;
+}
+
+/** `bantime_increment`: a factor (2, "1.5"), durations ("1h,6h,1d" or ["1h", "6h", 86400]) or "off", as in tallow.conf. */
+function incrementKey(v: unknown): BantimeIncrement {
+  // In a list a number is whole seconds (never a factor): [3600] is one step of an hour.
+  const item = (x: unknown) => (typeof x === 'number' ? `${x}s` : typeof x === 'string' ? x : null);
+  const items = Array.isArray(v) ? v.map(item) : [];
+  const text = Array.isArray(v) ? (v.length && !items.includes(null) ? items.join(',') : null) : typeof v === 'number' || typeof v === 'string' ? String(v).trim() : null;
+  const r = text === null ? `expected a factor (e.g. 2), durations (e.g. "1h,6h,1d" or ["1h", "6h", "1d"]) or "off", got ${show(v)}` : parseIncrement(text);
+  if (typeof r === 'string') throw new Error(`"bantime_increment": ${r}`);
+  return r;
 }
 
 /**
@@ -121,6 +147,9 @@ export function parseRuleKeys(blk: Record<string, unknown>): RuleKeys {
     if (typeof blk.publish !== 'boolean') throw new Error(`"publish": expected true (its bans are shared with the fleet, the default) or false, got ${show(blk.publish)}`);
     k.publish = blk.publish;
   }
+  if ('bantime_increment' in blk) k.bantime_increment = incrementKey(blk.bantime_increment);
+  if ('bantime_max' in blk) k.bantime_max = durationKey('bantime_max', blk.bantime_max, MAX_BAN_SECONDS);
+  if ('recidive_window' in blk) k.recidive_window = durationKey('recidive_window', blk.recidive_window, 10 * 365 * 86400);
   if (k.action === 'notify') {
     // A notify rule never scores: a policy key would silently do nothing.
     const policy = POLICY_KEYS.find((key) => key in blk);

@@ -2,6 +2,7 @@
 // keys: their blocks take tallow.conf's threshold and expires and share one score per address,
 // exactly as in tallow. A block with its own policy keeps its own scores. Types only; parsing is
 // in rules.ts, scoring in the tracker.
+import type { BantimeIncrement } from './history/settings';
 import type { Scope } from './scope';
 
 export interface Rule {
@@ -36,6 +37,15 @@ export interface Rule {
   actions?: string[];
   /** `publish: false`: its bans are not shared with the fleet (absent: they are). */
   publish?: false;
+  /**
+   * Repeat offenders (issue 15), set only when the rule gives them: absent, tallow.conf's
+   * bantime_increment, bantime_max and recidive_window apply (recidive.ts).
+   */
+  increment?: BantimeIncrement;
+  /** seconds */
+  bantimeMax?: number;
+  /** seconds */
+  recidiveWindow?: number;
   /** Where it is defined, for messages: `/etc/tallow/postfix.json (block 1)`. */
   where: string;
 }

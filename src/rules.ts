@@ -153,6 +153,9 @@ function makeRule(d: Draft, defaults: RuleDefaults): Rule {
     bantime: k.bantime ?? defaults.expires,
     scope,
     prefix,
+    ...(k.bantime_increment ? { increment: k.bantime_increment } : {}),
+    ...(k.bantime_max !== undefined ? { bantimeMax: k.bantime_max } : {}),
+    ...(k.recidive_window !== undefined ? { recidiveWindow: k.recidive_window } : {}),
     where: place(d.blocks[0]),
   };
 }
@@ -176,6 +179,10 @@ function policyChanges(a: Rule, b: Rule): string[] {
   cmp('ban_prefix_v4', a.prefix[4], b.prefix[4]);
   cmp('ban_prefix_v6', a.prefix[6], b.prefix[6]);
   cmp('actions', a.actions ? `[${a.actions.join(',')}]` : 'actions=', b.actions ? `[${b.actions.join(',')}]` : 'actions=');
+  const inc = (r: Rule) => (!r.increment ? 'tallow.conf' : r.increment.kind === 'list' ? r.increment.seconds.join(',') : r.increment.kind === 'factor' ? `x${r.increment.factor}` : 'off');
+  cmp('bantime_increment', inc(a), inc(b));
+  cmp('bantime_max', a.bantimeMax ?? 'tallow.conf', b.bantimeMax ?? 'tallow.conf');
+  cmp('recidive_window', a.recidiveWindow ?? 'tallow.conf', b.recidiveWindow ?? 'tallow.conf');
   if ((a.pool === '') !== (b.pool === '')) out.push(a.pool === '' ? 'scores shared -> its own' : 'scores its own -> shared');
   return out;
 }

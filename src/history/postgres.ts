@@ -309,7 +309,7 @@ export class PgStore implements HistoryStore {
   }
 
   async lastBans(since: number): Promise<LastBan[]> {
-    return (await this.rows(SQL.lastBans, [since])).map((r) => ({ address: String(r.address), since: Number(r.since), step: Number(r.step) }));
+    return (await this.rows(SQL.lastBans, [since])).map((r) => ({ address: String(r.address), rule: r.rule == null ? null : String(r.rule), since: Number(r.since), step: Number(r.step) }));
   }
 
   async close(): Promise<void> {

@@ -206,7 +206,7 @@ export class SqliteStore implements HistoryStore {
 
   async lastBans(since: number): Promise<LastBan[]> {
     await this.open();
-    return this.all(SQL.lastBans, [since]).map((r) => ({ address: String(r.address), since: Number(r.since), step: Number(r.step) }));
+    return this.all(SQL.lastBans, [since]).map((r) => ({ address: String(r.address), rule: r.rule == null ? null : String(r.rule), since: Number(r.since), step: Number(r.step) }));
   }
 
   async close(): Promise<void> {

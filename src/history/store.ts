@@ -126,6 +126,8 @@ export interface TopItem {
 /** The latest repeat-offender step of an address: what the recidive view is loaded from. */
 export interface LastBan {
   address: string;
+  /** null: stored before rules had names (schema 2) */
+  rule: string | null;
   since: number;
   step: number;
 }
@@ -176,8 +178,10 @@ export const SQL = {
   pruneMatches: 'DELETE FROM matches WHERE id IN (SELECT id FROM matches ORDER BY id LIMIT ?) AND at < ?',
   pruneBans: 'DELETE FROM bans WHERE id IN (SELECT id FROM bans ORDER BY id LIMIT ?) AND since < ?',
   pruneProgress: 'DELETE FROM progress WHERE at < ?',
+  // The latest threshold ban of each address and rule (the repeat-offender view maps rules to
+  // their score pools and keeps the latest of each pool; the daemon alone knows the pools).
   lastBans:
-    "SELECT address, since, step FROM bans b WHERE reason = 'threshold' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold')",
+    "SELECT address, rule, since, step FROM bans b WHERE reason = 'threshold' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold' AND (c.rule = b.rule OR (c.rule IS NULL AND b.rule IS NULL)))",
 };
 
 /** `sshd.json` means every pattern of that file; `sshd.json#3` that one pattern; `sshd` the rule of that name. */

@@ -152,7 +152,7 @@ test('a version-1 file (written by the first schema) is migrated at open, its ro
   assert.deepEqual((await store.matches({ limit: 10 })).map((m) => [m.address, m.n]), [['203.0.113.1', 1]]);
   // And the new columns work: a ban of step 1 after it.
   await store.write('run', [{ kind: 'ban', seq: 1, address: '203.0.113.1', family: 4, since: T0 + 7_200_000, expiry: T0 + 14_400_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#1', score: 1, count: 5, step: 1, cause: 'new' }]);
-  assert.deepEqual(await store.lastBans(T0), [{ address: '203.0.113.1', since: T0 + 7_200_000, step: 1 }]);
+  assert.deepEqual(await store.lastBans(T0), [{ address: '203.0.113.1', rule: null, since: T0 + 7_200_000, step: 1 }]);
 });
 
 test('a file from a newer tallow is refused with a clear message, not overwritten', async (t) => {

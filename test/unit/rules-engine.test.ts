@@ -95,7 +95,7 @@ test('tallow test and the daemon stop with exit 78 and `file: block N: ...` on a
   fs.writeFileSync(conf, `patterns_dir=${local}\nstate_dir=${dir}/state\nsocket=${dir}/sock\n`);
   const input = path.join(dir, 'in.log');
   fs.writeFileSync(input, 'nothing\n');
-  const message = `${bad}: block 2: unknown key "thresold" (known: filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted, actions, publish)`;
+  const message = `${bad}: block 2: unknown key "thresold" (known: filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted, actions, publish, bantime_increment, bantime_max, recidive_window)`;
 
   const t1 = cli(['test', '--config', conf, '--patterns', bad, input]);
   assert.equal(t1.status, 78, t1.stderr);

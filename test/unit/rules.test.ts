@@ -17,7 +17,7 @@ const resolve = (...files: PatternFile[][]) => resolveRules(files.flat(), DEFAUL
 const item = (p = '^fail <IP>$') => ({ ban: 0, score: 0.5, pattern: p });
 const block = (extra: Record<string, unknown>) => ({ filter: '_SYSTEMD_UNIT=a.service', items: [item()], ...extra });
 
-const KNOWN = 'filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted, actions, publish';
+const KNOWN = 'filter, items, name, enabled, no_log, unit, threshold, limit, findtime, bantime, ports, protocol, ban_prefix_v4, ban_prefix_v6, action, notify_allowlisted, actions, publish, bantime_increment, bantime_max, recidive_window';
 
 // Tests as data: a block's extra keys (or a whole file) and the exact message after the path.
 const BAD: Array<[unknown, string]> = [
