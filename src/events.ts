@@ -58,6 +58,8 @@ export interface Listener {
   readonly maxQueue?: number;
   /** Most events handed over in one call (default 1000). */
   readonly maxBatch?: number;
+  /** Wait this many ms after the first queued event before handing over (a store: fewer, larger transactions); default a tick. */
+  readonly gatherMs?: number;
   /**
    * Cheap, synchronous, in-process (the firewall queue, the log, counters): handed each event at
    * once, inside emit(), so a ban reaches the firewall queue and the log in the same tick as the
@@ -90,6 +92,8 @@ class Queue {
   running = false;
   scheduled = false;
   retry: NodeJS.Timeout | null = null;
+  /** the wait of a listener with gatherMs */
+  gather: NodeJS.Timeout | null = null;
   streak = 0;
   delivered = 0;
   failures = 0;
@@ -169,6 +173,8 @@ export class Dispatcher {
     for (const q of this.queues) {
       if (q.retry) clearTimeout(q.retry);
       q.retry = null;
+      if (q.gather) clearTimeout(q.gather);
+      q.gather = null;
       if (q.events.length) this.log.warn(`listener ${q.listener.name}: closing with events not delivered`, { count: String(q.events.length) });
       for (const r of q.idle.splice(0)) r();
       try {
@@ -180,13 +186,21 @@ export class Dispatcher {
   }
 
   private schedule(q: Queue): void {
-    if (q.scheduled || q.running || q.retry || this.closed) return;
+    if (q.running || q.retry || this.closed) return;
+    // A listener that gathers (gatherMs) is handed a full batch at once, not after the wait.
+    const full = q.events.length >= (q.listener.maxBatch ?? 1000);
+    if (q.scheduled && !(full && q.gather)) return;
+    if (q.gather) clearTimeout(q.gather);
+    q.gather = null;
     q.scheduled = true;
-    // A tick later: everything emitted in this batch of journal entries goes over in one call.
-    setImmediate(() => {
+    const go = () => {
       q.scheduled = false;
+      q.gather = null;
       void this.drain(q);
-    });
+    };
+    // A tick later: everything emitted in this batch of journal entries goes over in one call.
+    if (q.listener.gatherMs && !full) q.gather = setTimeout(go, q.listener.gatherMs);
+    else setImmediate(go);
   }
 
   /** The events stay queued; the next try waits 1, 2, 4... s (capped). */

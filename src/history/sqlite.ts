@@ -76,6 +76,10 @@ export class SqliteStore implements HistoryStore {
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // Checkpoints (the WAL copied into the file) at 4,000 pages instead of 1,000: a flood's
+      // index pages are copied once, not four times; ~25% less CPU per row on a file of a few
+      // hundred thousand rows (bench/README). The WAL file grows to about 16 MB.
+      db.pragma('wal_autocheckpoint = 4000');
       // A reader (`tallow history`) holding the file briefly must not fail a write.
       db.pragma('busy_timeout = 2000');
       const from = Number(db.pragma('user_version', { simple: true }));
@@ -110,6 +114,8 @@ export class SqliteStore implements HistoryStore {
     this.db = null;
     this.stmts = null;
     this.multiMatch = null;
+    this.multiBan = null;
+    this.tx = null;
     fs.renameSync(this.file, aside);
     for (const ext of ['-wal', '-shm']) {
       if (fs.existsSync(this.file + ext)) fs.renameSync(this.file + ext, aside + ext);
@@ -133,35 +139,68 @@ export class SqliteStore implements HistoryStore {
 
   /** INSERT of MULTI matches in one statement: about 1.5 times the rows per second of one by one (bench/README). */
   private multiMatch: Stmt | null = null;
+  /** The same for new bans (most of a flood's rows after matches). */
+  private multiBan: Stmt | null = null;
+  /** db.transaction() makes a new wrapper each call: one, made once per open database. */
+  private tx: ((run: string, rows: HistoryRow[]) => void) | null = null;
 
   private writeSync(run: string, rows: HistoryRow[]): void {
+    if (!this.tx) {
+      const db = this.db!;
+      this.multiMatch = db.prepare(`INSERT INTO matches (address, at, pattern, n, rule) VALUES ${Array(MULTI).fill('(?, ?, ?, ?, ?)').join(', ')}`);
+      this.multiBan = db.prepare(SQL.banInsert.replace(/VALUES \(.*?\)/, `VALUES ${Array(MULTI).fill(`(${Array(12).fill('?').join(', ')})`).join(', ')}`));
+      this.tx = db.transaction((r: string, x: HistoryRow[]) => this.writeRows(r, x));
+    }
+    this.tx(run, rows);
+  }
+
+  private writeRows(run: string, rows: HistoryRow[]): void {
     const s = this.stmts!;
-    this.multiMatch ??= this.db!.prepare(`INSERT INTO matches (address, at, pattern, n, rule) VALUES ${Array(MULTI).fill('(?, ?, ?, ?, ?)').join(', ')}`);
-    const multi = this.multiMatch;
-    this.db!.transaction(() => {
-      const done = Number((s.progressGet.get(run) as { seq?: number } | undefined)?.seq ?? 0);
-      let last = done;
-      // Matches gather here until MULTI of them go in at once; bans and unbans do not wait for
-      // them (the order of match rows against ban rows means nothing).
-      const pending: (string | number | null)[] = [];
-      for (const r of rows) {
-        if (r.seq <= done) continue;
-        last = Math.max(last, r.seq);
-        if (r.kind === 'match') {
-          pending.push(r.address, r.at, r.pattern, r.n, r.rule ?? null);
-          if (pending.length === MULTI * 5) multi.run(pending.splice(0));
-        } else if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.scope ?? '', r.address, r.scope ?? '', r.since);
-        else if (r.kind === 'login') s.loginInsert.run(r.at, r.address, r.username, r.method, r.fingerprint, r.rule);
-        else {
-          const scope = r.scope ?? '';
-          const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, scope];
-          if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, scope, r.expiry - 2000);
-          else if (r.cause !== 'renewed' || s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, scope, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
+    const multi = this.multiMatch!;
+    const multiBan = this.multiBan!;
+    const done = Number((s.progressGet.get(run) as { seq?: number } | undefined)?.seq ?? 0);
+    let last = done;
+    // Matches gather here until MULTI of them go in at once; bans and unbans do not wait for
+    // them (the order of match rows against ban rows means nothing). New bans gather too, but go
+    // in before any statement that may touch a ban row (an unban, an adopted or renewed ban).
+    const pending: (string | number | null)[] = [];
+    const bans: (string | number | null)[] = [];
+    const flushBans = () => {
+      for (let i = 0; i < bans.length; i += 12) s.banInsert.run(bans.slice(i, i + 12));
+      bans.length = 0;
+    };
+    for (const r of rows) {
+      if (r.seq <= done) continue;
+      if (r.seq > last) last = r.seq;
+      if (r.kind === 'match') {
+        pending.push(r.address, r.at, r.pattern, r.n, r.rule ?? null);
+        if (pending.length === MULTI * 5) {
+          multi.run(pending);
+          pending.length = 0;
         }
+        continue;
       }
-      for (let i = 0; i < pending.length; i += 5) s.matchInsert.run(pending.slice(i, i + 5));
-      if (last > done) s.progressPut.run(run, last, Date.now());
-    })();
+      if (r.kind === 'ban' && (r.cause === 'new' || r.cause === 'restored')) {
+        bans.push(r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.scope ?? '');
+        if (bans.length === MULTI * 12) {
+          multiBan.run(bans);
+          bans.length = 0;
+        }
+        continue;
+      }
+      flushBans();
+      if (r.kind === 'unban') s.unban.run(r.at, r.reason, r.address, r.scope ?? '', r.address, r.scope ?? '', r.since);
+      else if (r.kind === 'login') s.loginInsert.run(r.at, r.address, r.username, r.method, r.fingerprint, r.rule);
+      else {
+        const scope = r.scope ?? '';
+        const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, scope];
+        if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, scope, r.expiry - 2000);
+        else if (s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, scope, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
+      }
+    }
+    flushBans();
+    for (let i = 0; i < pending.length; i += 5) s.matchInsert.run(pending.slice(i, i + 5));
+    if (last > done) s.progressPut.run(run, last, Date.now());
   }
 
   async prune(before: number, limit: number): Promise<number> {
@@ -214,5 +253,7 @@ export class SqliteStore implements HistoryStore {
     this.db = null;
     this.stmts = null;
     this.multiMatch = null;
+    this.multiBan = null;
+    this.tx = null;
   }
 }
