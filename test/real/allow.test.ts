@@ -113,7 +113,7 @@ describe('tallow allow against a running daemon, across a restart', { timeout: 1
     await waitFor(`198.51.100.10 banned\n${d.output}`, () => inIpset(sb, '198.51.100.10'), 15000);
   });
 
-  it('bad usage: exit 64 (sysexits' EX_USAGE), nothing sent', async () => {
+  it('bad usage: exit 64 (EX_USAGE), nothing sent', async () => {
     for (const [args, why] of [
       [['allow', 'add', 'not-an-address'], /allowlist entry 'not-an-address': not a valid address/],
       [['allow', 'add'], /an ADDRESS or NETWORK is needed/],
