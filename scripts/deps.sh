@@ -11,6 +11,8 @@ pkgs=(
   openssh-server openssh-client sshpass iproute2
   # firewall backends, proven in network namespaces
   ipset iptables nftables firewalld dbus
+  # log rotation of the no-systemd log file (test/real/logrotate)
+  logrotate
   # man page lint
   mandoc
   # the Debian package: dpkg-shlibdeps (dpkg-dev), strip (binutils), lintian; the on-demand
