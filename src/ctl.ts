@@ -16,6 +16,7 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from './config';
 import { EX_CONFIG, EX_NOPERM, EX_OK, EX_PROTOCOL, EX_REFUSED, EX_UNAVAILABLE, EX_USAGE } from './exit';
 import { parseDuration } from './history/settings';
 import { helpText, parseCommand, synopsis, UsageError, type ParsedCommand } from './options';
+import { extraPairs, notifyText, type RuleInfoExtra } from './rule-info';
 import { parseSettingValue, splitKey } from './runtime-settings';
 import { version } from './version';
 import {
@@ -266,19 +267,21 @@ function seconds(n: number, zero = '0 s'): string {
 }
 
 /** `tallow rules`: one block per rule, like `fail2ban-client status JAIL`. */
-export function formatRules(rules: RuleInfo[]): string {
+export function formatRules(rules: (RuleInfo & RuleInfoExtra)[]): string {
   if (rules.length === 0) return 'no rules\n';
   const out: string[] = [];
   for (const r of rules) {
     const prefix = r.prefix[4] === 32 && r.prefix[6] === 128 ? 'the address' : `networks /${r.prefix[4]} (IPv4), /${r.prefix[6]} (IPv6)`;
-    const pairs: [string, string][] = [
-      ['defined in', r.where],
-      ['filter', r.filter],
+    const head: [string, string][] = [['defined in', r.where], ['filter', r.filter]];
+    // A notify rule never scores or bans: its action instead of a policy, scores and bans.
+    const pairs: [string, string][] = r.action === 'notify' ? [...head, ['action', notifyText(r)], ...extraPairs(r, seconds), ['matches', String(r.matches)]] : [
+      ...head,
       ['threshold', `${fmtNumber(r.threshold)}${r.pool === '' ? " (tallow.conf's shared score)" : ''}`],
       ['findtime', seconds(r.findtime, 'off (scores fall only when a record is pruned)')],
       ['bantime', seconds(r.bantime)],
       ['ports', r.ports],
       ['target', prefix],
+      ...extraPairs(r, seconds),
       ['matches', String(r.matches)],
       ['bans made', String(r.bans)],
       ['bans active', String(r.bansActive)],
@@ -286,6 +289,7 @@ export function formatRules(rules: RuleInfo[]): string {
     const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
     out.push(`rule ${r.name}: ${r.enabled ? 'enabled' : 'disabled'}`);
     for (const [k, v] of pairs) out.push(`  ${(k + ':').padEnd(w)} ${v}`);
+    if (r.action === 'notify') continue;
     if (r.top.length === 0) out.push('  top addresses: none');
     else {
       out.push('  top addresses:');
@@ -404,7 +408,7 @@ function print(sub: Subcommand, p: ParsedCommand, result: unknown, io: CtlIO): v
       break;
     }
     case 'rules': {
-      const rules = result as RuleInfo[];
+      const rules = result as (RuleInfo & RuleInfoExtra)[];
       if (!Array.isArray(rules)) throw new Error('rules result is not an array');
       io.out(json ? JSON.stringify(rules, null, 2) + '\n' : formatRules(rules));
       break;

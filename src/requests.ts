@@ -12,6 +12,7 @@ import type { MatchGroup } from './journal';
 import type { PatternFile } from './patterns';
 import type { Rule } from './rule';
 import { defaultRuleName } from './rules';
+import { ruleInfoExtra, type RuleInfoExtra } from './rule-info';
 import { portsText } from './scoring';
 import { familyOf, isNetwork, overlaps, parseNetwork } from './target';
 import { splitKey } from './runtime-settings';
@@ -81,7 +82,7 @@ export class Requests {
   }
 
   /** Every rule, or the one named (an empty list when there is none by that name). */
-  rules(name?: string): RuleInfo[] {
+  rules(name?: string): (RuleInfo & RuleInfoExtra)[] {
     const d = this.d;
     const all = d.engine.rules;
     const active = this.activeByRule();
@@ -100,6 +101,7 @@ export class Requests {
         scope: r.scope.id,
         prefix: { ...r.prefix },
         pool: r.pool,
+        ...ruleInfoExtra(r),
         matches: d.metrics.matchesByRule.get(r.name) ?? 0,
         bans: d.metrics.bansByRule.get(r.name) ?? 0,
         bansActive: active.get(r.name) ?? 0,
