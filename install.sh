@@ -7,6 +7,7 @@
 # Installs: P/lib/tallow (the program: dist/src, the addon, production node_modules, shipped
 # patterns, package.json), P/bin/tallow (launcher), P/share/man/man{5,8} (man pages),
 # /etc/systemd/system/tallow.service, /usr/share/bash-completion/completions/tallow,
+# /usr/share/zsh/vendor-completions/_tallow,
 # /etc/logrotate.d/tallow (for the log file without systemd), /etc/tallow.conf.d/, and
 # /etc/tallow.conf only when absent (an administrator's configuration is never overwritten). P defaults to /usr/local. D (DESTDIR) stages everything
 # under another root, for packaging; nothing is started then.
@@ -62,6 +63,7 @@ man=$destdir$prefix/share/man
 unit=$destdir/etc/systemd/system/tallow.service
 conf=$destdir/etc/tallow.conf
 completion=$destdir/usr/share/bash-completion/completions/tallow
+zsh_completion=$destdir/usr/share/zsh/vendor-completions/_tallow
 logrotate=$destdir/etc/logrotate.d/tallow
 pidfile=/run/tallow.pid
 
@@ -88,7 +90,7 @@ if [ -n "$uninstall" ]; then
   fi
   [ -z "$destdir" ] && stop_background
   rm -rf -- "$lib"
-  rm -f -- "$bin" "$unit" "$man/man8/tallow.8" "$man/man5/tallow.conf.5" "$man/man5/tallow.patterns.5" "$completion" "$logrotate"
+  rm -f -- "$bin" "$unit" "$man/man8/tallow.8" "$man/man5/tallow.conf.5" "$man/man5/tallow.patterns.5" "$completion" "$zsh_completion" "$logrotate"
   under_systemd && systemctl daemon-reload || true
   echo "tallow removed from $destdir$prefix (kept: /etc/tallow.conf, /etc/tallow.conf.d/, /etc/tallow/, /var/lib/tallow)"
   exit 0
@@ -128,7 +130,7 @@ if [ -n "$build" ]; then
   npm ci --no-audit --no-fund   # also builds the addon (package.json "install" script)
   npm run build:ts
 fi
-for f in dist/src/cli.js build/Release/tallow.node patterns/sshd.json tallow.conf tallow.service completion/tallow.bash tallow.logrotate; do
+for f in dist/src/cli.js build/Release/tallow.node patterns/sshd.json tallow.conf tallow.service completion/tallow.bash completion/_tallow tallow.logrotate; do
   [ -e "$f" ] || { echo "install.sh: $src/$f is missing: build first (drop --no-build)" >&2; exit 1; }
 done
 
@@ -186,6 +188,7 @@ install -m 644 man/tallow.patterns.5 "$man/man5/tallow.patterns.5"
 # Always, also under systemd: with no /var/log/tallow.log the logrotate snippet does nothing
 # (missingok), and one file list serves every install (and the package).
 install -D -m 644 completion/tallow.bash "$completion"
+install -D -m 644 completion/_tallow "$zsh_completion"
 install -D -m 644 tallow.logrotate "$logrotate"
 
 mkdir -p "$(dirname "$unit")"
@@ -200,7 +203,7 @@ else
   install -m 644 tallow.conf "$conf"
 fi
 
-echo "installed: $bin, $lib, $unit, man pages in $man, $completion, $logrotate"
+echo "installed: $bin, $lib, $unit, man pages in $man, $completion, $zsh_completion, $logrotate"
 
 [ -n "$start" ] || exit 0
 

@@ -1,7 +1,8 @@
 # bash completion for tallow(8): subcommands, their options, and from the running daemon the rule
 # names (`tallow rules`) and the banned addresses (`tallow list`). Installed as
 # /usr/share/bash-completion/completions/tallow; self-contained (works without bash-completion's
-# helpers, e.g. `source completion/tallow.bash`).
+# helpers, e.g. `source completion/tallow.bash`). completion/_tallow (zsh) offers the same words: keep
+# the two in step.
 
 # The running daemon, asked with the --socket/--config given on the line; silent when it cannot
 # be reached (not root, not running).

@@ -13,6 +13,8 @@ pkgs=(
   ipset iptables nftables firewalld dbus
   # log rotation of the no-systemd log file (test/real/logrotate)
   logrotate
+  # zsh completion, run by zsh's own completion system (test/unit/completion-zsh)
+  zsh
   # man page lint
   mandoc
   # the Debian package: dpkg-shlibdeps (dpkg-dev), strip (binutils), lintian; the on-demand

@@ -73,6 +73,8 @@ test('the program, launcher, unit, man pages, configuration and state directory 
     ['usr/share/man/man8/tallow.8.gz', /^-rw-r--r--$/],
     ['usr/share/man/man5/tallow.conf.5.gz', /^-rw-r--r--$/],
     ['usr/share/man/man5/tallow.patterns.5.gz', /^-rw-r--r--$/],
+    ['usr/share/bash-completion/completions/tallow', /^-rw-r--r--$/],
+    ['usr/share/zsh/vendor-completions/_tallow', /^-rw-r--r--$/],
     ['etc/tallow.conf', /^-rw-r--r--$/],
     ['etc/tallow/', /^drwxr-xr-x$/],
     ['var/lib/tallow/', /^drwx------$/],
