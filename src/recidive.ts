@@ -16,6 +16,13 @@
 // rule's bans (threshold or instant, any scope) of the last recidive_window per address; the Nth
 // gives one ban on every port for recidive_bantime. That is how an address that tries sshd, then
 // postfix, then dovecot is caught although no single rule sees it often.
+//
+// Other nodes' bans (origin remote:NODE, the fleet) count towards neither: they are that node's
+// decisions, already stepped there (their duration is the publishing node's step), and counting
+// them would let N nodes multiply each other's steps (an address banned once on each of ten
+// nodes would reach step 9 on all of them), and one node, whatever fleet_quorum says, lengthen
+// every other node's own later bans. A remote ban still protects this node for its time; this
+// node's own count starts with its own first ban.
 import type { Listener, TallowEvent } from './events';
 import type { Ban, BanRequest } from './ledger';
 import type { BantimeIncrement } from './history/settings';
@@ -49,8 +56,11 @@ interface Counted {
   scope: string;
 }
 
-/** Bans the recidive rule counts: the rules' own (not manual, adopted or recidive ones). */
-const counts = (b: { reason: string }): boolean => b.reason === 'threshold' || b.reason === 'instant';
+/** Another node's ban, applied here through the fleet. */
+const remote = (b: { origin?: string }): boolean => b.origin !== undefined && b.origin.startsWith('remote:');
+
+/** Bans the recidive rule counts: this node's rules' own (not manual, adopted, recidive or remote ones). */
+const counts = (b: { reason: string; origin?: string }): boolean => (b.reason === 'threshold' || b.reason === 'instant') && !remote(b);
 
 type StepRule = Pick<Rule, 'name' | 'pool' | 'increment' | 'bantimeMax' | 'recidiveWindow'>;
 
@@ -115,7 +125,7 @@ export class BanSteps {
     return step > 0 ? { ...d, seconds, step } : { ...d, seconds };
   }
 
-  /** From the history at start: merged with what events already told (the later ban wins). */
+  /** From the history at start (its query leaves remote bans out): merged with what events already told (the later ban wins). */
   load(bans: LastBan[], now: number): void {
     for (const b of [...bans].sort((x, y) => x.since - y.since)) this.seen(this.key(b.rule, b.address), b.since, b.step);
     this.prune(now);
@@ -178,7 +188,7 @@ export class BanSteps {
   }
 
   /** Remembers a ban the recidive rule counts (from an event or the history); the same ban twice once. */
-  private remember(b: { address: string; since: number; scope: string; reason: string }): void {
+  private remember(b: { address: string; since: number; scope: string; reason: string; origin?: string }): void {
     if (this.o.recidiveBans <= 0 || !counts(b)) return;
     const list = this.recent.get(b.address) ?? [];
     if (list.some((c) => c.since === b.since && c.scope === b.scope)) return;
@@ -191,7 +201,7 @@ export class BanSteps {
   }
 
   /** From the history at start: every ban of the window, whatever its rule or scope. */
-  loadRecent(bans: { address: string; since: number; scope: string; reason: string }[], now: number): void {
+  loadRecent(bans: { address: string; since: number; scope: string; reason: string; origin?: string }[], now: number): void {
     for (const b of [...bans].sort((x, y) => x.since - y.since)) this.remember(b);
     this.prune(now);
   }
@@ -205,7 +215,7 @@ export class BanSteps {
       handle: (events: TallowEvent[]) => {
         let latest = 0;
         for (const e of events) {
-          if (e.kind !== 'ban' || e.cause === 'adopted') continue;
+          if (e.kind !== 'ban' || e.cause === 'adopted' || remote(e.ban)) continue;
           this.remember(e.ban);
           latest = Math.max(latest, e.ban.since);
           if (e.ban.reason !== 'threshold') continue;

@@ -100,6 +100,7 @@ export function fleetPgSettings(c: Config): PgSettings {
     user: c.historyUser,
     sslmode: c.historySslmode,
     passwordFile: f.fleetPasswordFile || c.historyPasswordFile,
+    passwordKey: f.fleetPasswordFile ? 'fleet_password_file' : 'history_password_file',
   };
 }
 

@@ -2,10 +2,10 @@
 // for the others' and reads them. A notification is only a wake-up: after every (re)connect, every
 // notification and every POLL_MS the node reads `WHERE id > last_seen` (the table is the truth),
 // so nothing is missed while it was disconnected or down. A lost connection is made again with
-// back-off (1 s doubling to 30 s); meanwhile local bans go on and rows wait in the outbox.
+// back-off (1 s doubling to RETRY_MAX_MS, 5 s); meanwhile local bans go on and rows wait in the outbox.
 // Maintenance (expired rows, in small batches) is done by whichever node holds an advisory lock.
-import { Client, type ClientConfig } from 'pg';
-import { readPasswordFile, type PgSettings } from '../history/postgres';
+import { Client } from 'pg';
+import { pgClientConfig, type PgSettings } from '../history/postgres';
 import { errText } from '../limits';
 import type { Logger } from '../log';
 import { CHANNEL, FLEET_SQL, MAINTENANCE_LOCK, CATCH_UP_BATCH } from './schema';
@@ -54,6 +54,15 @@ export interface FleetStatus {
   quorum: number;
 }
 
+/**
+ * The longest wait between two connection attempts. Short on purpose: a node should be back
+ * within a few seconds of the server's return, not up to half a minute later (with 30 s, a node
+ * waited 16-30 s after a 30 s outage), and an attempt against a server that is away costs next
+ * to nothing (a refused connect or a missing socket; at worst connectionTimeoutMillis, 5 s), so
+ * even 1,000 nodes make only ~200 refused connects a second. A separate cheap probe would be
+ * the same connect, so none is made. The jitter (+-20%) spreads the nodes' return over ~2 s.
+ */
+const RETRY_MAX_MS = 5000;
 /** Rows per INSERT: one round trip for a burst. */
 const PUBLISH_BATCH = 1000;
 /** Ids missing from a read (a transaction that took id 10 committing after id 11): looked for again this long. */
@@ -129,7 +138,7 @@ export class FleetLink {
     this.connecting = true;
     let client: Client | null = null;
     try {
-      client = new Client(fleetClientConfig(this.o.pg));
+      client = new Client(pgClientConfig(this.o.pg, { application_name: 'tallow-fleet', keepAlive: true }));
       client.on('error', (e) => this.lost(client!, e));
       client.on('end', () => this.lost(client!, new Error('connection closed')));
       client.on('notification', () => {
@@ -177,7 +186,7 @@ export class FleetLink {
   }
 
   private failed(e: unknown): void {
-    const msg = explain(e, this.where);
+    const msg = explain(e, this.where, this.o.pg);
     if (msg !== this.lastError || this.streak === 0) this.o.log.error(`fleet: ${msg}; local bans go on, retrying`);
     this.lastError = msg;
     this.schedule();
@@ -186,7 +195,7 @@ export class FleetLink {
   private schedule(): void {
     if (this.closed || this.retry) return;
     const base = this.o.retryBaseMs ?? 1000;
-    const delay = Math.min(this.o.retryMaxMs ?? 30_000, base * 2 ** this.streak++);
+    const delay = Math.min(this.o.retryMaxMs ?? RETRY_MAX_MS, base * 2 ** Math.min(this.streak++, 20));
     this.retry = setTimeout(() => {
       this.retry = null;
       void this.connect();
@@ -221,7 +230,7 @@ export class FleetLink {
         if (this.client !== c) return;
       }
     } catch (e) {
-      if (this.client === c) this.lost(c, new Error(explain(e, this.where)));
+      if (this.client === c) this.lost(c, new Error(explain(e, this.where, this.o.pg)));
     }
   }
 
@@ -302,7 +311,7 @@ export class FleetLink {
       this.intake.prune(Date.now());
       if (total) this.o.log.info(`fleet: ${total} expired rows deleted`);
     } catch (e) {
-      this.o.log.warn(`fleet: maintenance failed: ${explain(e, this.where)}`);
+      this.o.log.warn(`fleet: maintenance failed: ${explain(e, this.where, this.o.pg)}`);
     } finally {
       this.busy = false;
       this.kick();
@@ -332,30 +341,15 @@ export class FleetLink {
 }
 
 /** A pg or socket error as a sentence naming what to check. */
-export function explain(e: unknown, where: string): string {
+export function explain(e: unknown, where: string, s?: PgSettings): string {
   const code = String((e as { code?: unknown })?.code ?? '');
   const msg = errText(e);
   if (msg.startsWith(where)) return msg;
-  if (code === '28P01') return `${where}: password refused for the role (fleet_password_file or history_password_file): ${msg}`;
+  const pw = s?.passwordFile ? `${s.passwordKey ?? 'history_password_file'}=${s.passwordFile}` : process.env.PGPASSFILE ? `PGPASSFILE=${process.env.PGPASSFILE}` : 'no fleet_password_file or history_password_file set';
+  if (code === '28P01') return `${where}: password refused for the role (password from ${pw}): ${msg}`;
   if (code === '28000') return `${where}: login refused (see pg_hba.conf): ${msg}`;
   if (code === '42P01' || code === '3F000') return `${where}: the fleet table is missing: create it with the SQL in tallow.conf(5), FLEET: ${msg}`;
   if (code === '42501') return `${where}: permission denied: the role needs the grants and its row in tallow_fleet.nodes (tallow.conf(5), FLEET): ${msg}`;
   if (/ECONNREFUSED|ENOENT|ETIMEDOUT|EHOSTUNREACH|timeout/i.test(code + msg)) return `${where}: cannot reach the server: ${msg}`;
   return `${where}: ${msg}`;
-}
-
-/** pg's client settings, as the history store makes them (TLS from history_sslmode or the URL's sslmode). */
-export function fleetClientConfig(s: PgSettings): ClientConfig {
-  const c: ClientConfig = { connectionTimeoutMillis: 5000, application_name: 'tallow-fleet', keepAlive: true };
-  if (s.url) c.connectionString = s.url;
-  else {
-    if (s.host) c.host = s.host;
-    c.port = s.port;
-    c.database = s.database;
-    c.user = s.user;
-    if (s.sslmode && s.sslmode !== 'disable' && s.sslmode !== 'prefer') c.ssl = { rejectUnauthorized: s.sslmode !== 'require' };
-  }
-  // Without a file, pg reads PGPASSWORD, then PGPASSFILE or ~/.pgpass (libpq's rules).
-  if (s.passwordFile) c.password = readPasswordFile(s.passwordFile);
-  return c;
 }

@@ -34,6 +34,8 @@ export interface PgSettings {
   user: string;
   sslmode: string;
   passwordFile: string;
+  /** the tallow.conf key passwordFile came from, for messages (default history_password_file) */
+  passwordKey?: string;
 }
 
 export function pgSettings(c: Config): PgSettings {
@@ -56,17 +58,37 @@ export function numbered(sql: string): string {
   return sql.replace(/\?/g, () => `$${++i}`);
 }
 
-/** The password file must be the administrator's secret: root's (or ours), mode 0600 or stricter. */
-export function readPasswordFile(file: string): string {
+/** The password file must be the administrator's secret: root's (or ours), mode 0600 or stricter. `key`: the setting that named it. */
+export function readPasswordFile(file: string, key = 'history_password_file'): string {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch (e) {
-    throw new Error(`history_password_file=${file}: cannot read it: ${(e as NodeJS.ErrnoException).code ?? errText(e)}`);
+    throw new Error(`${key}=${file}: cannot read it: ${(e as NodeJS.ErrnoException).code ?? errText(e)}`);
   }
-  if ((st.mode & 0o077) !== 0) throw new Error(`history_password_file=${file}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
-  if (st.uid !== 0 && st.uid !== process.getuid?.()) throw new Error(`history_password_file=${file}: owned by uid ${st.uid}, expected root`);
+  if ((st.mode & 0o077) !== 0) throw new Error(`${key}=${file}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+  if (st.uid !== 0 && st.uid !== process.getuid?.()) throw new Error(`${key}=${file}: owned by uid ${st.uid}, expected root`);
   return fs.readFileSync(file, 'utf8').split('\n')[0];
+}
+
+/**
+ * pg's client settings from PgSettings, for the history store and the fleet alike: a URL, or the
+ * host/port/dbname/user keys with TLS from sslmode (require: encrypted, no CA check; verify-*:
+ * checked), and the password from the password file when one is set.
+ */
+export function pgClientConfig(s: PgSettings, extra: Pick<ClientConfig, 'application_name' | 'keepAlive'>): ClientConfig {
+  const c: ClientConfig = { connectionTimeoutMillis: CONNECT_TIMEOUT_MS, ...extra };
+  if (s.url) c.connectionString = s.url;
+  else {
+    if (s.host) c.host = s.host;
+    c.port = s.port;
+    c.database = s.database;
+    c.user = s.user;
+    if (s.sslmode && s.sslmode !== 'disable' && s.sslmode !== 'prefer') c.ssl = { rejectUnauthorized: s.sslmode !== 'require' };
+  }
+  // Without a file, pg reads PGPASSWORD, then PGPASSFILE or ~/.pgpass (libpq's rules).
+  if (s.passwordFile) c.password = readPasswordFile(s.passwordFile, s.passwordKey);
+  return c;
 }
 
 export class PgStore implements HistoryStore {
@@ -103,20 +125,8 @@ export class PgStore implements HistoryStore {
   }
 
   private config(): ClientConfig {
-    const c: ClientConfig = { connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tallow' };
-    if (this.s.url) {
-      c.connectionString = this.s.url;
-      if (new URL(this.s.url).password) this.log.warn('history: the URL in tallow.conf holds a password; history_password_file or PGPASSFILE keep it out of a readable file');
-    } else {
-      if (this.s.host) c.host = this.s.host;
-      c.port = this.s.port;
-      c.database = this.s.database;
-      c.user = this.s.user;
-      if (this.s.sslmode && this.s.sslmode !== 'disable' && this.s.sslmode !== 'prefer') c.ssl = { rejectUnauthorized: this.s.sslmode !== 'require' };
-    }
-    // Without a file, pg reads PGPASSWORD, then PGPASSFILE or ~/.pgpass (libpq's rules).
-    if (this.s.passwordFile) c.password = readPasswordFile(this.s.passwordFile);
-    return c;
+    if (this.s.url && new URL(this.s.url).password) this.log.warn('history: the URL in tallow.conf holds a password; history_password_file or PGPASSFILE keep it out of a readable file');
+    return pgClientConfig(this.s, { application_name: 'tallow' });
   }
 
   private async connect(): Promise<void> {

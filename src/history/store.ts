@@ -179,9 +179,10 @@ export const SQL = {
   pruneBans: 'DELETE FROM bans WHERE id IN (SELECT id FROM bans ORDER BY id LIMIT ?) AND since < ?',
   pruneProgress: 'DELETE FROM progress WHERE at < ?',
   // The latest threshold ban of each address and rule (the repeat-offender view maps rules to
-  // their score pools and keeps the latest of each pool; the daemon alone knows the pools).
+  // their score pools and keeps the latest of each pool; the daemon alone knows the pools); this
+  // node's own bans only, not the fleet's (remote:NODE: recidive.ts says why).
   lastBans:
-    "SELECT address, rule, since, step FROM bans b WHERE reason = 'threshold' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold' AND (c.rule = b.rule OR (c.rule IS NULL AND b.rule IS NULL)))",
+    "SELECT address, rule, since, step FROM bans b WHERE reason = 'threshold' AND origin NOT LIKE 'remote:%' AND since >= ? AND since = (SELECT max(since) FROM bans c WHERE c.address = b.address AND c.reason = 'threshold' AND c.origin NOT LIKE 'remote:%' AND (c.rule = b.rule OR (c.rule IS NULL AND b.rule IS NULL)))",
 };
 
 /** `sshd.json` means every pattern of that file; `sshd.json#3` that one pattern; `sshd` the rule of that name. */

@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
 import { validateRequest } from '../../src/control';
@@ -12,6 +14,7 @@ import { Intake, rowOf, type FleetRow } from '../../src/fleet/intake';
 import { Outbox, rowFor } from '../../src/fleet/publisher';
 import { FLEET_SCHEMA_SQL } from '../../src/fleet/schema';
 import { fleetOf, fleetPgSettings } from '../../src/fleet/settings';
+import { pgClientConfig, pgSettings } from '../../src/history/postgres';
 import type { Ban } from '../../src/ledger';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -160,4 +163,26 @@ test('the rule key publish: true or false, anything else named; false is carried
   const file = JSON.stringify([{ name: 'local', filter: '_SYSTEMD_UNIT=a.service', publish: false, items: [{ ban: 0, score: 1, pattern: '^fail <IP>$' }] }, { name: 'shared', filter: '_SYSTEMD_UNIT=b.service', items: [{ ban: 0, score: 1, pattern: '^fail <IP>$' }] }]);
   const rules = resolveRules([parsePatternFile(file, 'x.json', '/etc/tallow/x.json')].flat(), { threshold: 1, expires: 600 }).rules;
   assert.deepEqual(rules.map((r) => [r.name, r.publish]), [['local', false], ['shared', undefined]]);
+});
+
+test("the fleet's connection is the history store's (one pgClientConfig); a bad password file names the key that named it", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tallow-fleet-pw-'));
+  try {
+    const open = path.join(dir, 'open.secret');
+    fs.writeFileSync(open, 'pw\n', { mode: 0o644 });
+    fs.chmodSync(open, 0o644);
+    const ok = path.join(dir, 'ok.secret');
+    fs.writeFileSync(ok, 'pw-ok\nignored\n', { mode: 0o600 });
+    const conf = (extra: string) => parseConfig(`fleet=postgresql\nhistory=postgresql\nhistory_host=/run/pg\nhistory_dbname=fl\nhistory_user=u\nhistory_sslmode=require\n${extra}`, 'x.conf');
+    assert.throws(() => pgClientConfig(fleetPgSettings(conf(`fleet_password_file=${open}\n`)), {}), /^Error: fleet_password_file=\S+open\.secret: readable by others \(mode 644\); chmod 600 it$/);
+    assert.throws(() => pgClientConfig(fleetPgSettings(conf(`history_password_file=${open}\n`)), {}), /^Error: history_password_file=\S+open\.secret: readable by others/);
+    assert.throws(() => pgClientConfig(fleetPgSettings(conf(`fleet_password_file=${dir}/none\n`)), {}), /^Error: fleet_password_file=\S+\/none: cannot read it: ENOENT$/);
+    const c = conf(`fleet_password_file=${ok}\nhistory_password_file=${ok}\n`);
+    const fleet = pgClientConfig(fleetPgSettings(c), { application_name: 'tallow-fleet', keepAlive: true });
+    const history = pgClientConfig(pgSettings(c), { application_name: 'tallow-fleet', keepAlive: true });
+    assert.deepEqual(fleet, history);
+    assert.deepEqual([fleet.host, fleet.database, fleet.user, fleet.password, fleet.ssl], ['/run/pg', 'fl', 'u', 'pw-ok', { rejectUnauthorized: false }]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
