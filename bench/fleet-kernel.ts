@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     pg.start();
     fleetDatabase(pg);
     for (const name of ['a', 'b', 'c']) {
-      const sb = await createSandbox({});
+      const sb = await createSandbox({ network: true });
       sbs.push(sb);
       const pw = nodeRole(pg, sb.dir, name);
       const conf = writeConfig(sb, name, ['backend=nftables', 'expires=3600', 'ipv6=1', 'history=off', 'whitelist=127.0.0.1', ...fleetLines(pg, name, pw, ['fleet_max_per_minute=0'])]);

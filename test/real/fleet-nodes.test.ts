@@ -148,7 +148,7 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
     assert.equal(status(b).fleet.connected, true);
   });
 
-  it('PostgreSQL stopped for 30 s while A bans: every ban in A\'s kernel at once; B and C get each exactly once, within seconds of its return', async () => {
+  it('PostgreSQL stopped for 30 s while A bans: every ban in A\'s kernel at once; B and C get each exactly once, within seconds of its return', async (t) => {
     const addrs = Array.from({ length: 20 }, (_, i) => `203.0.113.${100 + i}`);
     const stoppedAt = Date.now();
     pg.stop();
@@ -176,7 +176,7 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
       }
       return Object.keys(caughtUp).length === 2;
     }, 90_000, 100);
-    process.stderr.write(`# outage ${Math.round((back - stoppedAt) / 1000)} s; caught up after the server's return: B ${caughtUp.b} ms, C ${caughtUp.c} ms\n`);
+    t.diagnostic(`outage ${Math.round((back - stoppedAt) / 1000)} s; caught up after the server's return: B ${caughtUp.b} ms, C ${caughtUp.c} ms`);
     for (const n of [b, c]) {
       for (const x of addrs) assert.equal(n.d.count(new RegExp(`(^|\\s)ban address=${x.replace(/\./g, '\\.')}( |$)`)), 1, `${n.name}: ${x} banned once\n${n.d.output.slice(-2000)}`);
       // Reconnect back-off at most 5 s (+20% jitter), then one catch-up read: a generous bound for the machine.
