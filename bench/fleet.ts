@@ -3,7 +3,8 @@
 // Three nodes, each a process of its own with its own ledger and fleet link (as in the daemon;
 // no firewall: the kernel's own delay is bench/firewall's), one PostgreSQL over its Unix socket:
 //  1. propagation: A bans one address at a time (every 20 ms, 200 times); the delay from A's
-//     ledger event to C's (the firewall queue sees both in the same tick): p50, p95, max;
+//     ledger event to C's (the firewall queue sees both in the same tick): p50, p95, max; the
+//     same delay kernel to kernel, with real daemons and firewalls, is bench/fleet-kernel.ts's;
 //  2. a burst of 10,000 bans on A in one tick: time until C holds all, rows/s, CPU of each node
 //     and of the PostgreSQL server over the burst.
 import { fork, type ChildProcess } from 'node:child_process';

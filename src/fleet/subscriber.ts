@@ -136,6 +136,8 @@ export class FleetLink {
   private async connect(): Promise<void> {
     if (this.closed || this.client || this.connecting) return;
     this.connecting = true;
+    // Each attempt, for --verbose (the error itself is logged once per new message).
+    this.o.log.debug(`fleet: connecting to ${this.where}`, { attempt: String(this.streak + 1) });
     let client: Client | null = null;
     try {
       client = new Client(pgClientConfig(this.o.pg, { application_name: 'tallow-fleet', keepAlive: true }));

@@ -75,7 +75,8 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
       const allow = name === 'b' ? ['whitelist=127.0.0.1', `whitelist=${sb.client.extraV4[1]}`] : ['whitelist=127.0.0.1'];
       const conf = writeConfig(sb, name, ['backend=ipset', 'expires=600', 'threshold=1.0', 'ipv6=1', 'history=off', ...allow, ...fleetLines(pg, name, pw, ['fleet_max_per_minute=0'])]);
       fs.writeFileSync(path.join(sb.dir, name, 'patterns', 'sshd.json'), JSON.stringify(PATTERNS));
-      const d = new DaemonProc(sb, ['--config', conf]);
+      // --verbose: each connection attempt is a line (the outage test counts them).
+      const d = new DaemonProc(sb, ['--config', conf, '--verbose']);
       nodes.push({ name, sb, conf, d });
     }
     [a, b, c] = nodes;
@@ -131,7 +132,7 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
     await waitFor('A published all 1,000', () => status(a).fleet.published >= published + 1000, 30_000, 200);
     // A gap before B starts: a B giving the full duration instead of the remaining time would be this much longer.
     await sleep(GAP_MS);
-    b.d = new DaemonProc(b.sb, ['--config', b.conf]);
+    b.d = new DaemonProc(b.sb, ['--config', b.conf, '--verbose']);
     await b.d.ready();
     await b.d.waitLine('the fleet connection', /fleet: connected to postgresql tallow_b@/);
     let inB = new Map<string, number>();
@@ -151,6 +152,8 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
   it('PostgreSQL stopped for 30 s while A bans: every ban in A\'s kernel at once; B and C get each exactly once, within seconds of its return', async (t) => {
     const addrs = Array.from({ length: 20 }, (_, i) => `203.0.113.${100 + i}`);
     const stoppedAt = Date.now();
+    const from = { b: b.d.lines.length, c: c.d.lines.length };
+    const attempts: Record<string, number> = {};
     pg.stop();
     try {
       await waitFor("A's status says disconnected", () => /^fleet: +DISCONNECTED since \S+ /m.test(ctl(a, 'status').out), 15_000, 200);
@@ -164,6 +167,10 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
       // The outage the issue asks for: long enough for a back-off to grow to its cap.
       await sleep(OUTAGE_MS - (Date.now() - stoppedAt));
     } finally {
+      // Connection attempts while it was away: with back-off 1, 2, 4, then at most 5 s (+20%),
+      // the 6th comes by 26.4 s; a cap of 30 s (attempts at 0.8-1.2, 2.4-3.6, ... 24.8-37.2 s)
+      // made at most 5 in 30 s, and the next one up to 30 s after the server's return.
+      for (const n of [b, c]) attempts[n.name] = n.d.lines.slice(from[n.name as 'b' | 'c']).filter((l) => /fleet: connecting to postgresql /.test(l)).length;
       pg.start();
     }
     const back = Date.now();
@@ -176,7 +183,8 @@ describe('three daemons sharing bans through PostgreSQL', { timeout: 300_000 }, 
       }
       return Object.keys(caughtUp).length === 2;
     }, 90_000, 100);
-    t.diagnostic(`outage ${Math.round((back - stoppedAt) / 1000)} s; caught up after the server's return: B ${caughtUp.b} ms, C ${caughtUp.c} ms`);
+    t.diagnostic(`outage ${Math.round((back - stoppedAt) / 1000)} s; connection attempts meanwhile: B ${attempts.b}, C ${attempts.c}; caught up after the server's return: B ${caughtUp.b} ms, C ${caughtUp.c} ms`);
+    for (const n of [b, c]) assert.ok(attempts[n.name] >= 6, `${n.name}: ${attempts[n.name]} connection attempts in the ${OUTAGE_MS / 1000} s outage, expected at least 6 (back-off at most 5 s)`);
     for (const n of [b, c]) {
       for (const x of addrs) assert.equal(n.d.count(new RegExp(`(^|\\s)ban address=${x.replace(/\./g, '\\.')}( |$)`)), 1, `${n.name}: ${x} banned once\n${n.d.output.slice(-2000)}`);
       // Reconnect back-off at most 5 s (+20% jitter), then one catch-up read: a generous bound for the machine.
