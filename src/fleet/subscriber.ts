@@ -56,11 +56,12 @@ export interface FleetStatus {
 
 /**
  * The longest wait between two connection attempts. Short on purpose: a node should be back
- * within a few seconds of the server's return, not up to half a minute later (with 30 s, a node
- * waited 16-30 s after a 30 s outage), and an attempt against a server that is away costs next
- * to nothing (a refused connect or a missing socket; at worst connectionTimeoutMillis, 5 s), so
- * even 1,000 nodes make only ~200 refused connects a second. A separate cheap probe would be
- * the same connect, so none is made. The jitter (+-20%) spreads the nodes' return over ~2 s.
+ * within a few seconds of the server's return, not up to half a minute later (with a cap of
+ * 30 s, B and C caught up 28.5 s after the server's return from a 30 s outage). An attempt
+ * against a server that is away costs next to nothing (a refused connect or a missing socket;
+ * at worst connectionTimeoutMillis, 5 s), so even 1,000 nodes make only ~200 refused connects
+ * a second. A separate cheap probe would be the same connect, so none is made. The jitter
+ * (+-20%) spreads the nodes' return over ~2 s.
  */
 const RETRY_MAX_MS = 5000;
 /** Rows per INSERT: one round trip for a burst. */
