@@ -95,7 +95,7 @@ for (const kind of KINDS) {
       if (kind === 'nftables') await sb.run(['nft', 'delete', 'table', 'inet', 'tallow'], { net: 'server' });
     });
 
-    test('flushed from outside (a firewall reload): bans back and dropping within 5 s', async () => {
+    test('flushed from outside (a firewall reload): bans back and dropping by the 2 s probe, long before the 30 s check', async () => {
       const [b4, b6] = [sb.client.extraV4[1], sb.client.extraV6[1]];
       const flush: string[][] =
         kind === 'nftables'
@@ -104,7 +104,7 @@ for (const kind of KINDS) {
             ? [['firewall-cmd', '--reload']]
             : [['iptables', '-w', '-F', 'INPUT'], ['ip6tables', '-w', '-F', 'INPUT'], ['ipset', 'flush', 'tallow'], ['ipset', 'flush', 'tallow6']];
       // The daemon's own intervals (30 s full check, 2 s probe): the repair must not wait for the former.
-      const child = okRun(['start', { ban: [[b4, 4, 600], [b6, 6, 600]] }, 'flush', { sleep: 15_000 }], {}, { checkIntervalMs: 30_000 });
+      const child = okRun(['start', { ban: [[b4, 4, 600], [b6, 6, 600]] }, 'flush', { sleep: 20_000 }], {}, { checkIntervalMs: 30_000 });
       const inKernel = async () => {
         const set = await kernelSet(sb, kind);
         const rules = await dropRules(sb, kind);
@@ -117,7 +117,7 @@ for (const kind of KINDS) {
       for (const argv of flush) assert.equal((await sb.run(argv, { net: 'server' })).code, 0, argv.join(' '));
       const flushed = Date.now() - t0;
       let back = NaN;
-      while (Date.now() - t0 < 12_000) {
+      while (Date.now() - t0 < 16_000) {
         if (await inKernel()) {
           back = Date.now() - t0;
           break;
@@ -125,7 +125,9 @@ for (const kind of KINDS) {
         await sleep(50);
       }
       process.stdout.write(`# ${kind}: flush took ${flushed} ms, bans and rules back ${back} ms after it began\n`);
-      assert.ok(back <= 5000, `back within 5 s of the flush (took ${back} ms; the flush itself ${flushed} ms)`);
+      // Not a speed assertion (bench/ measures that): only the probe can repair it before 15 s, half
+      // of the full check's 30 s, even on a loaded machine (7 s seen while a CI run shared 2 cores).
+      assert.ok(back <= 15_000, `back before the 30 s check could have run (took ${back} ms; the flush itself ${flushed} ms)`);
       assert.equal(await sb.canConnect(b4, 22, 1), false, 'IPv4 dropped again');
       assert.equal(await sb.canConnect(b6, 22, 1), false, 'IPv6 dropped again');
       const r = await child;
