@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
 import { loadEngine, makeEngine, type Engine } from './engine';
 import { errText } from './limits';
+import { logEngine } from './engine-log';
 import { Dispatcher, type Listener } from './events';
 import { backendModule, chooseBackend, Firewall } from './firewall';
 import { execCount } from './firewall/exec';
@@ -29,7 +30,6 @@ import { fleetFor, FLEET_RESTART_KEYS } from './fleet/settings';
 import type { HistoryListener } from './listeners/history';
 import { BanClock, BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
-import { untrustedFilters } from './patterns';
 import { defaultRuleName, ruleChanges } from './rules';
 import { settingKeys, withSettings, type RuntimeSettings, type Settable } from './runtime-settings';
 import type { PatternFile } from './patterns';
@@ -42,7 +42,7 @@ import { checkStateDir, liveRecords, StateStore, type State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
 import type { Scope } from './scope';
-import { portsText, Scoring, scopesOf, type ScoringOptions } from './scoring';
+import { Scoring, scopesOf, type ScoringOptions } from './scoring';
 import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
 
@@ -131,7 +131,7 @@ export class Daemon {
     const log = this.log;
     log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) }, 'start');
     if (config.dropins?.length) log.info(`drop-ins: ${config.dropins.join(', ')}`);
-    this.logEngine(this.engine);
+    logEngine(this.log, this.engine);
     log.info(`allowlist: ${allowlist.size} entries`, { threshold: String(config.threshold), expires: String(config.expires) });
 
     // State: a dry run neither reads nor writes it (it must not change what a real run resumes).
@@ -240,25 +240,6 @@ export class Daemon {
     this.startTimers();
     notify(`READY=1\nSTATUS=${this.statusLine()}`);
     this.loop = this.reader.run((batch) => this.process(batch));
-  }
-
-  private logEngine(e: Engine): void {
-    // One line per file of the enabled rules, one per enabled rule, one for the rules that are off.
-    const perFile = new Map<string, { name: string; n: number }>();
-    for (const b of e.blocks) {
-      const f = perFile.get(b.path) ?? { name: b.name, n: 0 };
-      f.n += b.patterns.length;
-      perFile.set(b.path, f);
-    }
-    for (const [p, f] of perFile) this.log.info(`patterns ${f.name}: ${f.n} loaded`, { path: p });
-    for (const r of e.rules) {
-      if (!r.enabled) continue;
-      const policy = r.pool === '' ? "tallow.conf's threshold and expires" : `threshold ${r.threshold}${r.findtime ? `, findtime ${r.findtime} s` : ''}, bantime ${r.bantime} s`;
-      this.log.info(`rule ${r.name}: ${policy}, ports ${portsText(r.scope, r.scope.id)}`, { where: r.where });
-    }
-    const off = e.rules.filter((r) => !r.enabled).map((r) => r.name);
-    if (off.length) this.log.info(`rules off: ${off.join(', ')} (enable one with [{"name": "NAME", "enabled": true}] in a file of patterns_dir)`);
-    for (const w of untrustedFilters(e.blocks)) this.log.warn(w);
   }
 
   /** What the scores need from an engine: its policy, its allowlist, the ledger's bans. */
@@ -505,7 +486,7 @@ export class Daemon {
     this.steps.configure(stepOptions(next.config), after);
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
     this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
-    this.logEngine(next);
+    logEngine(this.log, next);
     if (journalChanged) this.reader.refilter();
     return rulesChanged;
   }
