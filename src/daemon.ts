@@ -7,11 +7,11 @@
 // the control socket's requests are answered in requests.ts.
 import * as path from 'node:path';
 import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
-import { loadEngine, makeEngine, type Engine } from './engine';
+import { loadEngine, type Engine } from './engine';
 import { errText } from './limits';
 import { logEngine } from './engine-log';
 import { Dispatcher, type Listener } from './events';
-import { backendModule, chooseBackend, Firewall } from './firewall';
+import { chooseBackend, Firewall } from './firewall';
 import { execCount } from './firewall/exec';
 import type { JournalEntry } from './journal';
 import { Ledger } from './ledger';
@@ -23,18 +23,15 @@ import type { Log } from './log';
 import { Metrics } from './metrics';
 import { historyListener } from './history';
 import { actionListeners } from './actions';
-import { ACTION_RESTART_KEYS } from './actions/settings';
-import { HISTORY_RESTART_KEYS } from './history/settings';
 import type { Fleet } from './fleet';
-import { fleetFor, FLEET_RESTART_KEYS } from './fleet/settings';
+import { fleetFor } from './fleet/settings';
 import type { HistoryListener } from './listeners/history';
 import { BanClock, BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
-import { defaultRuleName, ruleChanges } from './rules';
-import { settingKeys, withSettings, type RuntimeSettings, type Settable } from './runtime-settings';
-import type { PatternFile } from './patterns';
+import type { RuntimeSettings, Settable } from './runtime-settings';
 import { notifyEvent } from './notify';
 import { Reader } from './reader';
+import { Reloads } from './reload';
 import { MANUAL_NETWORKS, Requests } from './requests';
 import { NeverBan } from './never-ban';
 import { checkPrivateDir } from './private-dir';
@@ -62,8 +59,6 @@ export interface DaemonOptions {
 }
 
 const STATUS_EVERY_MS = 10_000;
-/** Settings every backend reads only at start; each backend adds its own (BackendModule.restartKeys). */
-const RESTART_KEYS = ['backend', 'ipv6', 'nocreate', 'maxelem', 'stateDir', 'socket', 'metricsListen', 'metricsTextfile'] as const;
 
 export class Daemon {
   readonly started = Date.now();
@@ -93,14 +88,11 @@ export class Daemon {
   private loop: Promise<void> | null = null;
   private readonly requests: Requests;
   private readonly knownScopes = new Map<string, Scope>();
-  /** The pattern files as read (before `tallow set`), and what `tallow set` changed in them. */
-  private loadedFiles: PatternFile[];
-  private settings: RuntimeSettings = new Map();
+  private readonly reloads: Reloads;
 
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
     this.engine = loadEngine(opts.configFile, opts.explicitConfig, opts.shippedPatterns, this.metrics);
-    this.loadedFiles = this.engine.files;
     this.ledger = new Ledger({
       emit: (e) => this.events.emit(e),
       // Whoever asks (a log line, the socket, the state file, the kernel's sets, a remote node).
@@ -112,6 +104,7 @@ export class Daemon {
     });
     this.scoring = new Scoring(this.scoringOptions(this.engine), this.engine.rules);
     this.steps = new BanSteps(stepOptions(this.engine.config), this.engine.rules);
+    this.reloads = new Reloads(this, opts, (e) => this.scoringOptions(e));
     this.requests = new Requests(this);
     this.reader = new Reader({ directory: opts.journalDir, log: this.log, filter: () => this.engine });
   }
@@ -441,82 +434,19 @@ export class Daemon {
     }
   }
 
-  /** The reload, and what it changed; a configuration with an error changes nothing. */
+  /** The reload, and what it changed; a configuration with an error changes nothing (reload.ts). */
   reloadReport(): ReloadResult | { error: string } {
-    let next: Engine;
-    try {
-      next = loadEngine(this.opts.configFile, this.opts.explicitConfig, this.opts.shippedPatterns, this.metrics);
-    } catch (e) {
-      this.log.error(`reload refused, still running the previous configuration: ${errText(e)}`, undefined, 'config_error');
-      return { error: errText(e) };
-    }
-    // The files are the truth again: what `tallow set` changed goes.
-    const dropped = settingKeys(this.settings);
-    this.settings.clear();
-    this.loadedFiles = next.files;
-    const old = this.engine.config;
-    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...FLEET_RESTART_KEYS, ...(backendModule(this.firewall.backend.name)?.restartKeys ?? [])];
-    const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
-    const changes = this.apply(next);
-    this.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
-      config: next.config.file ?? 'none (built-in defaults)',
-      threshold: String(next.config.threshold),
-      expires: String(next.config.expires),
-      ...(next.config.dropins?.length ? { dropins: next.config.dropins.join(',') } : {}),
-    }, 'reload');
-    for (const line of changes) this.log.info(line);
-    if (dropped.length) this.log.info(`settings made with tallow set dropped by the reload: ${dropped.join(', ')}`);
-    if (restartOnly.length) this.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
-    return { config: next.config.file, changes, restart: restartOnly.map(confKey), dropped };
+    return this.reloads.reload();
   }
 
-  /** Runs `next` from now on (a reload, `tallow set`): the rule changes, as log lines. */
-  private apply(next: Engine): string[] {
-    const journalChanged = JSON.stringify([this.engine.matches, this.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
-    const before = this.engine.rules;
-    const after = next.rules;
-    this.scopes(before);
-    // Counted before the swap: a rule removed or disabled keeps its bans, and the log says how many.
-    const active = new Map<string, number>();
-    for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(active, b.rule);
-    const rulesChanged = ruleChanges(before, after, (r) => active.get(r.name) ?? 0);
-    this.engine = next;
-    // Later matches score by the new rules; records of rules still there are kept.
-    this.scoring.configure(after, this.scoringOptions(next));
-    this.steps.configure(stepOptions(next.config), after);
-    // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
-    this.firewall.setScopes(scopesOf(after)).catch((e) => this.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
-    logEngine(this.log, next);
-    if (journalChanged) this.reader.refilter();
-    return rulesChanged;
-  }
-
-  /**
-   * `tallow set RULE.KEY VALUE`: as if every block of the rule gave that key, until the next
-   * reload or restart. A value the rule cannot take is refused and nothing changes.
-   */
+  /** `tallow set RULE.KEY VALUE` until the next reload or restart (reload.ts). */
   set(rule: string, setting: Settable, value: number): { changes: string[]; previous: number } | { error: string } {
-    const r = this.engine.rules.find((x) => x.name === rule);
-    if (!r) return { error: `no rule named ${JSON.stringify(rule)} (rules: ${this.engine.rules.map((x) => x.name).join(', ')})` };
-    if (r.action === 'notify') return { error: `rule ${rule} has "action": "notify": it never scores or bans, so it has no ${setting}` };
-    const settings: RuntimeSettings = new Map([...this.settings].map(([k, v]) => [k, { ...v }]));
-    settings.set(rule, { ...settings.get(rule), [setting]: value });
-    let next: Engine;
-    try {
-      next = makeEngine(this.engine.config, withSettings(this.loadedFiles, settings, (f) => f.keys.name ?? defaultRuleName(f)), this.metrics);
-    } catch (e) {
-      return { error: errText(e) };
-    }
-    this.settings = settings;
-    const changes = this.apply(next);
-    this.log.info(`tallow set ${rule}.${setting} ${value} (until the next reload or restart)`);
-    for (const line of changes) this.log.info(line);
-    return { changes, previous: r[setting] };
+    return this.reloads.set(rule, setting, value);
   }
 
   /** The settings made with `tallow set` that run now. */
   get runtimeSettings(): RuntimeSettings {
-    return this.settings;
+    return this.reloads.runtimeSettings;
   }
 
   /** SIGUSR1: the record table (requests.ts). */
@@ -542,11 +472,6 @@ export class Daemon {
     this.neverBan.close();
     this.log.info('stopped; bans stay in the firewall until their timeouts', { active: String(this.ledger.size) }, 'stop');
   }
-}
-
-/** `stateDir` -> `state_dir`, as the administrator wrote it in tallow.conf. */
-function confKey(k: string): string {
-  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 export function notify(state: string): void {

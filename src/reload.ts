@@ -1,0 +1,145 @@
+// Changing what a running daemon runs: a reload (SIGHUP, `tallow reload`) reads the files again,
+// all or nothing; `tallow set RULE.KEY VALUE` changes one rule until the next reload or restart.
+// Either way the new engine is applied the same way: rule changes logged, scores and steps
+// reconfigured, the sets of new scopes made, the journal filter renewed when it changed.
+import { ACTION_RESTART_KEYS } from './actions/settings';
+import type { ReloadResult } from './control';
+import { loadEngine, makeEngine, type Engine } from './engine';
+import { logEngine } from './engine-log';
+import { backendModule, type Firewall } from './firewall';
+import { FLEET_RESTART_KEYS } from './fleet/settings';
+import { HISTORY_RESTART_KEYS } from './history/settings';
+import type { Ledger } from './ledger';
+import { errText } from './limits';
+import type { Log } from './log';
+import { Metrics } from './metrics';
+import type { PatternFile } from './patterns';
+import type { Reader } from './reader';
+import { stepOptions, type BanSteps } from './recidive';
+import type { Rule } from './rule';
+import { defaultRuleName, ruleChanges } from './rules';
+import { settingKeys, withSettings, type RuntimeSettings, type Settable } from './runtime-settings';
+import type { Scope } from './scope';
+import { scopesOf, type Scoring, type ScoringOptions } from './scoring';
+
+/** Settings every backend reads only at start; each backend adds its own (BackendModule.restartKeys). */
+const RESTART_KEYS = ['backend', 'ipv6', 'nocreate', 'maxelem', 'stateDir', 'socket', 'metricsListen', 'metricsTextfile'] as const;
+
+/** What a reload changes in the daemon (the Daemon itself). */
+export interface ReloadTarget {
+  engine: Engine;
+  readonly scoring: Scoring;
+  readonly steps: BanSteps;
+  readonly firewall: Firewall;
+  readonly reader: Reader;
+  readonly ledger: Ledger;
+  readonly log: Log;
+  readonly metrics: Metrics;
+  scopes(rules?: Rule[]): Map<string, Scope>;
+}
+
+export interface ReloadFiles {
+  configFile: string;
+  explicitConfig: boolean;
+  shippedPatterns?: string;
+}
+
+export class Reloads {
+  /** The pattern files as read (before `tallow set`), and what `tallow set` changed in them. */
+  private loadedFiles: PatternFile[];
+  private settings: RuntimeSettings = new Map();
+
+  constructor(
+    private readonly d: ReloadTarget,
+    private readonly files: ReloadFiles,
+    private readonly scoringOptions: (e: Engine) => ScoringOptions,
+  ) {
+    this.loadedFiles = d.engine.files;
+  }
+
+  /** The reload, and what it changed; a configuration with an error changes nothing. */
+  reload(): ReloadResult | { error: string } {
+    const d = this.d;
+    let next: Engine;
+    try {
+      next = loadEngine(this.files.configFile, this.files.explicitConfig, this.files.shippedPatterns, d.metrics);
+    } catch (e) {
+      d.log.error(`reload refused, still running the previous configuration: ${errText(e)}`, undefined, 'config_error');
+      return { error: errText(e) };
+    }
+    // The files are the truth again: what `tallow set` changed goes.
+    const dropped = settingKeys(this.settings);
+    this.settings.clear();
+    this.loadedFiles = next.files;
+    const old = d.engine.config;
+    const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...FLEET_RESTART_KEYS, ...(backendModule(d.firewall.backend.name)?.restartKeys ?? [])];
+    const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));
+    const changes = this.apply(next);
+    d.log.info(`configuration reloaded: allowlist ${next.allowlist.size} entries`, {
+      config: next.config.file ?? 'none (built-in defaults)',
+      threshold: String(next.config.threshold),
+      expires: String(next.config.expires),
+      ...(next.config.dropins?.length ? { dropins: next.config.dropins.join(',') } : {}),
+    }, 'reload');
+    for (const line of changes) d.log.info(line);
+    if (dropped.length) d.log.info(`settings made with tallow set dropped by the reload: ${dropped.join(', ')}`);
+    if (restartOnly.length) d.log.warn(`changed settings that take effect only after a restart: ${restartOnly.map(confKey).join(', ')}`);
+    return { config: next.config.file, changes, restart: restartOnly.map(confKey), dropped };
+  }
+
+  /** Runs `next` from now on (a reload, `tallow set`): the rule changes, as log lines. */
+  private apply(next: Engine): string[] {
+    const d = this.d;
+    const journalChanged = JSON.stringify([d.engine.matches, d.engine.fields]) !== JSON.stringify([next.matches, next.fields]);
+    const before = d.engine.rules;
+    const after = next.rules;
+    d.scopes(before);
+    // Counted before the swap: a rule removed or disabled keeps its bans, and the log says how many.
+    const active = new Map<string, number>();
+    for (const b of d.ledger.values()) if (b.rule !== null) Metrics.bump(active, b.rule);
+    const rulesChanged = ruleChanges(before, after, (r) => active.get(r.name) ?? 0);
+    d.engine = next;
+    // Later matches score by the new rules; records of rules still there are kept.
+    d.scoring.configure(after, this.scoringOptions(next));
+    d.steps.configure(stepOptions(next.config), after);
+    // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
+    d.firewall.setScopes(scopesOf(after)).catch((e) => d.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
+    logEngine(d.log, next);
+    if (journalChanged) d.reader.refilter();
+    return rulesChanged;
+  }
+
+  /**
+   * `tallow set RULE.KEY VALUE`: as if every block of the rule gave that key, until the next
+   * reload or restart. A value the rule cannot take is refused and nothing changes.
+   */
+  set(rule: string, setting: Settable, value: number): { changes: string[]; previous: number } | { error: string } {
+    const d = this.d;
+    const r = d.engine.rules.find((x) => x.name === rule);
+    if (!r) return { error: `no rule named ${JSON.stringify(rule)} (rules: ${d.engine.rules.map((x) => x.name).join(', ')})` };
+    if (r.action === 'notify') return { error: `rule ${rule} has "action": "notify": it never scores or bans, so it has no ${setting}` };
+    const settings: RuntimeSettings = new Map([...this.settings].map(([k, v]) => [k, { ...v }]));
+    settings.set(rule, { ...settings.get(rule), [setting]: value });
+    let next: Engine;
+    try {
+      next = makeEngine(d.engine.config, withSettings(this.loadedFiles, settings, (f) => f.keys.name ?? defaultRuleName(f)), d.metrics);
+    } catch (e) {
+      return { error: errText(e) };
+    }
+    this.settings = settings;
+    const changes = this.apply(next);
+    d.log.info(`tallow set ${rule}.${setting} ${value} (until the next reload or restart)`);
+    for (const line of changes) d.log.info(line);
+    return { changes, previous: r[setting] };
+  }
+
+  /** The settings made with `tallow set` that run now. */
+  get runtimeSettings(): RuntimeSettings {
+    return this.settings;
+  }
+}
+
+/** `stateDir` -> `state_dir`, as the administrator wrote it in tallow.conf. */
+function confKey(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
