@@ -5,7 +5,6 @@
 //   (firewall, log, state, metrics)
 // and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
 // the control socket's requests are answered in requests.ts.
-import * as path from 'node:path';
 import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
 import { loadEngine, type Engine } from './engine';
 import { errText } from './limits';
@@ -32,10 +31,10 @@ import type { RuntimeSettings, Settable } from './runtime-settings';
 import { notifyEvent } from './notify';
 import { Reader } from './reader';
 import { Reloads } from './reload';
+import { adoptKernelBans, loadState, restoreState } from './restore';
 import { MANUAL_NETWORKS, Requests } from './requests';
 import { NeverBan } from './never-ban';
-import { checkPrivateDir } from './private-dir';
-import { checkStateDir, liveRecords, StateStore, type State } from './state';
+import type { State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
 import type { Scope } from './scope';
@@ -128,22 +127,7 @@ export class Daemon {
     log.info(`allowlist: ${allowlist.size} entries`, { threshold: String(config.threshold), expires: String(config.expires) });
 
     // State: a dry run neither reads nor writes it (it must not change what a real run resumes).
-    let state: State | null = null;
-    let store: StateStore | null = null;
-    if (!this.opts.dryRun) {
-      // Directories another user could write are refused (exit 78) before anything is touched:
-      // they could plant links for the root daemon to write through, or swap the socket.
-      checkStateDir(config.stateDir);
-      checkPrivateDir(path.dirname(config.socket), 'control socket directory');
-      store = new StateStore(config.stateDir);
-      try {
-        const loaded = store.load();
-        if (loaded.problem) log.warn(`state file problem: ${loaded.problem}; starting without saved state`, { file: store.file });
-        state = loaded.state;
-      } catch (e) {
-        log.warn(`state file unreadable: ${errText(e)}; starting without saved state`, { file: store.file });
-      }
-    }
+    const { state, store } = this.opts.dryRun ? { state: null, store: null } : loadState(config, log);
 
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
@@ -205,8 +189,8 @@ export class Daemon {
       (bans) => this.steps.load(bans, Date.now()),
       config.recidiveBans > 0 ? (bans) => this.steps.loadRecent(bans, Date.now()) : undefined,
     );
-    if (state) this.restore(state);
-    await this.adoptKernelBans();
+    if (state) restoreState(this, state);
+    await adoptKernelBans(this);
     this.fleet?.start();
 
     if (!this.opts.dryRun) {
@@ -262,52 +246,6 @@ export class Daemon {
   scopes(rules: Rule[] = this.engine.rules): Map<string, Scope> {
     for (const s of scopesOf(rules)) this.knownScopes.set(s.id, s);
     return this.knownScopes;
-  }
-
-  /** Records, then bans (back into the kernel with their remaining time, through the ledger). */
-  private restore(state: State): void {
-    const now = Date.now();
-    let records = 0;
-    let orphans = 0;
-    for (const r of liveRecords(state, now, this.engine.config.expires)) {
-      try {
-        if (this.scoring.restore(r)) records++;
-        else orphans++;
-      } catch (e) {
-        this.log.warn(`state: record not restored: ${errText(e)}`, { address: String(r?.address) });
-      }
-    }
-    // Files of version 1 kept no score or count with a ban: the record has them.
-    const bans = state.bans.map((b) => {
-      const rec = b.count ? undefined : this.scoring.get(b.address);
-      return rec ? { ...b, score: rec.score, count: rec.count } : b;
-    });
-    const n = this.ledger.restore(bans, now);
-    // Records of a rule no longer there: nothing would score into them (their bans are kept).
-    if (orphans) this.log.info(`state: ${orphans} records of rules no longer configured not restored`);
-    this.log.info(`state restored: ${records} records, ${n} active bans put back with their remaining time`, {
-      file: this.state?.store.file ?? '',
-      saved: new Date(state.saved).toISOString(),
-    });
-  }
-
-  private async adoptKernelBans(): Promise<void> {
-    let kernel;
-    try {
-      kernel = await this.firewall.list();
-    } catch (e) {
-      this.log.warn(`could not read the bans already in the kernel: ${errText(e)}`);
-      return;
-    }
-    // What the kernel holds in a rule's scope is that rule's ban when no other rule bans there.
-    const rules = this.engine.rules;
-    const known = (address: string, scope: string) => {
-      const of = rules.filter((r) => r.scope.id === scope);
-      const rec = of.length === 1 ? this.scoring.get(address, of[0].pool) : scope === '' ? this.scoring.get(address) : undefined;
-      return rec ? { ...rec, rule: of.length === 1 ? of[0].name : null } : undefined;
-    };
-    const n = this.ledger.adopt(kernel, Date.now(), known);
-    if (n) this.log.info(`firewall: ${n} bans found in the kernel adopted with their remaining time`);
   }
 
   /** One batch of entries: match, score, decide; then prune and expire. */
