@@ -4,26 +4,21 @@
 //   Journal.batches() -> Matcher.match -> Scoring.observe (the match's rule) -> Ledger.ban -> events -> listeners
 //   (firewall, log, state, metrics)
 // and keeps time (prune, expiry, watchdog) and answers signals. Decisions are made in the stages;
-// the control socket's requests are answered in requests.ts.
+// the control socket's requests are answered in requests.ts. The listeners are assembled in
+// wiring.ts, the saved and kernel bans restored in restore.ts, reloads and `tallow set` applied
+// in reload.ts.
 import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
 import { loadEngine, type Engine } from './engine';
 import { errText } from './limits';
 import { logEngine } from './engine-log';
 import { Dispatcher, type Listener } from './events';
 import { chooseBackend, Firewall } from './firewall';
-import { execCount } from './firewall/exec';
 import type { JournalEntry } from './journal';
 import { Ledger } from './ledger';
-import { firewallListener } from './listeners/firewall';
-import { logListener } from './listeners/log';
-import { metricsListener } from './listeners/metrics';
-import { StateListener } from './listeners/state';
+import type { StateListener } from './listeners/state';
 import type { Log } from './log';
 import { Metrics } from './metrics';
-import { historyListener } from './history';
-import { actionListeners } from './actions';
 import type { Fleet } from './fleet';
-import { fleetFor } from './fleet/settings';
 import type { HistoryListener } from './listeners/history';
 import { BanClock, BanSteps, stepOptions } from './recidive';
 import { MetricsExport } from './metrics-export';
@@ -41,6 +36,7 @@ import type { Scope } from './scope';
 import { Scoring, scopesOf, type ScoringOptions } from './scoring';
 import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
+import { daemonGauges, wireListeners } from './wiring';
 
 export { version };
 
@@ -119,7 +115,7 @@ export class Daemon {
   }
 
   private async init(): Promise<void> {
-    const { config, files, allowlist } = this.engine;
+    const { config, allowlist } = this.engine;
     const log = this.log;
     log.info(`tallow ${version()} starting`, { config: config.file ?? 'none (built-in defaults)', dry_run: String(this.opts.dryRun) }, 'start');
     if (config.dropins?.length) log.info(`drop-ins: ${config.dropins.join(', ')}`);
@@ -152,36 +148,19 @@ export class Daemon {
     });
     await this.firewall.start();
 
-    const listeners: Listener[] = [firewallListener(this.firewall), logListener(log), metricsListener(this.metrics)];
-    if (store) {
-      this.state = new StateListener(store, () => this.snapshot(), this.metrics, (msg) => log.error(`saving state failed: ${msg}`), state?.cursor ?? null);
-      listeners.push(this.state);
-    }
-    listeners.push(this.steps.listener());
-    this.history = historyListener(config, log, this.metrics, this.opts.dryRun);
-    if (this.history) listeners.push(this.history);
-    // A dry run only says what it would do: no command, webhook or mail.
-    if (!this.opts.dryRun) listeners.push(...actionListeners(config, log, () => this.engine.rules));
-    this.fleet = fleetFor(this, config, log, this.opts.dryRun);
-    if (this.fleet) listeners.push(this.fleet.listener);
-    listeners.push(...(this.opts.listeners ?? []));
-    this.events = new Dispatcher(listeners, log);
-    this.metrics.gauges = {
-      records: () => this.scoring.size,
-      bansActive: () => {
-        const n = { 4: 0, 6: 0 };
-        for (const b of this.ledger.values()) n[b.family]++;
-        return n;
-      },
-      bansActiveByRule: () => {
-        const n = new Map<string, number>();
-        for (const b of this.ledger.values()) if (b.rule !== null) Metrics.bump(n, b.rule);
-        return n;
-      },
-      listeners: () => this.events.stats(),
-      firewallPending: () => this.firewall.queued,
-      firewallToolRuns: execCount,
-    };
+    const wired = wireListeners(this, {
+      config,
+      store,
+      cursor: state?.cursor ?? null,
+      snapshot: () => this.snapshot(),
+      dryRun: this.opts.dryRun,
+      extra: this.opts.listeners ?? [],
+    });
+    this.state = wired.state;
+    this.history = wired.history;
+    this.fleet = wired.fleet;
+    this.events = new Dispatcher(wired.listeners, log);
+    this.metrics.gauges = daemonGauges(this);
 
     // Before the first ban is decided: the repeat-offender steps the history remembers.
     await this.history?.start(
