@@ -2,7 +2,8 @@
 // at runtime and kept in the daemon's drop-in (allow-control.ts). One self-contained subcommand:
 // its options, its request, its output; exit statuses as the other clients' (ctl.ts).
 import { DEFAULT_CONFIG_FILE, loadConfig } from './config';
-import { DEFAULT_SOCKET, validateRequest, type ControlRequest } from './control';
+import { DEFAULT_SOCKET } from './control';
+import { validateRequest, type ControlRequest } from './control-requests';
 import type { AllowChangeResult, AllowListResult } from './allow-control';
 import { CtlFailure, EXIT_CONFIG, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_USAGE, request, type CtlIO } from './ctl';
 import { command } from './commands';

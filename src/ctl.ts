@@ -19,22 +19,19 @@ import { helpText, parseCommand, synopsis, UsageError, type ParsedCommand } from
 import { extraPairs, notifyText, type RuleInfoExtra } from './rule-info';
 import { parseSettingValue, splitKey } from './runtime-settings';
 import { version } from './version';
-import {
-  DEFAULT_SOCKET,
-  MAX_BAN_SECONDS,
-  validateRequest,
-  type BanResult,
-  type ControlRequest,
-  type ControlResponse,
-  type ListItem,
-  type MetricsResult,
-  type ReloadResult,
-  type RuleInfo,
-  type SettingResult,
-  type StatusResult,
-  type UnbanAllResult,
-  type UnbanResult,
-} from './control';
+import { DEFAULT_SOCKET, MAX_BAN_SECONDS, type ControlResponse } from './control';
+import { validateRequest, type ControlRequest } from './control-requests';
+import type {
+  BanResult,
+  ListItem,
+  MetricsResult,
+  ReloadResult,
+  RuleInfo,
+  SettingResult,
+  StatusResult,
+  UnbanAllResult,
+  UnbanResult,
+} from './control-results';
 
 export const EXIT_OK = EX_OK;
 export const EXIT_REFUSED = EX_REFUSED;

@@ -7,7 +7,9 @@
 // the control socket's requests are answered in requests.ts. The listeners are assembled in
 // wiring.ts, the saved and kernel bans restored in restore.ts, reloads and `tallow set` applied
 // in reload.ts.
-import { ControlServer, validateRequest, type ControlResponse, type ReloadResult } from './control';
+import { ControlServer, type ControlResponse } from './control';
+import { validateRequest } from './control-requests';
+import type { ReloadResult } from './control-results';
 import { loadEngine, type Engine } from './engine';
 import { errText } from './limits';
 import { logEngine } from './engine-log';

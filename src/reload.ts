@@ -3,7 +3,7 @@
 // Either way the new engine is applied the same way: rule changes logged, scores and steps
 // reconfigured, the sets of new scopes made, the journal filter renewed when it changed.
 import { ACTION_RESTART_KEYS } from './actions/settings';
-import type { ReloadResult } from './control';
+import type { ReloadResult } from './control-results';
 import { loadEngine, makeEngine, type Engine } from './engine';
 import { logEngine } from './engine-log';
 import { backendModule, type Firewall } from './firewall';

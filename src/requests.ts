@@ -3,7 +3,9 @@
 // counters, ban and unban through the ledger like any other ban. control.ts has already
 // validated each request (canonical address, seconds in range).
 import type { Family } from './address';
-import type { ControlRequest, ControlResponse, ListItem, RuleInfo, SettingResult, StatusResult } from './control';
+import type { ControlResponse } from './control';
+import type { ControlRequest } from './control-requests';
+import type { ListItem, RuleInfo, SettingResult, StatusResult } from './control-results';
 import type { Daemon } from './daemon';
 import { errText } from './limits';
 import { fmtScore } from './listeners/log';

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ControlServer, MAX_BAN_SECONDS, MAX_CLIENTS, type ControlRequest, type ControlResponse } from '../../src/control';
+import { ControlServer, MAX_BAN_SECONDS, MAX_CLIENTS, type ControlResponse } from '../../src/control';
+import type { ControlRequest } from '../../src/control-requests';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-control-${process.pid}-`));

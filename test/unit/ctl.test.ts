@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ControlServer, type ControlRequest, type ControlResponse, type ListItem, type RuleInfo, type StatusResult } from '../../src/control';
+import { ControlServer, type ControlResponse } from '../../src/control';
+import type { ControlRequest } from '../../src/control-requests';
+import type { ListItem, RuleInfo, StatusResult } from '../../src/control-results';
 import { ctlRun, formatDuration, formatList, formatStatus, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
 
 function tmpdir(t: { after(fn: () => void): void }): string {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { RuleInfo, ListItem } from '../../src/control';
+import type { RuleInfo, ListItem } from '../../src/control-results';
 import { Daemon } from '../../src/daemon';
 import type { JournalEntry } from '../../src/journal';
 import { Log } from '../../src/log';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
-import { validateRequest } from '../../src/control';
+import { validateRequest } from '../../src/control-requests';
 import { formatList, formatStatus } from '../../src/ctl';
 import { Intake, rowOf, type FleetRow } from '../../src/fleet/intake';
 import { Outbox, rowFor } from '../../src/fleet/publisher';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ListItem } from '../../src/control';
+import type { ListItem } from '../../src/control-results';
 import { parseConfig } from '../../src/config';
 import { Daemon } from '../../src/daemon';
 import { SqliteStore } from '../../src/history/sqlite';

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfig, type Config } from '../../src/config';
-import type { ListItem } from '../../src/control';
+import type { ListItem } from '../../src/control-results';
 import { Daemon } from '../../src/daemon';
 import type { JournalEntry } from '../../src/journal';
 import { Ledger } from '../../src/ledger';
