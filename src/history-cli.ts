@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import { Allowlist } from './allowlist';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type Config } from './config';
-import { CtlFailure, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_USAGE, formatDuration, request, table, type CtlIO } from './ctl';
+import { CtlFailure, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_USAGE, request, type CtlIO } from './ctl';
+import { formatDuration, table } from './ctl-format';
 import { historyStore } from './history';
 import { historyQuery, validateHistory, type HistoryRequest, type HistoryResult } from './history/query';
 import { parseDuration } from './history/settings';

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { ControlServer, type ControlResponse } from '../../src/control';
 import type { ControlRequest } from '../../src/control-requests';
 import type { ListItem, RuleInfo, StatusResult } from '../../src/control-results';
-import { ctlRun, formatDuration, formatList, formatStatus, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
+import { formatDuration, formatList, formatStatus } from '../../src/ctl-format';
+import { ctlRun, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE, EXIT_PROTOCOL, EXIT_CONFIG, type Subcommand } from '../../src/ctl';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-ctl-${process.pid}-`));

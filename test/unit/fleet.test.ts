@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
 import { validateRequest } from '../../src/control-requests';
-import { formatList, formatStatus } from '../../src/ctl';
+import { formatList, formatStatus } from '../../src/ctl-format';
 import { Intake, rowOf, type FleetRow } from '../../src/fleet/intake';
 import { Outbox, rowFor } from '../../src/fleet/publisher';
 import { FLEET_SCHEMA_SQL } from '../../src/fleet/schema';

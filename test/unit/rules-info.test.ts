@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Daemon } from '../../src/daemon';
-import { formatRules } from '../../src/ctl';
+import { formatRules } from '../../src/ctl-format';
 import { Log } from '../../src/log';
 
 const SSHD = '/usr/sbin/sshd';
