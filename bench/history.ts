@@ -109,7 +109,11 @@ async function flood(history: boolean, matches = true): Promise<{ cpuMs: number;
 }
 
 async function floods(): Promise<void> {
-  console.log('\n2. 10,000-ban flood in process (100 entries a batch), median of 9 rounds');
+  // On a shared machine one run's CPU varies by ±30%: each round is a pair (off, on, and on with
+  // history_matches=0) run back to back in this process, their order turned every round, and the
+  // figure is the median of the rounds' own ratios, with their spread (not a ratio of two medians).
+  const rounds = Number(process.argv.includes('--rounds') ? process.argv[process.argv.indexOf('--rounds') + 1] : 9);
+  console.log(`\n2. 10,000-ban flood in process (100 entries a batch), ${rounds} rounds of paired runs (off, on, on with history_matches=0; order turned each round)`);
   const off: number[] = [];
   const on: number[] = [];
   const bansOnly: number[] = [];
@@ -117,19 +121,26 @@ async function floods(): Promise<void> {
   const pathOn: number[] = [];
   let stored = 0;
   await flood(false); // warm-up
-  for (let r = 0; r < 9; r++) {
-    const a = await flood(false);
-    const b = await flood(true);
-    bansOnly.push((await flood(true, false)).cpuMs);
-    off.push(a.cpuMs);
-    on.push(b.cpuMs);
-    pathOff.push(...a.pathMs);
-    pathOn.push(...b.pathMs);
-    stored = b.stored;
+  await flood(true);
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? (['off', 'on', 'bans'] as const) : (['bans', 'on', 'off'] as const);
+    for (const which of order) {
+      const x = await flood(which !== 'off', which !== 'bans');
+      if (which === 'off') off.push(x.cpuMs), pathOff.push(...x.pathMs);
+      else if (which === 'on') on.push(x.cpuMs), pathOn.push(...x.pathMs), (stored = x.stored);
+      else bansOnly.push(x.cpuMs);
+    }
   }
   const p99 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length * 0.99)];
-  const pct = (x: number[]) => `+${((median(x) / median(off) - 1) * 100).toFixed(0)}%`;
-  console.log(`   CPU, history off: ${median(off).toFixed(0)} ms; on: ${median(on).toFixed(0)} ms (${pct(on)}, ${stored} rows a run); on with history_matches=0: ${median(bansOnly).toFixed(0)} ms (${pct(bansOnly)})`);
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)}%`;
+  const paired = (xs: number[]) => {
+    const ratios = xs.map((x, i) => x / off[i] - 1);
+    const sorted = [...ratios].sort((a, b) => a - b);
+    return `median ${signed(median(ratios))} (quartiles ${signed(sorted[Math.floor(sorted.length / 4)])}..${signed(sorted[Math.floor((sorted.length * 3) / 4)])}, range ${signed(sorted[0])}..${signed(sorted[sorted.length - 1])}; rounds: ${ratios.map(signed).join(' ')})`;
+  };
+  console.log(`   CPU, history off: median ${median(off).toFixed(0)} ms; on: ${median(on).toFixed(0)} ms (${stored} rows a run); on with history_matches=0: ${median(bansOnly).toFixed(0)} ms`);
+  console.log(`   on over off, per round:                 ${paired(on)}`);
+  console.log(`   history_matches=0 over off, per round:  ${paired(bansOnly)}`);
   console.log(`   decision path per batch (process()), median/p99: off ${median(pathOff).toFixed(2)}/${p99(pathOff).toFixed(2)} ms, on ${median(pathOn).toFixed(2)}/${p99(pathOn).toFixed(2)} ms`);
 }
 
@@ -179,7 +190,8 @@ async function main(): Promise<void> {
   }
   try {
     console.log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
-    // `--only floods` (or inserts, sizes): one part, e.g. to compare the flood before and after a change.
+    // `--only floods` (or inserts, sizes): one part, e.g. to compare the flood before and after a change;
+    // `--rounds N`: the flood's pairs (default 9).
     const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
     if (!only || only === 'inserts') await inserts(pg);
     if (!only || only === 'floods') await floods();
