@@ -38,12 +38,6 @@ export interface HistoryOptions {
   maxQueue: number;
 }
 
-interface CapEntry {
-  hour: number;
-  stored: number;
-  over: number;
-}
-
 export class HistoryListener implements Listener {
   readonly name = 'history';
   readonly wantsMatches: boolean;
@@ -57,7 +51,13 @@ export class HistoryListener implements Listener {
   private seq = 0;
   /** The last batch handed and its rows (`starts`: each event's first row): a retry writes the same rows with the same numbers. */
   private last: { events: TallowEvent[]; rows: HistoryRow[]; starts: number[] } | null = null;
-  private readonly cap = new Map<string, CapEntry>();
+  /**
+   * The cap's counts this hour (this.hour): matches stored per address, and matches over the cap.
+   * Plain numbers, no object per address (a flood's addresses are mostly seen once); every entry
+   * is of the current hour, as rollHour empties both maps when the hour changes.
+   */
+  private readonly stored = new Map<string, number>();
+  private readonly over = new Map<string, number>();
   /** Bans adopted from the kernel at start and still running: banKey(address, scope) -> expiry. */
   private readonly adopted = new Map<string, number>();
   private hour = 0;
@@ -191,35 +191,28 @@ export class HistoryListener implements Listener {
     if (e.noLog) return;
     const hour = Math.floor(e.at / HOUR_MS);
     if (hour !== this.hour) this.rollHour(hour, out);
-    let c = this.cap.get(e.address);
-    if (c && c.hour !== hour) {
-      if (c.over) out.push(this.overRow(e.address, c));
-      c.hour = hour;
-      c.stored = 0;
-      c.over = 0;
-    }
-    if (!c) this.cap.set(e.address, (c = { hour, stored: 0, over: 0 }));
-    if (c.stored < this.o.matchesPerHour) {
-      c.stored++;
+    const stored = this.stored.get(e.address) ?? 0;
+    if (stored < this.o.matchesPerHour) {
+      this.stored.set(e.address, stored + 1);
       out.push({ kind: 'match', seq: ++this.seq, address: e.address, at: e.at, pattern: e.pattern, n: 1, rule: e.rule ?? null });
     } else {
-      c.over++;
+      this.over.set(e.address, (this.over.get(e.address) ?? 0) + 1);
       this.o.metrics.historyMatchesCapped++;
     }
   }
 
   /** A new hour: every address's count starts again; what went over the cap is written now. */
   private rollHour(hour: number, out: HistoryRow[]): void {
+    this.overRows(out);
     this.hour = hour;
-    for (const [address, c] of this.cap) {
-      if (c.hour === hour) continue;
-      if (c.over) out.push(this.overRow(address, c));
-      this.cap.delete(address);
-    }
   }
 
-  private overRow(address: string, c: CapEntry): HistoryRow {
-    return { kind: 'match', seq: ++this.seq, address, at: c.hour * HOUR_MS + HOUR_MS - 1, pattern: '*', n: c.over };
+  /** One summary row per address over the cap this hour (pattern '*', n = how many); the counts start again. */
+  private overRows(out: HistoryRow[]): void {
+    const at = this.hour * HOUR_MS + HOUR_MS - 1;
+    for (const [address, n] of this.over) out.push({ kind: 'match', seq: ++this.seq, address, at, pattern: '*', n });
+    this.over.clear();
+    this.stored.clear();
   }
 
   async close(): Promise<void> {
@@ -227,8 +220,7 @@ export class HistoryListener implements Listener {
     if (this.timer) clearInterval(this.timer);
     // What went over the cap this hour: one last row each (best effort, the store may be away).
     const rest: HistoryRow[] = [];
-    for (const [address, c] of this.cap) if (c.over) rest.push(this.overRow(address, c));
-    this.cap.clear();
+    this.overRows(rest);
     try {
       if (rest.length && this.store.isOpen) {
         await this.store.write(this.run, rest);

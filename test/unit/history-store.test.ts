@@ -11,6 +11,7 @@ import { HistoryListener } from '../../src/listeners/history';
 import { Metrics } from '../../src/metrics';
 import { schemaAt, SCHEMA_VERSION } from '../../src/history/schema';
 import { SqliteStore } from '../../src/history/sqlite';
+import { SQL } from '../../src/history/store';
 import { historyListener } from '../../src/history';
 import { parseConfig } from '../../src/config';
 import { ban, collect, tmpdir } from './history-helpers';
@@ -153,6 +154,27 @@ test('a version-1 file (written by the first schema) is migrated at open, its ro
   // And the new columns work: a ban of step 1 after it.
   await store.write('run', [{ kind: 'ban', seq: 1, address: '203.0.113.1', family: 4, since: T0 + 7_200_000, expiry: T0 + 14_400_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#1', score: 1, count: 5, step: 1, cause: 'new' }]);
   assert.deepEqual(await store.lastBans(T0), [{ address: '203.0.113.1', rule: null, since: T0 + 7_200_000, step: 1 }]);
+});
+
+test('a version-4 file is migrated to 5: bans_reason_since dropped (a fourth B-tree per ban row), the repeat-offender view read through bans_since', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'history.sqlite');
+  const old = new Database(file);
+  for (const s of schemaAt(4, 'sqlite')) old.exec(s);
+  old.pragma('user_version = 4');
+  old.prepare("INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule) VALUES ('203.0.113.2', 4, ?, ?, 'rule', 'threshold', 'sshd.json#1', 1, 5, 1, 'sshd')").run(T0, T0 + 3_600_000);
+  old.close();
+  const store = new SqliteStore(file, collect());
+  t.after(() => store.close());
+  await store.open();
+  assert.deepEqual(await store.lastBans(T0), [{ address: '203.0.113.2', rule: 'sshd', since: T0, step: 1 }]);
+  const db = new Database(file, { readonly: true });
+  t.after(() => db.close());
+  assert.equal(db.pragma('user_version', { simple: true }), 5);
+  const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bans' ORDER BY name").all();
+  assert.deepEqual(indexes, [{ name: 'bans_since' }, { name: 'sqlite_autoindex_bans_1' }]);
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${SQL.lastBans}`).all(T0) as { detail: string }[];
+  assert.ok(plan.some((p) => /USING INDEX bans_since/.test(p.detail)), JSON.stringify(plan));
 });
 
 test('a file from a newer tallow is refused with a clear message, not overwritten', async (t) => {
