@@ -4,11 +4,11 @@
 // administrator creates the schema for it: tallow.conf(5) lists the grants). One connection,
 // one operation at a time (a transaction is never interleaved with a retention DELETE); a lost
 // connection is made again at the next write. Every failure message names the setting to look at.
-import * as fs from 'node:fs';
 import { Client, type ClientConfig } from 'pg';
 import type { Config } from '../config';
 import { errText } from '../limits';
 import type { Logger } from '../log';
+import { readSecretLine } from '../secret-file';
 import { migrations } from './schema';
 import {
   banFromRow,
@@ -60,15 +60,7 @@ export function numbered(sql: string): string {
 
 /** The password file must be the administrator's secret: root's (or ours), mode 0600 or stricter. `key`: the setting that named it. */
 export function readPasswordFile(file: string, key = 'history_password_file'): string {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (e) {
-    throw new Error(`${key}=${file}: cannot read it: ${(e as NodeJS.ErrnoException).code ?? errText(e)}`);
-  }
-  if ((st.mode & 0o077) !== 0) throw new Error(`${key}=${file}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
-  if (st.uid !== 0 && st.uid !== process.getuid?.()) throw new Error(`${key}=${file}: owned by uid ${st.uid}, expected root`);
-  return fs.readFileSync(file, 'utf8').split('\n')[0];
+  return readSecretLine(key, file);
 }
 
 /**
