@@ -1,6 +1,7 @@
 // What the control socket answers: the shape of each command's `result` (the daemon's handler
 // returns these, requests.ts; the client prints them, ctl.ts).
 import type { Family } from './address';
+import type { FleetStatus } from './fleet/subscriber';
 
 /** `status` */
 export interface StatusResult {
@@ -28,24 +29,7 @@ export interface StatusResult {
   /** one line per rule: matches and bans in force */
   rules?: { name: string; enabled: boolean; matches: number; bansActive: number }[];
   /** fleet= (src/fleet/subscriber.ts FleetStatus): absent when the fleet is off */
-  fleet?: {
-    node: string;
-    where: string;
-    connected: boolean;
-    since: number | null;
-    lastError: string | null;
-    nodesSeen: string[];
-    lastId: number;
-    remoteApplied: number;
-    ignoredAllowlisted: number;
-    ignoredCapped: number;
-    quorumWaiting: number;
-    published: number;
-    queued: number;
-    dropped: number;
-    quorum: number;
-    accept: boolean;
-  };
+  fleet?: FleetStatus;
 }
 
 /** One item of `list` (result: ListItem[]), sorted by the daemon as it likes; ctl sorts by remaining. */

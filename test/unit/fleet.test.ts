@@ -133,7 +133,7 @@ test('control and client: unban --fleet is a request field; status shows the fle
   assert.deepEqual(validateRequest({ cmd: 'unban', address: '203.0.113.9' }), { req: { cmd: 'unban', address: '203.0.113.9' } });
   assert.deepEqual(validateRequest({ cmd: 'unban', address: '203.0.113.9', fleet: 'yes' }), { error: 'unban: "fleet" must be true or false' });
   const base = { version: '1', pid: 1, uptime: 1, backend: 'ipset', entries: 0, matches: 0, bansActive: 0, records: 0, cursor: null };
-  const fleet = { node: 'web1', where: 'postgresql tallow_web1@db/tallow', connected: false, since: Date.UTC(2026, 0, 2, 3, 4, 5), lastError: 'connect ECONNREFUSED', nodesSeen: ['web1', 'web2'], lastId: 42, remoteApplied: 7, ignoredAllowlisted: 1, ignoredCapped: 0, quorumWaiting: 0, published: 3, queued: 2, dropped: 0, quorum: 1, accept: true };
+  const fleet = { node: 'web1', where: 'postgresql tallow_web1@db/tallow', connected: false, since: Date.UTC(2026, 0, 2, 3, 4, 5), lastError: 'connect ECONNREFUSED', nodesSeen: ['web1', 'web2'], lastId: 42, remoteApplied: 7, remoteUnbans: 0, ignoredAllowlisted: 1, ignoredCapped: 0, quorumWaiting: 0, published: 3, queued: 2, dropped: 0, quorum: 1, accept: true };
   const text = formatStatus({ ...base, fleet });
   assert.match(text, /^fleet: +DISCONNECTED since 2026-01-02T03:04:05\.000Z \(connect ECONNREFUSED\); node web1, postgresql tallow_web1@db\/tallow$/m);
   assert.match(text, /^fleet nodes seen: +web1, web2$/m);
