@@ -6,18 +6,10 @@
 // rows wait in a bounded queue; past fleet_queue they are dropped and counted.
 import type { Listener, TallowEvent } from '../events';
 import type { Ban } from '../ledger';
+import type { FleetRow } from './intake';
 
 /** A row as this node writes it (the node name is added by the link). */
-export interface OutRow {
-  kind: 'ban' | 'unban';
-  address: string;
-  family: 4 | 6;
-  rule: string | null;
-  reason: string;
-  seconds: number;
-  since: number;
-  expiry: number;
-}
+export type OutRow = Omit<FleetRow, 'id' | 'node'>;
 
 /** The row to publish for a ledger event, or null when it is not this node's own new ban. */
 export function rowFor(e: TallowEvent, publishes: (rule: string | null) => boolean): OutRow | null {
