@@ -39,6 +39,59 @@ export const realClock: Clock = {
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
 };
 
+/**
+ * One stream of mails (the ban digests, or the login alerts): one mail at a time, none before
+ * `nextAt`, and after a failure the next try in 1, 2, 4... minutes (never later than the cap).
+ */
+class MailLane {
+  /** no mail before this time (ms) */
+  private nextAt = -Infinity;
+  private streak = 0;
+  private timer: unknown = null;
+  sending: Promise<void> | null = null;
+
+  constructor(
+    private readonly clock: Clock,
+    /** whether to send now: something waits and the listener is open */
+    private readonly due: () => boolean,
+    private readonly send: () => Promise<void>,
+  ) {}
+
+  pump(): void {
+    if (this.sending || this.timer !== null || !this.due()) return;
+    const wait = this.nextAt - this.clock.now();
+    if (wait > 0) {
+      this.timer = this.clock.setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, wait);
+      return;
+    }
+    this.sending = this.send().finally(() => {
+      this.sending = null;
+      this.pump();
+    });
+  }
+
+  /** Sent: the next one not before `gapMs` from now. */
+  sent(now: number, gapMs: number): void {
+    this.streak = 0;
+    this.nextAt = now + gapMs;
+  }
+
+  /** Not sent: the delay until the next try. */
+  failed(now: number, capMs: number): number {
+    const delay = Math.min(capMs, RETRY_FIRST_MS * 2 ** this.streak++);
+    this.nextAt = now + delay;
+    return delay;
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
 export interface MailItem extends Values {
   /** ms since epoch of the ban or unban */
   at: number;
@@ -60,17 +113,10 @@ export class MailListener implements Listener {
   private readonly node = os.hostname();
   private pending: MailItem[] = [];
   private droppedSince = 0;
-  /** no mail before this time (ms) */
-  private nextAt = -Infinity;
-  private streak = 0;
-  private timer: unknown = null;
-  private sending: Promise<void> | null = null;
   private closed = false;
   private logins: MailItem[] = [];
-  private loginSending: Promise<void> | null = null;
-  private loginNextAt = -Infinity;
-  private loginStreak = 0;
-  private loginTimer: unknown = null;
+  private readonly digests: MailLane;
+  private readonly alerts: MailLane;
 
   constructor(
     readonly action: MailAction,
@@ -81,6 +127,8 @@ export class MailListener implements Listener {
   ) {
     this.name = `action.${action.name}`;
     this.on = new Set(action.on);
+    this.digests = new MailLane(clock, () => !this.closed && this.pending.length > 0, () => this.send());
+    this.alerts = new MailLane(clock, () => !this.closed && this.logins.length > 0, () => this.sendLogins());
   }
 
   handle(events: TallowEvent[]): void {
@@ -98,44 +146,26 @@ export class MailListener implements Listener {
       }
       this.pending.push({ ...valuesOf(e), at: e.kind === 'ban' ? e.ban.since : e.at });
     }
-    this.pump();
-    this.pumpLogins();
+    this.digests.pump();
+    this.alerts.pump();
   }
 
   /** Resolves when a mail being sent is out (a digest waiting for its time is not hurried). */
   async flush(): Promise<void> {
-    await this.sending;
-    await this.loginSending;
+    await this.digests.sending;
+    await this.alerts.sending;
   }
 
   /** What waits goes out now. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    this.timer = null;
-    if (this.loginTimer !== null) this.clock.clearTimeout(this.loginTimer);
-    this.loginTimer = null;
-    await this.sending;
-    await this.loginSending;
+    this.digests.stop();
+    this.alerts.stop();
+    await this.digests.sending;
+    await this.alerts.sending;
     if (this.pending.length) await this.send();
     if (this.logins.length) await this.sendLogins();
     this.transport.close();
-  }
-
-  private pumpLogins(): void {
-    if (this.closed || this.loginSending || this.logins.length === 0 || this.loginTimer !== null) return;
-    const wait = this.loginNextAt - this.clock.now();
-    if (wait > 0) {
-      this.loginTimer = this.clock.setTimeout(() => {
-        this.loginTimer = null;
-        this.pumpLogins();
-      }, wait);
-      return;
-    }
-    this.loginSending = this.sendLogins().finally(() => {
-      this.loginSending = null;
-      this.pumpLogins();
-    });
   }
 
   private async sendLogins(): Promise<void> {
@@ -148,30 +178,13 @@ export class MailListener implements Listener {
     if (why === null) {
       this.stats.mails++;
       this.stats.listed += items.length;
-      this.loginStreak = 0;
+      this.alerts.sent(now, 0);
       return;
     }
     this.logins.unshift(...items);
     this.stats.failures++;
-    const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.loginStreak++);
-    this.loginNextAt = now + delay;
+    const delay = this.alerts.failed(now, a.digestMs);
     this.log.error(`${this.name}: ${why}; ${items.length} login alerts wait, next try in ${Math.round(delay / 1000)} s`);
-  }
-
-  private pump(): void {
-    if (this.closed || this.sending || this.pending.length === 0 || this.timer !== null) return;
-    const wait = this.nextAt - this.clock.now();
-    if (wait > 0) {
-      this.timer = this.clock.setTimeout(() => {
-        this.timer = null;
-        this.pump();
-      }, wait);
-      return;
-    }
-    this.sending = this.send().finally(() => {
-      this.sending = null;
-      this.pump();
-    });
   }
 
   private async send(): Promise<void> {
@@ -186,16 +199,14 @@ export class MailListener implements Listener {
     if (why === null) {
       this.stats.mails++;
       this.stats.listed += items.length;
-      this.streak = 0;
-      this.nextAt = now + a.digestMs;
+      this.digests.sent(now, a.digestMs);
       return;
     }
     // Back in front, to go out with what came meanwhile.
     this.pending.unshift(...items);
     this.droppedSince += dropped;
     this.stats.failures++;
-    const delay = Math.min(a.digestMs, RETRY_FIRST_MS * 2 ** this.streak++);
-    this.nextAt = now + delay;
+    const delay = this.digests.failed(now, a.digestMs);
     this.log.error(`${this.name}: ${why}; ${items.length} events wait, next try in ${Math.round(delay / 1000)} s`);
   }
 }
