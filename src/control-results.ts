@@ -2,6 +2,7 @@
 // returns these, requests.ts; the client prints them, ctl.ts).
 import type { Family } from './address';
 import type { FleetStatus } from './fleet/subscriber';
+import type { FiguresError, HistoryFigures } from './history/figures';
 
 /** `status` */
 export interface StatusResult {
@@ -30,6 +31,11 @@ export interface StatusResult {
   rules?: { name: string; enabled: boolean; matches: number; bansActive: number }[];
   /** fleet= (src/fleet/subscriber.ts FleetStatus): absent when the fleet is off */
   fleet?: FleetStatus;
+  /**
+   * history= (src/history/figures.ts): the last 24 hours and 7 days read from the store, restarts
+   * included, or why the store did not answer; with the history listener's queue. Absent with history=off.
+   */
+  history?: (HistoryFigures | FiguresError) & { queued: number; dropped: number };
 }
 
 /** One item of `list` (result: ListItem[]), sorted by the daemon as it likes; ctl sorts by remaining. */

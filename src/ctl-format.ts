@@ -1,5 +1,6 @@
 // What `tallow status|list|rules|reload|set` print for people: the daemon's answers
 // (control-results.ts) as aligned tables and short lines.
+import type { WindowFigures } from './history/figures';
 import type { ListItem, ReloadResult, RuleInfo, SettingResult, StatusResult } from './control-results';
 import { extraPairs, notifyText, type RuleInfoExtra } from './rule-info';
 
@@ -51,6 +52,7 @@ export function formatStatus(s: StatusResult): string {
   if (s.lastSave !== undefined) pairs.push(['last saved', when(s.lastSave)]);
   // One line for all rules: `sshd 12 matches 2 banned, postfix off`.
   if (s.fleet) pairs.push(...fleetLines(s.fleet, when));
+  if (s.history) pairs.push(...historyLines(s.history, when));
   if (s.rules?.length) pairs.push(['rules', s.rules.map((r) => (r.enabled ? `${r.name} ${r.matches} matches ${r.bansActive} banned` : `${r.name} off${r.bansActive ? ` (${r.bansActive} banned)` : ''}`)).join(', ')]);
   const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
   return pairs.map(([k, v]) => `${(k + ':').padEnd(w)} ${v}`).join('\n') + '\n';
@@ -64,6 +66,22 @@ function fleetLines(f: NonNullable<StatusResult['fleet']>, when: (ms: number | n
     ['fleet nodes seen', f.nodesSeen.length ? f.nodesSeen.join(', ') : 'none yet'],
     ['fleet remote bans', `${f.remoteApplied} applied, ${f.ignoredAllowlisted} allowlisted, ${f.ignoredCapped} over fleet_max_per_minute${f.quorum > 1 ? `, ${f.quorumWaiting} waiting for quorum ${f.quorum}` : ''}${f.accept ? '' : ' (fleet_accept=no)'}`],
     ['fleet published', `${f.published}, ${f.queued} queued, ${f.dropped} dropped; last id ${f.lastId}`],
+  ];
+}
+
+/** `history:` and the last 24 hours and 7 days, as the store holds them (restarts included). */
+function historyLines(h: NonNullable<StatusResult['history']>, when: (ms: number | null) => string): [string, string][] {
+  const queue = `${h.queued} queued, ${h.dropped} dropped`;
+  if ('error' in h) return [['history', `${h.where}: NO ANSWER (${h.error}); ${queue}`]];
+  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+  // `3 bans (2 repeat offenders) and 1 from the fleet, of 3 addresses`; plainly `3 bans of 3 addresses`.
+  const bans = (w: WindowFigures) =>
+    `${plural(w.bans, 'ban')}${w.repeatBans ? ` (${plural(w.repeatBans, 'repeat offender')})` : ''}` +
+    `${w.remoteBans ? ` and ${w.remoteBans} from the fleet,` : ''} of ${plural(w.addressesBanned, 'address', 'addresses')}`;
+  return [
+    ['history', `${h.where}, ${h.oldest === null ? 'empty' : `since ${when(h.oldest)}`}; ${queue}`],
+    ['last 24 hours', `${bans(h.day)}; ${plural(h.day.matches, 'match', 'matches')} from ${plural(h.day.addressesMatched, 'address', 'addresses')}`],
+    ['last 7 days', bans(h.week)],
   ];
 }
 

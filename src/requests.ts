@@ -23,6 +23,7 @@ import type { BanDecision } from './tracker';
 import { version } from './version';
 import { historyQuery } from './history/query';
 import { allowRequest } from './allow-control';
+import type { FiguresCache } from './history/figures';
 
 /** Addresses shown per rule in `tallow rules`. */
 export const TOP_ADDRESSES = 5;
@@ -44,7 +45,21 @@ function filterText(rule: Rule, files: PatternFile[]): string {
 export const MANUAL_NETWORKS: Scope = scopeOf(undefined, undefined, true);
 
 export class Requests {
+  /** Loaded at the first status with a history (a daemon with history=off never loads the store's code). */
+  private figures: FiguresCache | null = null;
+
   constructor(private readonly d: Daemon) {}
+
+  /** status, with the history's figures read from the store (history/figures.ts). */
+  private async statusWithHistory(): Promise<StatusResult> {
+    const d = this.d;
+    const result: StatusResult = this.status();
+    if (!d.history) return result;
+    this.figures ??= new (require('./history/figures') as typeof import('./history/figures')).FiguresCache();
+    const q = d.events.stats().find((l) => l.name === 'history');
+    result.history = { ...(await this.figures.get(d.history.store)), queued: q?.queued ?? 0, dropped: q?.dropped ?? 0 };
+    return result;
+  }
 
   status(): StatusResult & Record<string, unknown> {
     const d = this.d;
@@ -143,7 +158,7 @@ export class Requests {
     try {
       switch (req.cmd) {
         case 'status':
-          return { ok: true, result: this.status() };
+          return { ok: true, result: await this.statusWithHistory() };
         case 'list': {
           const all = this.list();
           if (req.rule === undefined) return { ok: true, result: all };

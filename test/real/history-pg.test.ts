@@ -14,6 +14,7 @@ import { createSandbox, sleep, waitFor, type Sandbox } from '../env/sandbox';
 import { PgCluster } from '../env/postgres';
 import { PgStore } from '../../src/history/postgres';
 import { SCHEMA_VERSION } from '../../src/history/schema';
+import { historyFigures } from '../../src/history/figures';
 import { CLI, DaemonProc, inIpset, SSHD_FILTER, writeConfig } from './e2e-daemon';
 
 const PATTERNS = [{ filter: SSHD_FILTER, items: [{ ban: 0, score: 1, pattern: '^Failed password for (?:invalid user )?\\S+ from <IP> port <PORT> ssh2$' }] }];
@@ -131,6 +132,9 @@ describe('history in PostgreSQL', { timeout: 600_000 }, () => {
     const bans = await store.bans({ limit: 10 });
     assert.deepEqual(bans.map((b) => [b.address, b.seconds, b.ended, b.endReason]), [['203.0.113.9', 3600, 3_601_000, 'expired']]);
     assert.equal((await store.matches({ limit: 10 })).length, 1);
+    // `tallow status`'s figures through PostgreSQL's dialect (BIGINT as text, the id bisection).
+    const fig = await historyFigures(store, 3_602_000);
+    assert.deepEqual([fig.day, fig.week, fig.oldest], [{ bans: 1, remoteBans: 0, addressesBanned: 1, repeatBans: 0, matches: 1, addressesMatched: 1 }, { bans: 1, remoteBans: 0, addressesBanned: 1, repeatBans: 0 }, 999]);
     await store.close();
   });
 
