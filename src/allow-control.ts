@@ -76,7 +76,8 @@ export async function allowRequest(d: Daemon, req: AllowRequest): Promise<{ ok: 
   }
   if (next !== null) {
     writeAllowDropin(file, next);
-    if (!d.reload()) {
+    // Values made with `tallow set` stay: adding an allowlist entry is not a request to reread the rules.
+    if (!d.reload({ keepSettings: true })) {
       // The configuration on disk does not load (changed by hand since?): put our file back.
       writeAllowDropin(file, added);
       let why = 'see the daemon log';

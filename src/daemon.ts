@@ -337,8 +337,8 @@ export class Daemon {
   // ---- signals ----
 
   /** SIGHUP: a new config and patterns, all or nothing; records and bans are kept. */
-  reload(): boolean {
-    return !('error' in this.reloadReport());
+  reload(opts: { keepSettings?: boolean } = {}): boolean {
+    return !('error' in this.reloads.reload(opts));
   }
 
   /** SIGHUP and `tallow reload`: systemd is told (RELOADING=1, then READY=1). */

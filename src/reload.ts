@@ -58,7 +58,7 @@ export class Reloads {
   }
 
   /** The reload, and what it changed; a configuration with an error changes nothing. */
-  reload(): ReloadResult | { error: string } {
+  reload(opts: { keepSettings?: boolean } = {}): ReloadResult | { error: string } {
     const d = this.d;
     let next: Engine;
     try {
@@ -67,10 +67,19 @@ export class Reloads {
       d.log.error(`reload refused, still running the previous configuration: ${errText(e)}`, undefined, 'config_error');
       return { error: errText(e) };
     }
-    // The files are the truth again: what `tallow set` changed goes.
-    const dropped = settingKeys(this.settings);
-    this.settings.clear();
     this.loadedFiles = next.files;
+    // A reload asked for is the files' truth again: what `tallow set` changed goes. One made on the
+    // way (`tallow allow add` writing its drop-in) keeps those values while the rules still take them.
+    let dropped = settingKeys(this.settings);
+    if (opts.keepSettings && this.settings.size) {
+      try {
+        next = makeEngine(next.config, withSettings(next.files, this.settings, (f) => f.keys.name ?? defaultRuleName(f)), d.metrics);
+        dropped = [];
+      } catch (e) {
+        d.log.warn(`settings made with tallow set no longer apply to the files read again (${errText(e)})`);
+      }
+    }
+    if (dropped.length) this.settings.clear();
     const old = d.engine.config;
     const keys = [...RESTART_KEYS, ...HISTORY_RESTART_KEYS, ...ACTION_RESTART_KEYS, ...FLEET_RESTART_KEYS, ...(backendModule(d.firewall.backend.name)?.restartKeys ?? [])];
     const restartOnly = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next.config[k]));

@@ -87,3 +87,19 @@ test('allow add with a configuration on disk that does not load: refused with it
   assert.deepEqual(d.engine.config.whitelist, ['192.0.2.1', '198.51.100.7']);
   assert.deepEqual(fs.readdirSync(s.dropins), ['50-tallow-allow.conf'], 'no temporary file left');
 });
+
+test('allow add keeps the values made with tallow set (an explicit reload drops them, as documented)', async (t) => {
+  const s = setup(t);
+  const d = await Daemon.start(s.opts);
+  t.after(() => d.stop());
+  const get = async () => ((await d.handle({ cmd: 'get', key: 'sshd.bantime' })) as { ok: true; result: { value: number } }).result.value;
+  assert.ok((await d.handle({ cmd: 'set', key: 'sshd.bantime', value: '7200' })).ok);
+  assert.equal(await get(), 7200);
+  assert.ok((await d.handle({ cmd: 'allow', op: 'add', entry: '198.51.100.7' })).ok);
+  assert.equal(await get(), 7200, 'still the value set');
+  assert.deepEqual([...d.runtimeSettings], [['sshd', { bantime: 7200 }]]);
+  assert.ok(!s.lines.some((l) => l.includes('dropped by the reload')), s.lines.join('\n'));
+  assert.equal(d.reload(), true);
+  assert.equal(await get(), 60, 'tallow.conf\'s expires=60 again');
+  assert.ok(s.lines.some((l) => l.includes('settings made with tallow set dropped by the reload: sshd.bantime')), s.lines.join('\n'));
+});
