@@ -177,3 +177,34 @@ test('a recidive ban is saved in the state file and read back (restored after a 
   await store.save(state);
   assert.deepEqual(store.load(), { state });
 });
+
+test('recidive_bans turned on by a reload: the bans made before it count (read again from the SQLite history)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-recidive-reload-${process.pid}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const shipped = path.join(dir, 'shipped');
+  const journal = path.join(dir, 'journal');
+  for (const d of [shipped, journal]) fs.mkdirSync(d);
+  const SSHD = '/usr/sbin/sshd';
+  const SMTPD = '/usr/lib/postfix/sbin/smtpd';
+  fs.writeFileSync(path.join(shipped, 'sshd.json'), JSON.stringify([{ name: 'sshd', filter: `_EXE=${SSHD}`, threshold: 1, bantime: 600, ports: [22], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^Failed password for \\S+ from <IP> port <PORT> ssh2$' }] }]));
+  fs.writeFileSync(path.join(shipped, 'postfix.json'), JSON.stringify([{ name: 'postfix', filter: `_EXE=${SMTPD}`, threshold: 1, bantime: 600, ports: [25], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^warning: unknown\\[<IP>\\]: SASL LOGIN authentication failed: .*$' }] }]));
+  const conf = path.join(dir, 'tallow.conf');
+  const base = [`patterns_dir=${dir}/none`, `state_dir=${dir}/state`, `socket=${dir}/sock`, 'backend=none', 'expires=60'];
+  fs.writeFileSync(conf, [...base, ''].join('\n'));
+  const lines: string[] = [];
+  const log = new Log({ journal: false, timestamps: false, write: (_l, s) => lines.push(s) });
+  // Not a dry run: a dry run keeps no history. backend=none: no firewall.
+  const d = await Daemon.start({ configFile: conf, explicitConfig: true, journalDir: journal, dryRun: false, log, shippedPatterns: shipped });
+  t.after(() => d.stop());
+  let seq = 0;
+  const entry = (message: string, exe: string): JournalEntry => ({ cursor: `c${seq++}`, realtime: Date.now() * 1000, fields: { MESSAGE: message, _EXE: exe } });
+  d.process([entry('Failed password for root from 203.0.113.9 port 4242 ssh2', SSHD)]);
+  await d.events.flush(10_000);
+  fs.writeFileSync(conf, [...base, 'recidive_bans=2', 'recidive_bantime=3d', ''].join('\n'));
+  assert.equal(d.reload(), true);
+  for (let i = 0; i < 100 && !lines.some((l) => l.includes('counted again from the history')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(lines.some((l) => /repeat offenders: bans since .* counted again from the history after the reload/.test(l)), lines.join('\n'));
+  d.process([entry('warning: unknown[203.0.113.9]: SASL LOGIN authentication failed: UGFzc3dvcmQ6', SMTPD)]);
+  const r = d.ledger.get('203.0.113.9', '');
+  assert.equal(r?.reason, 'recidive', 'the sshd ban before the reload and the postfix ban after it: two bans\n' + lines.join('\n'));
+});
