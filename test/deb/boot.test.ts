@@ -59,12 +59,59 @@ async function until<T>(what: string, probe: () => T | undefined | false, ms = 6
   }
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * What an earlier run of this test left when it was killed before its cleanup (SIGKILL, a
+ * runner's timeout): its container (named after that run's pid, which no longer runs), the
+ * attacker's namespace, the overlay and its directory. Only names this test makes are touched.
+ */
+async function sweepStale(): Promise<string[]> {
+  const swept: string[] = [];
+  for (const p of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const owner = argv[0].endsWith('systemd-nspawn') ? /^--machine=tallowdeb(\d+)$/.exec(argv.find((a) => a.startsWith('--machine=')) ?? '')?.[1] : undefined;
+    if (!owner || Number(owner) === process.pid || alive(Number(owner))) continue;
+    process.kill(Number(p), 'SIGTERM');
+    for (let i = 0; i < 120 && alive(Number(p)); i++) await new Promise((r) => setTimeout(r, 250));
+    if (alive(Number(p))) process.kill(Number(p), 'SIGKILL');
+    swept.push(`container tallowdeb${owner} (systemd-nspawn ${p})`);
+  }
+  for (const n of sh('ip', ['netns', 'list']).stdout.split('\n').map((l) => /^tdebatk(\d+)\b/.exec(l)?.[1]).filter((x): x is string => !!x)) {
+    if (Number(n) === process.pid || alive(Number(n))) continue;
+    spawnSync('ip', ['netns', 'del', `tdebatk${n}`]);
+    swept.push(`namespace tdebatk${n}`);
+  }
+  for (const line of fs.readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const m = new RegExp(`^overlay (${os.tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/tallow-debboot-(\\d+)-[^/ ]+)/m overlay `).exec(line);
+    if (!m || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
+    spawnSync('umount', [`${m[1]}/m`]);
+    fs.rmSync(m[1], { recursive: true, force: true });
+    swept.push(`overlay ${m[1]}/m`);
+  }
+  return swept;
+}
+
 test('the .deb installs, runs, bans, survives reload and restart, and removes and purges cleanly under systemd', { timeout: 2_400_000 }, async (t) => {
   assert.equal(process.getuid?.(), 0, 'run as root: debootstrap, overlays, systemd-nspawn, namespaces');
   for (const tool of ['debootstrap', 'systemd-nspawn', 'nsenter', 'sshpass', 'ssh', 'ip']) {
     assert.equal(sh('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is needed (bash scripts/deps.sh installs it)`);
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tallow-debboot-'));
+  const swept = await sweepStale();
+  if (swept.length) t.diagnostic(`left by an earlier run that was killed, removed: ${swept.join(', ')}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-debboot-${process.pid}-`));
   const machine = `tallowdeb${process.pid}`;
   const ns = `tdebatk${process.pid}`;
   const merged = path.join(dir, 'm');
