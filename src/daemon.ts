@@ -29,12 +29,12 @@ import { notifyEvent } from './notify';
 import { Reader } from './reader';
 import { Reloads } from './reload';
 import { adoptKernelBans, loadState, restoreState } from './restore';
-import { MANUAL_NETWORKS, Requests } from './requests';
+import { Requests } from './requests';
 import { NeverBan } from './never-ban';
 import type { State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
-import type { Scope } from './scope';
+import { MANUAL_NETWORKS, type Scope } from './scope';
 import { Scoring, scopesOf, type ScoringOptions } from './scoring';
 import { isNetwork, networkRefusal, overlaps, parseNetwork, type Network } from './target';
 import { version } from './version';
@@ -130,10 +130,12 @@ export class Daemon {
     // The journal before the firewall: a bad --journal-dir must not leave sets behind for nothing.
     this.reader.open(state?.cursor ? { at: 'cursor', cursor: state.cursor } : { at: 'tail' });
 
-    // Sets and rules for every scope the rules ban in, made at start like tallow's own; and for
-    // networks banned by hand, when the state file holds such bans.
+    // Sets and rules for every scope the rules ban in, made at start like tallow's own; and the
+    // every-port sets for networks, when the state file holds networks banned by hand, or when
+    // the fleet may send networks no rule here bans (fleet/index.ts).
     const scopes = scopesOf(this.engine.rules);
-    if (state?.bans.some((b) => b.scope === MANUAL_NETWORKS.id) && !scopes.some((s) => s.id === MANUAL_NETWORKS.id)) {
+    const fleetNets = config.fleet !== 'off' && config.fleetAccept !== false && !this.opts.dryRun;
+    if ((fleetNets || state?.bans.some((b) => b.scope === MANUAL_NETWORKS.id)) && !scopes.some((s) => s.id === MANUAL_NETWORKS.id)) {
       scopes.push(MANUAL_NETWORKS);
       this.knownScopes.set(MANUAL_NETWORKS.id, MANUAL_NETWORKS);
     }

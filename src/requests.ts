@@ -18,7 +18,7 @@ import { ruleInfoExtra, type RuleInfoExtra } from './rule-info';
 import { portsText } from './scoring';
 import { familyOf, isNetwork, overlaps, parseNetwork } from './target';
 import { splitKey } from './runtime-settings';
-import { scopeOf, type Scope } from './scope';
+import { MANUAL_NETWORKS, type Scope } from './scope';
 import type { BanDecision } from './tracker';
 import { version } from './version';
 import { historyQuery } from './history/query';
@@ -41,8 +41,6 @@ function filterText(rule: Rule, files: PatternFile[]): string {
 }
 
 
-/** Where networks banned by hand (`tallow ban NETWORK`, no rule) apply: every port. */
-export const MANUAL_NETWORKS: Scope = scopeOf(undefined, undefined, true);
 
 export class Requests {
   /** Loaded at the first status with a history (a daemon with history=off never loads the store's code). */

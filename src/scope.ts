@@ -75,3 +75,6 @@ export function scopeOf(ports: unknown, protocol: unknown, net: boolean): Scope 
 export function banKey(address: string, scope: string): string {
   return scope === '' ? address : `${address}@${scope}`;
 }
+
+/** Where networks banned by hand (`tallow ban NETWORK`, no rule) apply, and the fleet's networks no rule here bans: every port. */
+export const MANUAL_NETWORKS: Scope = scopeOf(undefined, undefined, true);

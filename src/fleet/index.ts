@@ -6,6 +6,7 @@ import type { Daemon } from '../daemon';
 import { MAX_BAN_SECONDS } from '../limits';
 import type { Logger } from '../log';
 import type { Family as MetricFamily } from '../metrics';
+import { MANUAL_NETWORKS } from '../scope';
 import { isNetwork, overlaps, parseNetwork } from '../target';
 import type { Decision } from './intake';
 import { FleetPublisher, Outbox } from './publisher';
@@ -15,7 +16,7 @@ import { FleetLink, type FleetStatus, type LinkOptions } from './subscriber';
 export type { FleetStatus };
 
 /** The part of the daemon the fleet acts on. */
-export type FleetHost = Pick<Daemon, 'ledger' | 'engine' | 'scoring' | 'metrics' | 'state'>;
+export type FleetHost = Pick<Daemon, 'ledger' | 'engine' | 'scoring' | 'metrics' | 'state' | 'scopes'>;
 type Host = FleetHost;
 
 export class Fleet {
@@ -82,8 +83,9 @@ export class Fleet {
 
   /**
    * A remote ban, for its remaining time, where this node's rule of the same name bans (its
-   * ports); a rule this node does not run: every port. A network needs a rule here that bans
-   * networks (its sets hold them).
+   * ports); a rule this node does not run: every port. A network goes where networks are banned
+   * here: a rule of the same name that bans them, another on every port, else the every-port sets
+   * of networks banned by hand (made at start when the fleet is on: daemon.ts).
    */
   private ban(dec: Extract<Decision, { do: 'ban' }>, now: number): boolean {
     const { row } = dec;
@@ -91,12 +93,12 @@ export class Fleet {
     let scope = rule?.scope;
     if (isNetwork(row.address)) {
       if (!scope?.net) {
-        const any = this.d.engine.rules.find((r) => r.enabled && r.scope.net && r.scope.ports === null);
+        const any = this.d.engine.rules.find((r) => r.enabled && r.scope.net && r.scope.ports === null)?.scope ?? this.d.scopes().get(MANUAL_NETWORKS.id);
         if (!any) {
           this.noScope++;
           return false;
         }
-        scope = any.scope;
+        scope = any;
       }
     } else if (scope?.net) scope = undefined;
     // To the ms: the ban ends here when it ends on the node that made it.

@@ -18,6 +18,7 @@ import { parseConfig } from '../../src/config';
 import { Fleet } from '../../src/fleet';
 import { Ledger, type LedgerEvent } from '../../src/ledger';
 import { Metrics } from '../../src/metrics';
+import { MANUAL_NETWORKS } from '../../src/scope';
 import { FLEET_DB, fleetDatabase, fleetLines, nodeRole } from './fleet-env';
 
 let pg: PgCluster;
@@ -38,7 +39,9 @@ class TestNode {
       this.fleet.listener.handle([e]);
     } });
     const config = parseConfig(fleetLines(pg, name, pw[name], ['fleet_max_per_minute=0', ...extra]).join('\n') + '\n', `${name}.conf`);
-    const host = { ledger: this.ledger, engine: { rules: [], allowlist: new Allowlist(allow) }, scoring: { unban() {} }, metrics: new Metrics(), state: null };
+    // The every-port sets of networks are made at start when the fleet is on (daemon.ts).
+    const scopes = new Map([[MANUAL_NETWORKS.id, MANUAL_NETWORKS]]);
+    const host = { ledger: this.ledger, engine: { rules: [], allowlist: new Allowlist(allow) }, scoring: { unban() {} }, metrics: new Metrics(), state: null, scopes: () => scopes };
     this.fleet = new Fleet(host as unknown as ConstructorParameters<typeof Fleet>[0], config, quiet, { retryBaseMs: 200, retryMaxMs: 1000, pollMs: 500 });
     this.fleet.start();
     nodes.push(this);
@@ -133,6 +136,19 @@ describe('fleet through PostgreSQL', { timeout: 300_000 }, () => {
     const unbans = a.events.filter((e) => e.kind === 'unban' && e.ban.address === x);
     assert.deepEqual(unbans.map((e) => e.kind === 'unban' && e.reason), ['manual']);
     for (const n of [a, b, c]) await n.stop();
+  });
+
+  it("a network banned by hand on A reaches B, which has no rule banning networks, in the every-port sets of networks", async () => {
+    const a = new TestNode('a');
+    const b = new TestNode('b');
+    await Promise.all([a, b].map((n) => n.connected()));
+    const net = '198.51.100.0/24';
+    assert.ok(a.ledger.ban({ address: net, family: 4, scope: MANUAL_NETWORKS.id, origin: 'manual', rule: null, reason: 'manual', pattern: 'manual', score: 0, count: 0, seconds: 600 }, Date.now()).ok);
+    await waitFor('B applies the network', () => b.ledger.get(net, MANUAL_NETWORKS.id)?.origin === 'remote:a', 10_000);
+    assert.equal(b.fleet.status().noScope, 0);
+    for (const n of [a, b]) await n.stop();
+    // The next test counts what a new node catches up with.
+    pg.psql('DELETE FROM tallow_fleet.events', FLEET_DB);
   });
 
   it('a node stopped while A bans 1,000 addresses catches up at start, each with its remaining time', async () => {
