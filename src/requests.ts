@@ -18,7 +18,7 @@ import { ruleInfoExtra, type RuleInfoExtra } from './rule-info';
 import { portsText } from './scoring';
 import { familyOf, isNetwork, overlaps, parseNetwork } from './target';
 import { splitKey } from './runtime-settings';
-import { MANUAL_NETWORKS, type Scope } from './scope';
+import { MANUAL_NETWORKS } from './scope';
 import type { BanDecision } from './tracker';
 import { version } from './version';
 import { historyQuery } from './history/query';

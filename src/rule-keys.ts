@@ -46,8 +46,6 @@ export interface RuleKeys {
   recidive_window?: number;
 }
 
-type PolicyKey = (typeof POLICY_KEYS)[number];
-
 const NAME = /^[A-Za-z0-9_.-]{1,40}$/;
 /** as src/actions/settings.ts accepts them */
 const ACTION_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;

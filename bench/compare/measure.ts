@@ -155,7 +155,7 @@ export class IpsetSession {
   private buf = '';
   private closed = false;
 
-  constructor(sb: Sandbox, private mode: 'test' | 'list') {
+  constructor(sb: Sandbox, mode: 'test' | 'list') {
     // -o0: no stdio buffering on stdout, so each block arrives as soon as it is printed.
     this.child = sb.spawn(['stdbuf', '-o0', 'ipset', '-'], { net: 'server' });
     const stream = mode === 'test' ? this.child.stderr! : this.child.stdout!;

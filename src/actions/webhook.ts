@@ -16,7 +16,6 @@
 // Headers: Content-Type: application/json; Authorization: Bearer TOKEN (bearer_file);
 // X-Tallow-Signature: sha256=HEX, HMAC-SHA256 of the exact body with the key in secret_file.
 import { createHmac, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';

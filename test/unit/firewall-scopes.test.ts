@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { config, logger } from './firewall-helpers';
 import type { Family } from '../../src/address';
 import type { Ban } from '../../src/ledger';
-import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from '../../src/firewall/backend';
+import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan } from '../../src/firewall/backend';
 import { chooseBackend, Firewall, firewallSettings } from '../../src/firewall/index';
 import { dropMatches, ipsetBackend, parseSave, restoreScript } from '../../src/firewall/ipset';
 import { firewalldBackend } from '../../src/firewall/firewalld';
@@ -342,7 +342,7 @@ describe('the queue keyed by address and scope', () => {
     const be = new ScopedBackend([ALL_PORTS, P22, NET], new Set([banKey('192.0.2.50', 'p22')]));
     const log = logger();
     const refused: string[] = [];
-    const fw = new Firewall(be, log, { retryBaseMs: 10, onRefused: (a, f, why, scope) => void refused.push(`${a}|${f}|${scope}`) });
+    const fw = new Firewall(be, log, { retryBaseMs: 10, onRefused: (a, f, _why, scope) => void refused.push(`${a}|${f}|${scope}`) });
     await fw.start();
     const batch: BanEntry[] = Array.from({ length: 40 }, (_, i) => ({ address: `198.51.100.${i + 1}`, family: 4, seconds: 60, scope: i % 2 ? 'p22' : '' }));
     batch.splice(17, 0, { address: '192.0.2.50', family: 4, seconds: 60 }, { address: '192.0.2.50', family: 4, seconds: 60, scope: 'p22' }, { address: '2001:db8:0:1::/64', family: 6, seconds: 60, scope: 'net' });

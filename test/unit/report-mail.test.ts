@@ -11,7 +11,7 @@ import { ReportTimer } from '../../src/report/timer';
 import type { MailAction } from '../../src/actions/settings';
 import { collector, decodeWords, FakeClock, parseMail, program } from './actions-helpers';
 import { collect, tmpdir } from './history-helpers';
-import { fixtureRows, P, UNTIL } from './report-fixture';
+import { fixtureRows, UNTIL } from './report-fixture';
 
 async function setup(t: { after(fn: () => unknown): void }, sendmailBody: string) {
   const dir = tmpdir(t);
