@@ -3,7 +3,7 @@
 // start). Cheap enough to ask often: the bans are read through their index on `since`; the matches
 // table has no index on `at`, so the first row of the window is found by bisecting the ids (they
 // grow with time) and only the window's rows are read.
-import { selectSql, type SqlArg, type SqlRow } from './select';
+import { firstMatchId, selectSql, type SqlArg, type SqlRow } from './select';
 import type { HistoryStore } from './store';
 
 const DAY_MS = 86_400_000;
@@ -53,7 +53,7 @@ export async function historyFigures(store: HistoryStore, now = Date.now()): Pro
   };
   const day = await bansSince(now - DAY_MS);
   const week = await bansSince(now - 7 * DAY_MS);
-  const first = await firstMatchId(q, now - DAY_MS);
+  const first = await firstMatchId(store, now - DAY_MS);
   const m =
     first === null
       ? {}
@@ -68,31 +68,6 @@ export async function historyFigures(store: HistoryStore, now = Date.now()): Pro
     week,
     oldest: olds.length ? Math.min(...olds) : null,
   };
-}
-
-/**
- * The lowest id of a match at or after `since`, or null when none is. Ids grow with time, so a
- * bisection over ids (each step one primary-key lookup) finds it without reading the table; a clock
- * step backwards at worst starts the window a few rows early, and `at >= since` filters those.
- */
-async function firstMatchId(q: (sql: string, args: SqlArg[]) => Promise<SqlRow[]>, since: number): Promise<number | null> {
-  const span = (await q('SELECT min(id) AS lo, max(id) AS hi FROM matches', []))[0];
-  if (!span || span.hi === null || span.hi === undefined) return null;
-  let lo = num(span.lo);
-  let hi = num(span.hi);
-  const atOf = async (id: number): Promise<{ id: number; at: number } | null> => {
-    const r = (await q('SELECT id, at FROM matches WHERE id >= ? ORDER BY id LIMIT 1', [id]))[0];
-    return r ? { id: num(r.id), at: num(r.at) } : null;
-  };
-  if (num((await atOf(hi))?.at) < since) return null;
-  // Invariant: the row at `hi` (or the next existing id) is in the window; find the lowest such.
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    const row = await atOf(mid);
-    if (row && row.at >= since) hi = mid; // no id between mid and row.id exists
-    else lo = (row ? row.id : mid) + 1;
-  }
-  return lo;
 }
 
 /** What `status` shows when the store cannot answer (PostgreSQL away, file unreadable). */

@@ -33,3 +33,37 @@ export async function hasColumn(store: HistoryStore, table: string, column: stri
       : 'SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?';
   return Number((await selectSql(store, sql, [table, column]))[0]?.n ?? 0) > 0;
 }
+
+/**
+ * The lowest id of a match at or after `since` (ms), or null when there is none. The matches table
+ * has no index on `at` (one less B-tree per row in a flood); its ids grow with time, so a
+ * bisection over ids (each step one primary-key lookup) finds where a period starts without
+ * reading the table. A clock stepped backwards can misplace a few rows near the boundary.
+ */
+export async function firstMatchId(store: HistoryStore, since: number): Promise<number | null> {
+  const num = (v: unknown): number => Number(v ?? 0) || 0;
+  const span = (await selectSql(store, 'SELECT min(id) AS lo, max(id) AS hi FROM matches', []))[0];
+  if (!span || span.hi === null || span.hi === undefined) return null;
+  const atOf = async (id: number): Promise<{ id: number; at: number } | null> => {
+    const r = (await selectSql(store, 'SELECT id, at FROM matches WHERE id >= ? ORDER BY id LIMIT 1', [id]))[0];
+    return r ? { id: num(r.id), at: num(r.at) } : null;
+  };
+  let lo = num(span.lo);
+  let hi = num(span.hi);
+  if (num((await atOf(hi))?.at) < since) return null;
+  // The first row at or after `hi` is in the period; find the lowest such id.
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const row = await atOf(mid);
+    if (row && row.at >= since) hi = mid; // no id between mid and row.id exists
+    else lo = (row ? row.id : mid) + 1;
+  }
+  return lo;
+}
+
+/** `id >= ? AND id < ?` bounds of the matches of [since, until), for a query that also filters on `at`. */
+export async function matchIdRange(store: HistoryStore, since: number, until: number): Promise<[number, number]> {
+  const lo = await firstMatchId(store, since);
+  if (lo === null) return [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  return [lo, (await firstMatchId(store, until)) ?? Number.MAX_SAFE_INTEGER];
+}

@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import { Address6 } from 'ip-address';
 import { MAX_BAN_SECONDS } from '../limits';
-import { hasColumn, selectSql, type SqlArg, type SqlRow } from '../history/select';
+import { hasColumn, matchIdRange, selectSql, type SqlArg, type SqlRow } from '../history/select';
 import type { HistoryStore } from '../history/store';
 import {
   REPORT_VERSION,
@@ -91,6 +91,11 @@ export async function reportData(store: HistoryStore, since: number, until: numb
   const R = hasRule ? 'rule, ' : '';
   const rule = (r: SqlRow): string => ruleOf(r.rule, r.pattern, r.reason);
   const span = (p: Period): SqlArg[] => [p.since, p.until];
+  // The matches of each period by their ids too (no index on `at`: without them every query reads the whole table).
+  const curIds = await matchIdRange(store, cur.since, cur.until);
+  const prevIds = await matchIdRange(store, prev.since, prev.until);
+  const inMatches = (p: Period): SqlArg[] => [...(p === cur ? curIds : prevIds), p.since, p.until];
+  const M = 'id >= ? AND id < ? AND at >= ? AND at < ?';
 
   // Bans and unbans per (rule,) pattern and reason, in both periods.
   const bansBy = (p: Period) => q(`SELECT ${R}pattern, reason, count(*) AS n FROM bans WHERE since >= ? AND since < ? GROUP BY ${R}pattern, reason`, span(p));
@@ -140,12 +145,12 @@ export async function reportData(store: HistoryStore, since: number, until: numb
     e.bans = num(r.n);
     e.step = num(r.step);
   }
-  for (const r of await q('SELECT address, sum(n) AS n FROM matches WHERE at >= ? AND at < ? GROUP BY address', span(cur))) entry(String(r.address)).matches = num(r.n);
+  for (const r of await q(`SELECT address, sum(n) AS n FROM matches WHERE ${M} GROUP BY address`, inMatches(cur))) entry(String(r.address)).matches = num(r.n);
 
   // Matches per pattern; the hourly cap's summary rows (pattern '*') only count in the totals.
   const patternMatches = new Map<string, number>();
   let pastCap = 0;
-  for (const r of await q('SELECT pattern, sum(n) AS n FROM matches WHERE at >= ? AND at < ? GROUP BY pattern', span(cur))) {
+  for (const r of await q(`SELECT pattern, sum(n) AS n FROM matches WHERE ${M} GROUP BY pattern`, inMatches(cur))) {
     if (r.pattern === '*') pastCap += num(r.n);
     else patternMatches.set(String(r.pattern), num(r.n));
   }
@@ -155,10 +160,10 @@ export async function reportData(store: HistoryStore, since: number, until: numb
       await q(
         `SELECT count(*) AS seen, sum(banned) AS banned, sum(m) AS matches, sum(c) AS capped FROM (
            SELECT address, max(b) AS banned, sum(m) AS m, sum(c) AS c FROM (
-             SELECT address, 0 AS b, n AS m, CASE WHEN pattern = '*' THEN n ELSE 0 END AS c FROM matches WHERE at >= ? AND at < ?
+             SELECT address, 0 AS b, n AS m, CASE WHEN pattern = '*' THEN n ELSE 0 END AS c FROM matches WHERE ${M}
              UNION ALL SELECT address, 1, 0, 0 FROM bans WHERE since >= ? AND since < ?) x
            GROUP BY address) y`,
-        [...span(prev), ...span(prev)],
+        [...inMatches(prev), ...span(prev)],
       )
     )[0] ?? {};
   const current: Totals = {
@@ -189,7 +194,7 @@ export async function reportData(store: HistoryStore, since: number, until: numb
     for (const r of await q(`SELECT address, ${R}pattern, reason, count(*) AS n FROM bans WHERE since >= ? AND since < ? AND address IN (${marks(topAddrs.length)}) GROUP BY address, ${R}pattern, reason`, inList)) {
       addTo(rulesOf.get(String(r.address))!, rule(r), num(r.n));
     }
-    for (const r of await q(`SELECT address, pattern, sum(n) AS n FROM matches WHERE at >= ? AND at < ? AND address IN (${marks(topAddrs.length)}) AND pattern <> '*' GROUP BY address, pattern`, inList)) {
+    for (const r of await q(`SELECT address, pattern, sum(n) AS n FROM matches WHERE ${M} AND address IN (${marks(topAddrs.length)}) AND pattern <> '*' GROUP BY address, pattern`, [...inMatches(cur), ...topAddrs])) {
       addTo(rulesOf.get(String(r.address))!, patternRule.get(String(r.pattern)) ?? ruleOf(null, r.pattern, null), num(r.n));
     }
   }
