@@ -42,8 +42,11 @@ export async function hasColumn(store: HistoryStore, table: string, column: stri
  */
 export async function firstMatchId(store: HistoryStore, since: number): Promise<number | null> {
   const num = (v: unknown): number => Number(v ?? 0) || 0;
-  const span = (await selectSql(store, 'SELECT min(id) AS lo, max(id) AS hi FROM matches', []))[0];
-  if (!span || span.hi === null || span.hi === undefined) return null;
+  // Two statements: min() and max() in one make SQLite read the whole table (each alone is one lookup).
+  const first = (await selectSql(store, 'SELECT id FROM matches ORDER BY id LIMIT 1', []))[0];
+  const last = (await selectSql(store, 'SELECT id FROM matches ORDER BY id DESC LIMIT 1', []))[0];
+  if (!first || !last) return null;
+  const span = { lo: first.id, hi: last.id };
   const atOf = async (id: number): Promise<{ id: number; at: number } | null> => {
     const r = (await selectSql(store, 'SELECT id, at FROM matches WHERE id >= ? ORDER BY id LIMIT 1', [id]))[0];
     return r ? { id: num(r.id), at: num(r.at) } : null;
