@@ -1,145 +1,176 @@
-// New matches and bans in multi-row INSERTs that bind what a flood's rows share once per
+// New matches and bans in multi-row INSERTs that bind the text a flood's rows share once per
 // statement. A flood's rows differ in address and time; their text (pattern, rule, origin,
-// reason, scope) is the same few strings, and binding a string costs a copy and a UTF-8
-// conversion per row. Rows are grouped by those columns; each group goes in as
-//   INSERT ... SELECT column1, ?, ... FROM (VALUES (?, ?), (?, ?), ...)
-// with the shared values bound once: ~15-20% less CPU per stored row than binding every column
-// of every row (bench/README, "history CPU during a flood").
-//
-// Order: rows of one address keep their order (a ban whose address is already waiting sends the
-// waiting bans first: the first of two equal (address, since) is the one kept, and the later
-// ban of an address gets the higher id, which banRenew reads). Matches of different patterns in
-// one transaction may take ids out of arrival order; their times are their own.
+// reason, scope) is a few strings again and again, and binding a string costs a copy and a
+// UTF-8 conversion per row. A statement of up to 100 rows with at most DICT distinct such tuples
+// binds the tuples once and, per row, its own values and which tuple it has:
+//   INSERT ... SELECT column1, column2, CASE column3 WHEN 0 THEN ? WHEN 1 THEN ? ... END, ...
+//     FROM (VALUES (?, ?, ?), (?, ?, ?), ...)
+// (bench/README, "history CPU during a flood"). Rows go in in the order they came (ids grow with
+// arrival: the report bisects matches by id); a statement's rows with more distinct tuples go in
+// with every column bound, as before.
 import type Database from 'better-sqlite3';
 import type { BanRow, MatchRow } from './store';
 
 type Stmt = Database.Statement<unknown[]>;
 type Value = string | number | null;
 
-/** Rows per statement; a group's rest goes in by tens, then one by one (a handful of statements, each prepared once). */
+/** Rows per statement; the rest at the end of a transaction goes in by tens, then one by one. */
 const SIZES = [100, 10, 1] as const;
+/** Distinct shared tuples one statement can name. */
+const DICT = 4;
 
-/** Values of each row: matches (address, at; shared: pattern, n, rule), bans (address, family, since, expiry, score, count, step; shared: origin, reason, pattern, rule, scope). */
-const MATCH_OWN = 2;
-const BAN_OWN = 7;
-
-function matchSql(k: number): string {
-  return `INSERT INTO matches (address, at, pattern, n, rule) SELECT column1, column2, ?, ?, ? FROM (VALUES ${Array(k).fill('(?, ?)').join(', ')})`;
+interface Spec<R> {
+  table: string;
+  /** the table's columns, in the INSERT's order */
+  columns: string[];
+  /** the columns most rows of a flood share (the rest are each row's own) */
+  shared: Set<string>;
+  /** a row's own values, in `columns` order without the shared ones */
+  own(r: R, out: Value[]): void;
+  /** a row's shared values, in `columns` order */
+  tuple(r: R): Value[];
+  /** whether the row's shared values are `t` (no array made per row) */
+  has(r: R, t: Value[]): boolean;
+  /** after VALUES */
+  suffix: string;
 }
 
-function banSql(k: number): string {
-  // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
-  return (
-    'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope) ' +
-    `SELECT column1, column2, column3, column4, ?, ?, ?, column5, column6, column7, ?, ? FROM (VALUES ${Array(k).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}) ` +
-    'WHERE true ON CONFLICT (address, since) DO NOTHING'
-  );
-}
+const MATCHES: Spec<MatchRow> = {
+  table: 'matches',
+  columns: ['address', 'at', 'pattern', 'n', 'rule'],
+  shared: new Set(['pattern', 'n', 'rule']),
+  own: (r, out) => void out.push(r.address, r.at),
+  tuple: (r) => [r.pattern, r.n, r.rule ?? null],
+  has: (r, t) => r.pattern === t[0] && r.n === t[1] && (r.rule ?? null) === t[2],
+  suffix: '',
+};
 
-/** Rows sharing `shared`; `own` holds each row's own values, one after the other. */
-interface Group {
-  shared: Value[];
-  own: Value[];
-}
+const BANS: Spec<BanRow> = {
+  table: 'bans',
+  columns: ['address', 'family', 'since', 'expiry', 'origin', 'reason', 'pattern', 'score', 'count', 'step', 'rule', 'scope'],
+  shared: new Set(['origin', 'reason', 'pattern', 'rule', 'scope']),
+  own: (r, out) => void out.push(r.address, r.family, r.since, r.expiry, r.score, r.count, r.step),
+  tuple: (r) => [r.origin, r.reason, r.pattern, r.rule ?? null, r.scope ?? ''],
+  has: (r, t) => r.origin === t[0] && r.reason === t[1] && r.pattern === t[2] && (r.rule ?? null) === t[3] && (r.scope ?? '') === t[4],
+  suffix: ' ON CONFLICT (address, since) DO NOTHING',
+};
 
-class Groups {
-  private readonly groups: Group[] = [];
-  private last: Group | null = null;
-  private readonly stmts = new Map<number, Stmt>();
+class Pending<R> {
+  private readonly rows: R[] = [];
+  private readonly stmts = new Map<string, Stmt>();
+  private readonly ownCount: number;
 
   constructor(
     private readonly db: Database.Database,
-    private readonly sql: (k: number) => string,
-    private readonly perRow: number,
-  ) {}
-
-  /** The group of rows sharing these values (compared by ===: the same strings come again and again). */
-  group(a: Value, b: Value, c: Value, d?: Value, e?: Value): Group {
-    const l = this.last;
-    if (l && same(l.shared, a, b, c, d, e)) return l;
-    for (const g of this.groups) {
-      if (same(g.shared, a, b, c, d, e)) return (this.last = g);
-    }
-    const g: Group = { shared: d === undefined ? [a, b, c] : [a, b, c, d, e ?? null], own: [] };
-    this.groups.push(g);
-    return (this.last = g);
+    private readonly spec: Spec<R>,
+  ) {
+    this.ownCount = spec.columns.length - spec.shared.size;
   }
 
-  /** Sends a group once it holds the largest statement's rows. */
-  full(g: Group): void {
-    const k = SIZES[0];
-    if (g.own.length < k * this.perRow) return;
-    this.stmt(k).run([...g.shared, ...g.own]);
-    g.own.length = 0;
+  add(r: R): void {
+    this.rows.push(r);
+    if (this.rows.length === SIZES[0]) this.flush();
   }
 
-  /** Every waiting row, in statements of 100, 10, 1. */
   flush(): void {
-    for (const g of this.groups) {
-      let i = 0;
-      const rows = g.own.length / this.perRow;
-      for (const k of SIZES) {
-        for (; rows - i >= k; i += k) {
-          const args = g.shared.slice();
-          for (let j = i * this.perRow; j < (i + k) * this.perRow; j++) args.push(g.own[j]);
-          this.stmt(k).run(args);
-        }
-      }
-    }
-    this.clear();
+    let i = 0;
+    for (const k of SIZES) for (; this.rows.length - i >= k; i += k) this.send(i, k);
+    this.rows.length = 0;
   }
 
   clear(): void {
-    this.groups.length = 0;
-    this.last = null;
+    this.rows.length = 0;
   }
 
-  private stmt(k: number): Stmt {
-    let s = this.stmts.get(k);
-    if (!s) this.stmts.set(k, (s = this.db.prepare(this.sql(k))));
+  /** rows[i, i+k) in one statement. */
+  private send(i: number, k: number): void {
+    const { spec } = this;
+    const tuples: Value[][] = [];
+    const which: number[] = [];
+    if (k > 1) {
+      for (let j = i; j < i + k && tuples.length <= DICT; j++) which.push(this.indexOf(tuples, this.rows[j]));
+    }
+    const args: Value[] = [];
+    if (k === 1 || tuples.length > DICT) {
+      // Every column of every row, in column order.
+      for (let j = i; j < i + k; j++) {
+        const own: Value[] = [];
+        spec.own(this.rows[j], own);
+        const t = spec.tuple(this.rows[j]);
+        let o = 0;
+        let s = 0;
+        for (const c of spec.columns) args.push(spec.shared.has(c) ? t[s++] : own[o++]);
+      }
+      this.stmt('all', k).run(args);
+      return;
+    }
+    // The dictionary: per shared column, DICT values (unused ones null).
+    for (let s = 0; s < spec.shared.size; s++) for (let d = 0; d < DICT; d++) args.push(d < tuples.length ? tuples[d][s] : null);
+    for (let j = i; j < i + k; j++) {
+      spec.own(this.rows[j], args);
+      args.push(which[j - i]);
+    }
+    this.stmt('dict', k).run(args);
+  }
+
+  /** The row's tuple's index among `tuples`, added if new. */
+  private indexOf(tuples: Value[][], r: R): number {
+    for (let d = 0; d < tuples.length; d++) if (this.spec.has(r, tuples[d])) return d;
+    tuples.push(this.spec.tuple(r));
+    return tuples.length - 1;
+  }
+
+  private stmt(form: 'all' | 'dict', k: number): Stmt {
+    const key = `${form}${k}`;
+    let s = this.stmts.get(key);
+    if (!s) this.stmts.set(key, (s = this.db.prepare(form === 'all' ? this.allSql(k) : this.dictSql(k))));
     return s;
   }
+
+  private allSql(k: number): string {
+    const { spec } = this;
+    const row = `(${spec.columns.map(() => '?').join(', ')})`;
+    return `INSERT INTO ${spec.table} (${spec.columns.join(', ')}) VALUES ${Array(k).fill(row).join(', ')}${spec.suffix}`;
+  }
+
+  private dictSql(k: number): string {
+    const { spec } = this;
+    const which = `column${this.ownCount + 1}`;
+    const cases = Array.from({ length: DICT }, (_, d) => (d < DICT - 1 ? `WHEN ${d} THEN ?` : 'ELSE ?')).join(' ');
+    let o = 0;
+    const select = spec.columns.map((c) => (spec.shared.has(c) ? `CASE ${which} ${cases} END` : `column${++o}`));
+    const row = `(${Array(this.ownCount + 1).fill('?').join(', ')})`;
+    // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+    return `INSERT INTO ${spec.table} (${spec.columns.join(', ')}) SELECT ${select.join(', ')} FROM (VALUES ${Array(k).fill(row).join(', ')}) WHERE true${spec.suffix}`;
+  }
 }
 
-function same(s: Value[], a: Value, b: Value, c: Value, d?: Value, e?: Value): boolean {
-  return s[0] === a && s[1] === b && s[2] === c && (d === undefined || (s[3] === d && s[4] === (e ?? null)));
-}
-
-/** One per open database: matches and new bans of a transaction, sent before commit (flush). */
+/** One per open database: a transaction's matches and new bans, sent 100 at a time and at its end (flush). */
 export class GroupedInserts {
-  private readonly matches: Groups;
-  private readonly bans: Groups;
-  /** Addresses of the bans waiting: a second ban of one of them sends those first (order kept). */
-  private readonly banned = new Set<string>();
+  private readonly matches: Pending<MatchRow>;
+  private readonly bans: Pending<BanRow>;
 
   constructor(db: Database.Database) {
-    this.matches = new Groups(db, matchSql, MATCH_OWN);
-    this.bans = new Groups(db, banSql, BAN_OWN);
+    this.matches = new Pending(db, MATCHES);
+    this.bans = new Pending(db, BANS);
   }
 
   match(r: MatchRow): void {
-    const g = this.matches.group(r.pattern, r.n, r.rule ?? null);
-    g.own.push(r.address, r.at);
-    this.matches.full(g);
+    this.matches.add(r);
   }
 
-  /** A new or restored ban (ON CONFLICT (address, since) DO NOTHING). */
+  /** A new or restored ban (ON CONFLICT (address, since) DO NOTHING: the first of equal ones is kept). */
   ban(r: BanRow): void {
-    if (this.banned.has(r.address)) this.flushBans();
-    this.banned.add(r.address);
-    const g = this.bans.group(r.origin, r.reason, r.pattern, r.rule ?? null, r.scope ?? '');
-    g.own.push(r.address, r.family, r.since, r.expiry, r.score, r.count, r.step);
-    this.bans.full(g);
+    this.bans.add(r);
   }
 
   /** Before any statement that may read or change a ban row (unban, adopted, renewed ban). */
   flushBans(): void {
     this.bans.flush();
-    this.banned.clear();
   }
 
   flush(): void {
-    this.flushBans();
+    this.bans.flush();
     this.matches.flush();
   }
 
@@ -147,6 +178,5 @@ export class GroupedInserts {
   clear(): void {
     this.bans.clear();
     this.matches.clear();
-    this.banned.clear();
   }
 }

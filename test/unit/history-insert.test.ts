@@ -1,7 +1,7 @@
-// The SQLite store's grouped multi-row INSERTs (src/history/sqlite-insert.ts): rows of mixed
-// patterns, rules, origins and scopes, more than one statement's worth and a rest, each stored
-// with its own values; two bans of one address in a batch keep their order; a failed batch
-// leaves nothing waiting for the next one.
+// The SQLite store's multi-row INSERTs (src/history/sqlite-insert.ts): rows of one kind of text,
+// a few kinds, many kinds, more than one statement's worth and a rest, each stored with its own
+// values in the order they came; two bans of one address in a batch; a failed batch leaves
+// nothing waiting for the next one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -27,40 +27,48 @@ function open(t: { after(fn: () => unknown): void }) {
   return { store, read };
 }
 
-test('237 matches and 237 bans of mixed patterns, rules, origins and scopes: every row stored with its own values', async (t) => {
+/**
+ * 237 matches and 237 bans (two statements of 100, three of 10, seven of one), their text from
+ * `variety` kinds: 1 (one tuple: the flood's case), 3 (a statement names them all) or 12 (more
+ * than a statement names: every column bound).
+ */
+async function mixed(t: { after(fn: () => unknown): void }, variety: number): Promise<void> {
   const { store, read } = open(t);
   const rows: HistoryRow[] = [];
   const matches: Omit<MatchRow, 'kind' | 'seq'>[] = [];
   const bans: Omit<BanRow, 'kind' | 'seq' | 'cause'>[] = [];
   let seq = 0;
   for (let i = 0; i < 237; i++) {
-    const address = i % 2 ? `2001:db8::${i.toString(16)}` : `198.51.100.${i % 250}`;
-    const m = { address: `203.0.113.${i % 250}`, at: T0 + i, pattern: i % 5 === 4 ? '*' : `sshd.json#${i % 3}`, n: i % 5 === 4 ? 7 + i : 1, rule: i % 4 === 0 ? null : `r${i % 2}` };
+    const v = i % variety;
+    const address = i % 2 && i < 200 ? `2001:db8::${i.toString(16)}` : i < 200 ? `198.51.100.${i}` : `192.0.2.${i - 200}`;
+    const m = { address: `203.0.113.${i}`, at: T0 + i, pattern: v === 2 ? '*' : `sshd.json#${v}`, n: v === 2 ? 7 + i : 1, rule: v % 4 === 1 ? null : `r${v}` };
     const b = {
-      address: i >= 200 ? `192.0.2.${i - 200}` : address,
+      address,
       family: (i % 2 && i < 200 ? 6 : 4) as 4 | 6,
       since: T0 + 1000 * i,
       expiry: T0 + 1000 * i + 60_000 * (i + 1),
-      origin: i % 7 === 0 ? 'manual' : 'rule',
-      reason: i % 7 === 0 ? 'manual' : 'threshold',
-      pattern: i % 7 === 0 ? null : `sshd.json#${i % 3}`,
+      origin: v === 1 ? 'manual' : 'rule',
+      reason: v === 1 ? 'manual' : 'threshold',
+      pattern: v === 1 ? null : `sshd.json#${v}`,
       score: i / 4,
       count: i,
       step: i % 3,
-      rule: i % 7 === 0 ? null : `r${i % 2}`,
-      scope: i % 3 === 0 ? 'p22' : '',
+      rule: v === 1 ? null : `r${v % 5}`,
+      scope: v % 3 === 0 ? '' : `p${v}`,
     };
     matches.push(m);
     bans.push(b);
     rows.push({ kind: 'match', seq: ++seq, ...m }, { kind: 'ban', seq: ++seq, cause: i % 11 === 0 ? 'restored' : 'new', ...b });
   }
   await store.write('run-1', rows);
-  const byAddressTime = <X extends { address: string }>(k: keyof X) => (a: X, b: X) => (a.address < b.address ? -1 : a.address > b.address ? 1 : Number(a[k]) - Number(b[k]));
-  assert.deepEqual(read<MatchRow>('SELECT address, at, pattern, n, rule FROM matches').sort(byAddressTime('at')), [...matches].sort(byAddressTime('at')));
-  const stored = read<BanRow>('SELECT address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope FROM bans');
-  assert.equal(stored.length, 237);
-  assert.deepEqual(stored.sort(byAddressTime('since')), [...bans].sort(byAddressTime('since')));
-});
+  // Read in id order: rows go in in the order they came.
+  assert.deepEqual(read('SELECT address, at, pattern, n, rule FROM matches ORDER BY id'), matches);
+  assert.deepEqual(read('SELECT address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope FROM bans ORDER BY id'), bans);
+}
+
+test('a flood of one rule: 237 matches and bans sharing their text, each stored with its own values, in order', (t) => mixed(t, 1));
+test('3 kinds of text in a statement: each row stored with its own kind, in order', (t) => mixed(t, 3));
+test('12 kinds of text (more than a statement names): every column bound, each row stored as it came', (t) => mixed(t, 12));
 
 test('two bans of one address in one batch: the first of an equal (address, since) is kept, a later one gets the higher id', async (t) => {
   const { store, read } = open(t);
