@@ -1,7 +1,7 @@
 // The history's costs (issue 15). Run as root for the PostgreSQL part (a cluster of its own in a
 // temporary directory, as the tests make it): npm run build && node --expose-gc dist/bench/history.js
 //  1. inserts per second at the listener's batch size (1,000 rows a transaction), SQLite and
-//     PostgreSQL: matches only, bans only;
+//     PostgreSQL: matches only, bans only; 1b. the SQLite store's CPU for a flood's rows;
 //  2. a 10,000-ban flood through the daemon in process (matcher, tracker, ledger, log, dry-run
 //     firewall), history off vs on (SQLite): CPU of this process, and the time of the decision
 //     path per journal batch (process(): what stands between an entry and the kernel queue);
@@ -70,6 +70,48 @@ async function inserts(pg: PgCluster | null): Promise<void> {
 
 let pgPw: string | null = null;
 
+/**
+ * The store alone for a flood's rows: 10,000 matches + 10,000 bans (each address a match and a
+ * ban, 1 or 3 patterns) in 20 transactions of 1,000 rows, a fresh file each run (opened before
+ * the count, and written to once unless `--cold`), `--rounds` runs; median CPU. Compare trees by running this in separate processes,
+ * alternately: two trees loaded in one process skew each other's figures.
+ */
+async function storeFlood(): Promise<void> {
+  const runs = Number(process.argv.includes('--rounds') ? process.argv[process.argv.indexOf('--rounds') + 1] : 15);
+  console.log(`\n1b. the store alone, a flood's rows (10,000 matches + 10,000 bans, 20 transactions of 1,000, fresh file), ${runs} runs`);
+  for (const patterns of [1, 3]) {
+    const cpu: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const dir = tmp('store');
+      const store = new SqliteStore(path.join(dir, 'history.sqlite'), quiet);
+      await store.open();
+      if (!process.argv.includes('--cold')) await store.write('warm-up', [...rows('match', 100, 1_000_000, 0), ...rows('ban', 100, 1_000_100, 0)]);
+      const t0 = Date.now();
+      const batches: HistoryRow[][] = [];
+      let seq = 0;
+      for (let i = 0; i < 10_000; i += 500) {
+        const b: HistoryRow[] = [];
+        for (let k = i; k < i + 500; k++) {
+          const address = v6(k);
+          const pattern = `sshd.json#${k % patterns}`;
+          b.push({ kind: 'match', seq: ++seq, address, at: t0 + k, pattern, n: 1, rule: 'sshd' });
+          b.push({ kind: 'ban', seq: ++seq, address, family: 6, since: t0 + k, expiry: t0 + k + 3_600_000, origin: 'rule', reason: 'threshold', pattern, score: 1, count: 1, step: 0, rule: 'sshd', scope: '', cause: 'new' });
+        }
+        batches.push(b);
+      }
+      (globalThis as { gc?: () => void }).gc?.();
+      const c0 = process.cpuUsage();
+      for (const b of batches) await store.write('bench', b);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const s = [...cpu].sort((a, b) => a - b);
+    console.log(`   ${patterns} pattern${patterns > 1 ? 's' : ' '}: median ${median(cpu).toFixed(1)} ms (quartiles ${s[Math.floor(s.length / 4)].toFixed(1)}..${s[Math.floor((s.length * 3) / 4)].toFixed(1)})`);
+  }
+}
+
 async function flood(history: boolean, matches = true): Promise<{ cpuMs: number; pathMs: number[]; stored: number }> {
   const dir = tmp('flood');
   const shipped = path.join(dir, 'shipped');
@@ -87,9 +129,12 @@ async function flood(history: boolean, matches = true): Promise<{ cpuMs: number;
   const log = new Log({ journal: false, write: () => {} });
   const d = await Daemon.start({ configFile: conf, explicitConfig: true, journalDir: journal, dryRun: true, log, shippedPatterns: shipped, listeners: h ? [h] : [] });
   const pathMs: number[] = [];
-  // The daemon opens the store at start (HistoryListener.start: file, WAL, schema), before any
-  // flood; a listener passed in `listeners` is not started, so open it here, out of the figure.
+  // The daemon opens the store at start (HistoryListener.start: file, WAL, schema, statements),
+  // before any flood; a listener passed in `listeners` is not started, so open it here, out of the figure.
   if (h) await h.store.open();
+  // And it has written before (its statements run once): a flood rarely meets a store that has
+  // never written; `--cold` leaves this out (the first write's own costs counted in the flood).
+  if (h && !process.argv.includes('--cold')) await h.store.write('warm-up', [...rows('match', 100, 1_000_000, 0), ...rows('ban', 100, 1_000_100, 0)]);
   // The previous run's garbage is not this run's CPU (run with --expose-gc).
   (globalThis as { gc?: () => void }).gc?.();
   const cpu0 = process.cpuUsage();
@@ -193,10 +238,11 @@ async function main(): Promise<void> {
   }
   try {
     console.log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
-    // `--only floods` (or inserts, sizes): one part, e.g. to compare the flood before and after a change;
+    // `--only floods` (or inserts, store, sizes): one part, e.g. to compare the flood before and after a change;
     // `--rounds N`: the flood's pairs (default 9).
     const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
     if (!only || only === 'inserts') await inserts(pg);
+    if (!only || only === 'store') await storeFlood();
     if (!only || only === 'floods') await floods();
     if (!only || only === 'sizes') await sizes(pg);
   } finally {

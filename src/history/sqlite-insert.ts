@@ -19,164 +19,156 @@ const SIZES = [100, 10, 1] as const;
 /** Distinct shared tuples one statement can name. */
 const DICT = 4;
 
-interface Spec<R> {
-  table: string;
+/** SQL of one statement of `k` rows: every column bound ('all'), or shared ones from a dictionary ('dict'). */
+interface Table {
+  name: string;
   /** the table's columns, in the INSERT's order */
   columns: string[];
-  /** the columns most rows of a flood share (the rest are each row's own) */
+  /** the columns a flood's rows share */
   shared: Set<string>;
-  /** a row's own values, in `columns` order without the shared ones */
-  own(r: R, out: Value[]): void;
-  /** a row's shared values, in `columns` order */
-  tuple(r: R): Value[];
-  /** whether the row's shared values are `t` (no array made per row) */
-  has(r: R, t: Value[]): boolean;
   /** after VALUES */
   suffix: string;
 }
 
-const MATCHES: Spec<MatchRow> = {
-  table: 'matches',
-  columns: ['address', 'at', 'pattern', 'n', 'rule'],
-  shared: new Set(['pattern', 'n', 'rule']),
-  own: (r, out) => void out.push(r.address, r.at),
-  tuple: (r) => [r.pattern, r.n, r.rule ?? null],
-  has: (r, t) => r.pattern === t[0] && r.n === t[1] && (r.rule ?? null) === t[2],
-  suffix: '',
-};
-
-const BANS: Spec<BanRow> = {
-  table: 'bans',
+const MATCHES: Table = { name: 'matches', columns: ['address', 'at', 'pattern', 'n', 'rule'], shared: new Set(['pattern', 'n', 'rule']), suffix: '' };
+const BANS: Table = {
+  name: 'bans',
   columns: ['address', 'family', 'since', 'expiry', 'origin', 'reason', 'pattern', 'score', 'count', 'step', 'rule', 'scope'],
   shared: new Set(['origin', 'reason', 'pattern', 'rule', 'scope']),
-  own: (r, out) => void out.push(r.address, r.family, r.since, r.expiry, r.score, r.count, r.step),
-  tuple: (r) => [r.origin, r.reason, r.pattern, r.rule ?? null, r.scope ?? ''],
-  has: (r, t) => r.origin === t[0] && r.reason === t[1] && r.pattern === t[2] && (r.rule ?? null) === t[3] && (r.scope ?? '') === t[4],
   suffix: ' ON CONFLICT (address, since) DO NOTHING',
 };
 
-class Pending<R> {
-  private readonly rows: R[] = [];
-  private readonly stmts = new Map<string, Stmt>();
-  private readonly ownCount: number;
-
-  constructor(
-    private readonly db: Database.Database,
-    private readonly spec: Spec<R>,
-  ) {
-    this.ownCount = spec.columns.length - spec.shared.size;
-  }
-
-  add(r: R): void {
-    this.rows.push(r);
-    if (this.rows.length === SIZES[0]) this.flush();
-  }
-
-  flush(): void {
-    let i = 0;
-    for (const k of SIZES) for (; this.rows.length - i >= k; i += k) this.send(i, k);
-    this.rows.length = 0;
-  }
-
-  clear(): void {
-    this.rows.length = 0;
-  }
-
-  /** rows[i, i+k) in one statement. */
-  private send(i: number, k: number): void {
-    const { spec } = this;
-    const tuples: Value[][] = [];
-    const which: number[] = [];
-    if (k > 1) {
-      for (let j = i; j < i + k && tuples.length <= DICT; j++) which.push(this.indexOf(tuples, this.rows[j]));
-    }
-    const args: Value[] = [];
-    if (k === 1 || tuples.length > DICT) {
-      // Every column of every row, in column order.
-      for (let j = i; j < i + k; j++) {
-        const own: Value[] = [];
-        spec.own(this.rows[j], own);
-        const t = spec.tuple(this.rows[j]);
-        let o = 0;
-        let s = 0;
-        for (const c of spec.columns) args.push(spec.shared.has(c) ? t[s++] : own[o++]);
-      }
-      this.stmt('all', k).run(args);
-      return;
-    }
-    // The dictionary: per shared column, DICT values (unused ones null).
-    for (let s = 0; s < spec.shared.size; s++) for (let d = 0; d < DICT; d++) args.push(d < tuples.length ? tuples[d][s] : null);
-    for (let j = i; j < i + k; j++) {
-      spec.own(this.rows[j], args);
-      args.push(which[j - i]);
-    }
-    this.stmt('dict', k).run(args);
-  }
-
-  /** The row's tuple's index among `tuples`, added if new. */
-  private indexOf(tuples: Value[][], r: R): number {
-    for (let d = 0; d < tuples.length; d++) if (this.spec.has(r, tuples[d])) return d;
-    tuples.push(this.spec.tuple(r));
-    return tuples.length - 1;
-  }
-
-  private stmt(form: 'all' | 'dict', k: number): Stmt {
-    const key = `${form}${k}`;
-    let s = this.stmts.get(key);
-    if (!s) this.stmts.set(key, (s = this.db.prepare(form === 'all' ? this.allSql(k) : this.dictSql(k))));
-    return s;
-  }
-
-  private allSql(k: number): string {
-    const { spec } = this;
-    const row = `(${spec.columns.map(() => '?').join(', ')})`;
-    return `INSERT INTO ${spec.table} (${spec.columns.join(', ')}) VALUES ${Array(k).fill(row).join(', ')}${spec.suffix}`;
-  }
-
-  private dictSql(k: number): string {
-    const { spec } = this;
-    const which = `column${this.ownCount + 1}`;
-    const cases = Array.from({ length: DICT }, (_, d) => (d < DICT - 1 ? `WHEN ${d} THEN ?` : 'ELSE ?')).join(' ');
-    let o = 0;
-    const select = spec.columns.map((c) => (spec.shared.has(c) ? `CASE ${which} ${cases} END` : `column${++o}`));
-    const row = `(${Array(this.ownCount + 1).fill('?').join(', ')})`;
-    // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
-    return `INSERT INTO ${spec.table} (${spec.columns.join(', ')}) SELECT ${select.join(', ')} FROM (VALUES ${Array(k).fill(row).join(', ')}) WHERE true${spec.suffix}`;
-  }
+function allSql(t: Table, k: number): string {
+  const row = `(${t.columns.map(() => '?').join(', ')})`;
+  return `INSERT INTO ${t.name} (${t.columns.join(', ')}) VALUES ${Array(k).fill(row).join(', ')}${t.suffix}`;
 }
+
+function dictSql(t: Table, k: number): string {
+  const own = t.columns.length - t.shared.size;
+  const which = `column${own + 1}`;
+  const cases = Array.from({ length: DICT }, (_, d) => (d < DICT - 1 ? `WHEN ${d} THEN ?` : 'ELSE ?')).join(' ');
+  let o = 0;
+  const select = t.columns.map((c) => (t.shared.has(c) ? `CASE ${which} ${cases} END` : `column${++o}`));
+  const row = `(${Array(own + 1).fill('?').join(', ')})`;
+  // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+  return `INSERT INTO ${t.name} (${t.columns.join(', ')}) SELECT ${select.join(', ')} FROM (VALUES ${Array(k).fill(row).join(', ')}) WHERE true${t.suffix}`;
+}
+
+const sameMatch = (a: MatchRow, b: MatchRow): boolean => a.pattern === b.pattern && a.n === b.n && (a.rule ?? null) === (b.rule ?? null);
+const sameBan = (a: BanRow, b: BanRow): boolean =>
+  a.origin === b.origin && a.reason === b.reason && a.pattern === b.pattern && (a.rule ?? null) === (b.rule ?? null) && (a.scope ?? '') === (b.scope ?? '');
 
 /** One per open database: a transaction's matches and new bans, sent 100 at a time and at its end (flush). */
 export class GroupedInserts {
-  private readonly matches: Pending<MatchRow>;
-  private readonly bans: Pending<BanRow>;
+  private readonly m: MatchRow[] = [];
+  private readonly b: BanRow[] = [];
+  private readonly stmts = new Map<string, Stmt>();
+  // Reused for every statement (the loops below are the whole per-row cost: plain, no array per row).
+  private readonly args: Value[] = [];
+  private readonly which: number[] = [];
 
-  constructor(db: Database.Database) {
-    this.matches = new Pending(db, MATCHES);
-    this.bans = new Pending(db, BANS);
+  constructor(private readonly db: Database.Database) {
+    for (const t of [MATCHES, BANS]) for (const form of ['all', 'dict'] as const) for (const k of SIZES) if (k > 1 || form === 'all') this.stmt(t, form, k);
   }
 
   match(r: MatchRow): void {
-    this.matches.add(r);
+    if (this.m.push(r) === SIZES[0]) this.flushMatches();
   }
 
   /** A new or restored ban (ON CONFLICT (address, since) DO NOTHING: the first of equal ones is kept). */
   ban(r: BanRow): void {
-    this.bans.add(r);
+    if (this.b.push(r) === SIZES[0]) this.flushBans();
   }
 
   /** Before any statement that may read or change a ban row (unban, adopted, renewed ban). */
   flushBans(): void {
-    this.bans.flush();
+    let i = 0;
+    for (const k of SIZES) for (; this.b.length - i >= k; i += k) this.sendBans(i, k);
+    this.b.length = 0;
   }
 
   flush(): void {
-    this.bans.flush();
-    this.matches.flush();
+    this.flushBans();
+    this.flushMatches();
   }
 
   /** Forget what waits (the transaction failed and is rolled back). */
   clear(): void {
-    this.bans.clear();
-    this.matches.clear();
+    this.m.length = 0;
+    this.b.length = 0;
+  }
+
+  private flushMatches(): void {
+    let i = 0;
+    for (const k of SIZES) for (; this.m.length - i >= k; i += k) this.sendMatches(i, k);
+    this.m.length = 0;
+  }
+
+  /** Up to DICT rows, each of another kind, and each row's index among them in `which`; null: more kinds than that. */
+  private kinds<R>(rows: R[], i: number, k: number, same: (a: R, b: R) => boolean): R[] | null {
+    const t: R[] = [];
+    const which = this.which;
+    which.length = 0;
+    for (let j = i; j < i + k; j++) {
+      const r = rows[j];
+      let d = 0;
+      while (d < t.length && !same(t[d], r)) d++;
+      if (d === t.length) {
+        if (d === DICT) return null;
+        t.push(r);
+      }
+      which.push(d);
+    }
+    return t;
+  }
+
+  private sendMatches(i: number, k: number): void {
+    const rows = this.m;
+    const args = this.args;
+    args.length = 0;
+    const t = k > 1 ? this.kinds(rows, i, k, sameMatch) : null;
+    if (t) {
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? t[d].pattern : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? t[d].n : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? (t[d].rule ?? null) : null);
+      for (let j = i; j < i + k; j++) args.push(rows[j].address, rows[j].at, this.which[j - i]);
+    } else {
+      for (let j = i; j < i + k; j++) {
+        const r = rows[j];
+        args.push(r.address, r.at, r.pattern, r.n, r.rule ?? null);
+      }
+    }
+    this.stmt(MATCHES, t ? 'dict' : 'all', k).run(args);
+  }
+
+  private sendBans(i: number, k: number): void {
+    const rows = this.b;
+    const args = this.args;
+    args.length = 0;
+    const t = k > 1 ? this.kinds(rows, i, k, sameBan) : null;
+    if (t) {
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? t[d].origin : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? t[d].reason : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? t[d].pattern : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? (t[d].rule ?? null) : null);
+      for (let d = 0; d < DICT; d++) args.push(d < t.length ? (t[d].scope ?? '') : null);
+      for (let j = i; j < i + k; j++) {
+        const r = rows[j];
+        args.push(r.address, r.family, r.since, r.expiry, r.score, r.count, r.step, this.which[j - i]);
+      }
+    } else {
+      for (let j = i; j < i + k; j++) {
+        const r = rows[j];
+        args.push(r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.scope ?? '');
+      }
+    }
+    this.stmt(BANS, t ? 'dict' : 'all', k).run(args);
+  }
+
+  private stmt(t: Table, form: 'all' | 'dict', k: number): Stmt {
+    const key = `${t.name}${form}${k}`;
+    let s = this.stmts.get(key);
+    if (!s) this.stmts.set(key, (s = this.db.prepare(form === 'all' ? allSql(t, k) : dictSql(t, k))));
+    return s;
   }
 }

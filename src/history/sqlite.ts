@@ -96,6 +96,8 @@ export class SqliteStore implements HistoryStore {
       const stmts = {} as Record<keyof typeof SQL, Stmt>;
       for (const [k, sql] of Object.entries(SQL)) stmts[k as keyof typeof SQL] = db.prepare(sql);
       this.stmts = stmts;
+      // Prepared here, at start, not in a flood's first transaction.
+      this.inserts = new GroupedInserts(db);
       this.db = db;
     } catch (e) {
       db.close();
@@ -144,7 +146,6 @@ export class SqliteStore implements HistoryStore {
   private writeSync(run: string, rows: HistoryRow[]): void {
     if (!this.tx) {
       const db = this.db!;
-      this.inserts = new GroupedInserts(db);
       this.tx = db.transaction((r: string, x: HistoryRow[]) => this.writeRows(r, x));
     }
     this.tx(run, rows);
