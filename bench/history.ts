@@ -3,7 +3,8 @@
 //  1. inserts per second at the listener's batch size (1,000 rows a transaction), SQLite and
 //     PostgreSQL: matches only, bans only; 1b. the SQLite store's CPU for a flood's rows;
 //  2. a 10,000-ban flood through the daemon in process (matcher, tracker, ledger, log, dry-run
-//     firewall), history off vs on (SQLite): CPU of this process, and the time of the decision
+//     firewall), history off vs on (SQLite; the store opened and written to once before the count,
+//     as in a running daemon; `--cold`: not): CPU of this process, and the time of the decision
 //     path per journal batch (process(): what stands between an entry and the kernel queue);
 //  3. database size per 1,000,000 events: 1,000,000 matches from 100,000 addresses (10 each, under
 //     the hourly cap, all stored), and from 1,000 addresses in one hour (the cap keeps 60 + 1 each).
