@@ -225,7 +225,9 @@ export class PgStore implements HistoryStore {
     for (const r of rows) {
       if (r.kind !== 'ban' || r.cause === 'adopted') continue;
       if (r.cause === 'renewed') {
-        const u = await c.query(numbered(SQL.banRenew), [r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, r.scope ?? '', (r.covers ?? 0) - 2000]);
+        const u = r.origin.startsWith('remote:')
+          ? await c.query(numbered(SQL.banExtend), [r.expiry, r.expiry, r.address, r.scope ?? '', (r.covers ?? 0) - 2000])
+          : await c.query(numbered(SQL.banRenew), [r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, r.scope ?? '', (r.covers ?? 0) - 2000]);
         if (u.rowCount) continue;
       }
       bans.push(r);

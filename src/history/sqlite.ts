@@ -15,6 +15,7 @@ import {
   READ_SQL,
   selectRows,
   SQL,
+  type BanRow,
   type HistoryBan,
   type HistoryMatch,
   type HistoryRow,
@@ -165,6 +166,11 @@ export class SqliteStore implements HistoryStore {
     // in before any statement that may touch a ban row (an unban, an adopted or renewed ban).
     const pending: (string | number | null)[] = [];
     const bans: (string | number | null)[] = [];
+    // A renewal by this node's rules brings the running row up to date; one from the fleet only moves its end (store.ts).
+    const renew = (r: BanRow, scope: string) =>
+      r.origin.startsWith('remote:')
+        ? s.banExtend.run(r.expiry, r.expiry, r.address, scope, (r.covers ?? 0) - 2000)
+        : s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, scope, (r.covers ?? 0) - 2000);
     const flushBans = () => {
       for (let i = 0; i < bans.length; i += 12) s.banInsert.run(bans.slice(i, i + 12));
       bans.length = 0;
@@ -195,7 +201,7 @@ export class SqliteStore implements HistoryStore {
         const scope = r.scope ?? '';
         const v = [r.address, r.family, r.since, r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, scope];
         if (r.cause === 'adopted') s.banAdopt.run(...v, r.address, scope, r.expiry - 2000);
-        else if (s.banRenew.run(r.expiry, r.origin, r.reason, r.pattern, r.score, r.count, r.step, r.rule ?? null, r.address, scope, (r.covers ?? 0) - 2000).changes === 0) s.banInsert.run(...v);
+        else if (renew(r, scope).changes === 0) s.banInsert.run(...v);
       }
     }
     flushBans();

@@ -166,6 +166,10 @@ export const SQL = {
     'INSERT INTO bans (address, family, since, expiry, origin, reason, pattern, score, count, step, rule, scope) SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM bans WHERE address = ? AND scope = ? AND expiry >= ?) ON CONFLICT (address, since) DO NOTHING',
   banRenew:
     'UPDATE bans SET expiry = ?, origin = ?, reason = ?, pattern = ?, score = ?, count = ?, step = ?, rule = ? WHERE id = (SELECT max(id) FROM bans WHERE address = ? AND scope = ? AND ended IS NULL AND expiry >= ?)',
+  // A fleet's ban over one adopted at start: the running row is this node's own ban (its origin,
+  // rule and step count for repeat offenders after the next restart); only its end moves.
+  banExtend:
+    'UPDATE bans SET expiry = CASE WHEN expiry > ? THEN expiry ELSE ? END WHERE id = (SELECT max(id) FROM bans WHERE address = ? AND scope = ? AND ended IS NULL AND expiry >= ?)',
   // The latest ban of the address in the scope that started at or before the ended one (an
   // adopted ban's own row may have been skipped as covered by the original).
   unban:

@@ -132,9 +132,18 @@ describe('history in PostgreSQL', { timeout: 600_000 }, () => {
     const bans = await store.bans({ limit: 10 });
     assert.deepEqual(bans.map((b) => [b.address, b.seconds, b.ended, b.endReason]), [['203.0.113.9', 3600, 3_601_000, 'expired']]);
     assert.equal((await store.matches({ limit: 10 })).length, 1);
+    // A fleet's ban over that running row (renewed after a restart) moves only its end (SQL.banExtend).
+    await store.write('run2', [
+      { kind: 'ban', seq: 1, address: '203.0.113.8', family: 4, since: 2000, expiry: 3_602_000, origin: 'rule', reason: 'threshold', pattern: 'sshd.json#1', score: 1, count: 5, step: 2, rule: 'sshd', cause: 'new' },
+    ]);
+    await store.write('run2b', [
+      { kind: 'ban', seq: 1, address: '203.0.113.8', family: 4, since: 3000, expiry: 9_000_000, origin: 'remote:web2', reason: 'threshold', pattern: null, score: 0, count: 0, step: 0, rule: 'sshd', cause: 'renewed', covers: 3_602_000 },
+    ]);
+    assert.equal(pg.psql("SELECT origin || ' ' || step || ' ' || expiry FROM tallow.bans WHERE address = '203.0.113.8'", 'store'), 'rule 2 9000000');
+    await store.write('run3', [{ kind: 'unban', seq: 1, address: '203.0.113.8', since: 2000, at: 3_601_000, reason: 'expired' }]);
     // `tallow status`'s figures through PostgreSQL's dialect (BIGINT as text, the id bisection).
     const fig = await historyFigures(store, 3_602_000);
-    assert.deepEqual([fig.day, fig.week, fig.oldest], [{ bans: 1, remoteBans: 0, addressesBanned: 1, repeatBans: 0, matches: 1, addressesMatched: 1 }, { bans: 1, remoteBans: 0, addressesBanned: 1, repeatBans: 0 }, 999]);
+    assert.deepEqual([fig.day, fig.week, fig.oldest], [{ bans: 2, remoteBans: 0, addressesBanned: 2, repeatBans: 1, matches: 1, addressesMatched: 1 }, { bans: 2, remoteBans: 0, addressesBanned: 2, repeatBans: 1 }, 999]);
     await store.close();
   });
 

@@ -236,3 +236,22 @@ test('a rule with no_log: its matches are not stored, its bans are; other rules\
   assert.deepEqual(db.prepare('SELECT address, rule FROM matches ORDER BY id').all(), [{ address: '203.0.113.71', rule: 'sshd' }]);
   assert.deepEqual(db.prepare('SELECT address, rule FROM bans').all(), [{ address: '203.0.113.70', rule: 'noisy' }]);
 });
+
+test("a fleet's ban over a ban adopted at start only moves the running row's end: its origin, rule and step stay this node's", async (t) => {
+  const s = setup(t);
+  await s.h.handle([{ kind: 'ban', ban: ban('198.51.100.1', T0, { step: 2, rule: 'sshd' }), cause: 'new' }]);
+  // After a restart without the state file: found in the kernel, then another node's longer ban of it.
+  const s2 = new HistoryListener({ store: s.store, log: s.log, metrics: s.metrics, matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
+  const later = T0 + 600_000;
+  await s2.handle([
+    { kind: 'ban', ban: ban('198.51.100.1', later, { origin: 'adopted', reason: 'adopted', pattern: null, expiry: T0 + 3_600_000 - 400 }), cause: 'adopted' },
+    { kind: 'ban', ban: ban('198.51.100.1', later + 5, { origin: 'remote:web2', pattern: null, step: 0, rule: 'sshd', expiry: later + 7_200_000 }), cause: 'new' },
+  ]);
+  const db = s.db();
+  t.after(() => db.close());
+  assert.deepEqual(db.prepare('SELECT address, origin, rule, step, since, expiry, pattern FROM bans').all(), [
+    { address: '198.51.100.1', origin: 'rule', rule: 'sshd', step: 2, since: T0, expiry: later + 7_200_000, pattern: 'sshd.json#2' },
+  ]);
+  // So the repeat-offender view read at the next start still sees this node's step 2.
+  assert.deepEqual(await s.store.lastBans(0), [{ address: '198.51.100.1', rule: 'sshd', since: T0, step: 2 }]);
+});
