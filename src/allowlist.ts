@@ -1,7 +1,7 @@
-// Addresses that are never scored or banned. Entries are parsed once (ip-address via parseAddress)
-// into a net.BlockList, which checks a canonical address without re-parsing it per entry.
-import { BlockList } from 'node:net';
+// Addresses that are never scored or banned. Entries are parsed once into an AddressSet, which
+// checks a canonical address with one lookup per prefix length in the list.
 import { parseAddress } from './address';
+import { AddressSet } from './address-set';
 import type { Family } from './address';
 
 /** tallow's defaults when the configuration names none, with all of loopback (tallow had 127.0.0.1
@@ -69,24 +69,20 @@ export function parseAllowEntry(text: string): AllowEntry {
 }
 
 export class Allowlist {
-  private readonly list = new BlockList();
+  private readonly list = new AddressSet();
   readonly size: number;
   readonly entries: readonly AllowEntry[];
 
   /** Addresses, CIDR, tallow's prefix form ('192.168.'). Throws Error naming the bad entry. */
   constructor(entries: string[]) {
     const parsed = entries.map(parseAllowEntry);
-    for (const e of parsed) {
-      const type = e.family === 4 ? 'ipv4' : 'ipv6';
-      if (e.prefix === (e.family === 4 ? 32 : 128)) this.list.addAddress(e.address, type);
-      else this.list.addSubnet(e.address, e.prefix, type);
-    }
+    for (const e of parsed) this.list.add(e.address, e.prefix, e.family);
     this.entries = parsed;
     this.size = parsed.length;
   }
 
   /** `address` already canonical (parseAddress). */
   has(address: string, family: Family): boolean {
-    return this.list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+    return this.list.has(address, family);
   }
 }

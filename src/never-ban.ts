@@ -7,31 +7,30 @@
 // the same link (a rogue VM or container on a bridge), the kernel sets accept it, and banning it
 // harms no one else. The host's own link-local addresses are covered as own addresses;
 // an administrator who trusts the whole link allowlists it.
-import { BlockList } from 'node:net';
 import * as os from 'node:os';
 import { parseAddress, type Family } from './address';
+import { AddressSet } from './address-set';
 
 export type NeverBanReason = 'unspecified' | 'loopback' | 'multicast' | 'broadcast' | 'own address';
 
-const fixed: [NeverBanReason, BlockList][] = (() => {
-  const list = (add: (b: BlockList) => void): BlockList => {
-    const b = new BlockList();
-    add(b);
-    return b;
+const fixed: [NeverBanReason, AddressSet][] = (() => {
+  const list = (nets: [string, number, Family][]): AddressSet => {
+    const s = new AddressSet();
+    for (const [a, p, f] of nets) s.add(a, p, f);
+    return s;
   };
   return [
     // 0.0.0.0/8 is "this network": never a valid source (RFC 1122 3.2.1.3), 0.0.0.0 itself unspecified.
-    ['unspecified', list((b) => { b.addSubnet('0.0.0.0', 8, 'ipv4'); b.addAddress('::', 'ipv6'); })],
-    ['loopback', list((b) => { b.addSubnet('127.0.0.0', 8, 'ipv4'); b.addAddress('::1', 'ipv6'); })],
-    ['multicast', list((b) => { b.addSubnet('224.0.0.0', 4, 'ipv4'); b.addSubnet('ff00::', 8, 'ipv6'); })],
-    ['broadcast', list((b) => b.addAddress('255.255.255.255', 'ipv4'))],
+    ['unspecified', list([['0.0.0.0', 8, 4], ['::', 128, 6]])],
+    ['loopback', list([['127.0.0.0', 8, 4], ['::1', 128, 6]])],
+    ['multicast', list([['224.0.0.0', 4, 4], ['ff00::', 8, 6]])],
+    ['broadcast', list([['255.255.255.255', 32, 4]])],
   ];
 })();
 
 /** The fixed part: unspecified, loopback, multicast, limited broadcast. `address` canonical. */
 export function specialAddress(address: string, family: Family): NeverBanReason | null {
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  for (const [reason, list] of fixed) if (list.check(address, type)) return reason;
+  for (const [reason, list] of fixed) if (list.has(address, family)) return reason;
   return null;
 }
 
