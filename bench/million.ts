@@ -155,16 +155,34 @@ function attacker(i: number): string {
   return `2001:db8:${(Math.floor(j / 0xffff) + 1).toString(16)}:${((j % 0xffff) + 1).toString(16)}::a`;
 }
 
-/** Every state save in this process: count, seconds holding the event loop (snapshot encode), seconds in all. */
-const saves = { n: 0, blocking: 0, total: 0 };
-const realSave = StateStore.prototype.save;
-StateStore.prototype.save = function (this: StateStore, state) {
-  const t = process.hrtime.bigint();
-  const p = realSave.call(this, state);
-  saves.n++;
-  saves.blocking += secs(t);
-  return p.finally(() => (saves.total += secs(t)));
-};
+/**
+ * Every state save in this process: count, seconds holding the event loop (snapshot or delta
+ * encode), seconds in all, bytes written. Both kinds of save (a whole snapshot; an append to
+ * state.log where the store has one), so the same bench runs on a tree with either.
+ */
+const saves = { n: 0, appends: 0, blocking: 0, total: 0, bytes: 0, maxBlocking: 0 };
+type Writer = (this: StateStore, x: never) => Promise<void>;
+const proto = StateStore.prototype as unknown as Record<string, Writer>;
+for (const name of ['save', 'append']) {
+  const real = proto[name];
+  if (typeof real !== 'function') continue;
+  proto[name] = function (this: StateStore, x: never) {
+    const store = this as StateStore & { bytesWritten?: number; lastBytes: number };
+    const before = store.bytesWritten;
+    const t = process.hrtime.bigint();
+    const p = real.call(this, x);
+    const held = secs(t);
+    saves.n++;
+    if (name === 'append') saves.appends++;
+    saves.blocking += held;
+    saves.maxBlocking = Math.max(saves.maxBlocking, held);
+    // A tree without bytesWritten rewrites the whole file each save: its size is what was written.
+    return p.finally(() => {
+      saves.total += secs(t);
+      saves.bytes += before === undefined ? store.lastBytes : (store.bytesWritten ?? 0) - before;
+    });
+  };
+}
 
 async function flood(s: Setup, out: Record<string, unknown>): Promise<void> {
   let t = process.hrtime.bigint();
@@ -207,8 +225,11 @@ async function flood(s: Setup, out: Record<string, unknown>): Promise<void> {
   out.peak_flood_rss_mib = MiB(status('VmHWM'));
   out.kernel = kernelCount();
   out.state_saves_during_flood = saves.n;
+  out.state_saves_appended = saves.appends;
   out.state_saves_blocking_s = +saves.blocking.toFixed(2);
+  out.state_save_longest_block_s = +saves.maxBlocking.toFixed(2);
   out.state_saves_total_s = +saves.total.toFixed(2);
+  out.state_saves_mib_written = MiB(saves.bytes);
   out.records_evicted = d.metrics.recordsEvicted;
   settled(out, 'after_flood');
 
@@ -237,6 +258,8 @@ async function flood(s: Setup, out: Record<string, unknown>): Promise<void> {
   await d.stop();
   out.stop_s = secs(t); // includes the last save
   out.state_bytes = fs.statSync(path.join(s.state, 'state.json')).size;
+  out.state_log_bytes = fs.existsSync(path.join(s.state, 'state.log')) ? fs.statSync(path.join(s.state, 'state.log')).size : 0;
+  out.state_mib_written_in_all = MiB(saves.bytes); // the flood's saves, the one above, the stop's
   out.records = d.scoring.size;
   out.peak_rss_mib = MiB(status('VmHWM')); // the flood, the lists, the saves, the stop
 }

@@ -31,7 +31,6 @@ import { Reloads } from './reload';
 import { adoptKernelBans, loadState, restoreState } from './restore';
 import { Requests } from './requests';
 import { NeverBan } from './never-ban';
-import type { State } from './state';
 import * as systemd from './systemd';
 import type { Rule } from './rule';
 import { MANUAL_NETWORKS, type Scope } from './scope';
@@ -156,7 +155,7 @@ export class Daemon {
       config,
       store,
       cursor: state?.cursor ?? null,
-      snapshot: () => this.snapshot(),
+      source: { cursor: () => this.reader.cursor, scoring: this.scoring, ledger: this.ledger },
       dryRun: this.opts.dryRun,
       extra: this.opts.listeners ?? [],
     });
@@ -301,11 +300,6 @@ export class Daemon {
     const bans = [...m.bansByReason.values()].reduce((a, b) => a + b, 0);
     const matches = [...m.matchesByFile.values()].reduce((a, b) => a + b, 0);
     return `${m.entriesRead} entries, ${matches} matches, ${bans} bans (${this.ledger.size} active), ${this.scoring.size} records`;
-  }
-
-  /** What the state file keeps: records, bans, the journal position. */
-  private snapshot(): Omit<State, 'saved' | 'version'> {
-    return { cursor: this.reader.cursor, records: [...this.scoring.records()], bans: [...this.ledger.values()] };
   }
 
   get dryRun(): boolean {

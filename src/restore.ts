@@ -33,6 +33,8 @@ export function loadState(config: Config, log: Log): { state: State | null; stor
   try {
     const loaded = store.load();
     if (loaded.problem) log.warn(`state file problem: ${loaded.problem}; starting without saved state`, { file: store.file });
+    // The log's trouble (a torn last save, a log of another snapshot): the state is still used.
+    if (loaded.note) log.warn(`state: ${loaded.note}`, { file: store.logFile });
     state = loaded.state;
   } catch (e) {
     log.warn(`state file unreadable: ${errText(e)}; starting without saved state`, { file: store.file });

@@ -70,6 +70,8 @@ export class Scoring {
   private evictedGone = 0;
   /** Pools with a rule now (others only wait for their records to go). */
   private live = new Set<string>(['']);
+  /** Records changed since the state file took them, over every pool (null: nobody asked). */
+  private changed: Set<TrackerRecord> | null = null;
 
   constructor(opts: ScoringOptions, rules: Rule[] = []) {
     this.opts = opts;
@@ -87,7 +89,7 @@ export class Scoring {
       this.live.add(r.pool);
       const t = this.pools.get(r.pool);
       if (t) t.configure(this.trackerOptions(r));
-      else this.pools.set(r.pool, new Tracker(this.trackerOptions(r)));
+      else this.pools.set(r.pool, this.tracker(r));
     }
     // A pool whose rule is gone keeps its records until they are pruned (its bans are the
     // ledger's and run out by themselves); nothing new scores there.
@@ -110,7 +112,7 @@ export class Scoring {
   observe(match: Observation, rule: Rule, now: number): Decision[] {
     let t = this.pools.get(rule.pool);
     if (!t) {
-      this.pools.set(rule.pool, (t = new Tracker(this.trackerOptions(rule))));
+      this.pools.set(rule.pool, (t = this.tracker(rule)));
       this.live.add(rule.pool);
     }
     const before = t.size;
@@ -165,6 +167,23 @@ export class Scoring {
     for (const t of this.pools.values()) yield* t.records();
   }
 
+  /**
+   * From now on, every record scored, banned or unbanned is remembered until takeChanged() (the
+   * state log's delta). Off unless a state file is kept: nothing would ever empty the set.
+   */
+  trackChanges(): void {
+    this.changed ??= new Set();
+    for (const t of this.pools.values()) t.changed = this.changed;
+  }
+
+  /** The records changed since the last call (a record no longer held was removed). */
+  takeChanged(): TrackerRecord[] {
+    if (!this.changed) return [];
+    const out = [...this.changed];
+    this.changed.clear();
+    return out;
+  }
+
   /** Put back a saved record into its pool; false (not restored) when no rule scores there now. */
   restore(record: SavedTrackerRecord): boolean {
     const t = this.pools.get(record.pool ?? '');
@@ -197,6 +216,12 @@ export class Scoring {
       if (best.length > n) best.pop();
     }
     return best;
+  }
+
+  private tracker(rule: Rule): Tracker {
+    const t = new Tracker(this.trackerOptions(rule));
+    t.changed = this.changed;
+    return t;
   }
 
   private trackerOptions(rule: Rule | null): TrackerOptions {

@@ -1,160 +1,31 @@
-// What survives a restart: records, active bans and the journal cursor, in one JSON file under
-// state_dir. Written atomically (temp file in the same directory, fsync, rename, fsync directory),
-// so a crash leaves either the previous file or the new one, never a mix. A file that cannot be
-// read back (torn, garbage, another version) is moved aside and reported, never silently dropped.
-// The file is read without following a symlink, the temp file is created exclusively (no symlink
-// or file planted under its name is ever opened), and checkStateDir refuses a directory that
-// anyone but root can write.
+// What survives a restart: records, active bans and the journal cursor, under state_dir, in two
+// files: state.json, a snapshot of everything, and state.log beside it, what changed since that
+// snapshot, one line per save (state-log.ts). A save appends only what changed (one write, one
+// fdatasync); once the log outgrows its snapshot (or LOG_FLOOR), the next save writes a new
+// snapshot and an empty log instead: the work stays linear in the changes, where rewriting
+// everything every save was quadratic over a long flood.
+// The snapshot and a new log are written atomically (temp file in the same directory, fsync,
+// rename, fsync directory): the snapshot first, then the log that names it, so a crash leaves the
+// previous pair, or the new snapshot with a log that names another (ignored: the snapshot holds
+// it all). A crash mid-append leaves a torn last line: dropped with one log line. A file that
+// cannot be read back (garbage, another version) is moved aside and reported, never silently
+// dropped. Files are read without following a symlink, temp files are created exclusively (no
+// symlink or file planted under its name is ever opened), the log is opened for appending with
+// O_NOFOLLOW and never created by an append, and checkStateDir refuses a directory that anyone
+// but root can write.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseJson } from './json';
 import { checkPrivateDir } from './private-dir';
-import type { Family } from './address';
-import type { BanReason } from './ledger';
-import { canonicalTarget, familyOf } from './target';
+import { decode, encode, STATE_FILE, type SavedRecord, type State, type StateLoad } from './state-format';
+import { applyDeltas, encodeDelta, isGen, LOG_FILE, logHeader, parseLog, type StateDelta } from './state-log';
 
-/** A tracker record as saved (the tracker's own shape; kept here so the file format is one place). */
-export interface SavedRecord {
-  /** an address, or a network for a rule with a ban prefix */
-  address: string;
-  family: Family;
-  /** score pool ('' tallow.conf's shared one) */
-  pool: string;
-  score: number;
-  count: number;
-  /** ms since epoch */
-  first: number;
-  last: number;
-  banned: boolean;
-  pattern: string | null;
-}
+export { STATE_FILE, STATE_VERSION, type SavedBan, type SavedRecord, type State, type StateLoad } from './state-format';
+export { LOG_FILE, type StateDelta } from './state-log';
 
-/** A ban of the ledger as saved. */
-export interface SavedBan {
-  /** an address, or a network */
-  address: string;
-  family: Family;
-  /** Scope id ('' every port) */
-  scope: string;
-  /** the rule that decided it, null when none (manual, adopted, files before version 3) */
-  rule: string | null;
-  /** ms since epoch */
-  expiry: number;
-  since: number;
-  origin: 'rule' | 'manual' | 'adopted' | `remote:${string}`;
-  reason: BanReason;
-  pattern: string | null;
-  score: number;
-  count: number;
-}
-
-export interface State {
-  version: 3;
-  /** ms since epoch when written */
-  saved: number;
-  cursor: string | null;
-  records: SavedRecord[];
-  bans: SavedBan[];
-}
-
-export interface StateLoad {
-  state: State | null;
-  /** Set when the file was unreadable/corrupt: what was wrong, and where it was moved aside. */
-  problem?: string;
-}
-
-export const STATE_VERSION = 3;
-export const STATE_FILE = 'state.json';
-
-// On disk, records and bans are arrays (tuples): half the bytes of objects and about twice as
-// fast to write and read at 100,000 records.
-//   version 3 (rules per service): the address may be a network (`2001:db8::/64`);
-//   record: [address, score, count, first, last, banned(0|1), pattern|null, pool]
-//   ban:    [address, expiry, pattern|null, origin, reason, score, count, since, scope, rule|null]
-//   version 2 (read, never written): the same without pool, scope and rule ('', '', null).
-//   version 1 (read, never written): a record had banExpiry before pattern (the ledger holds
-//   that now); a ban was [address, expiry, pattern|null].
-// The family is not stored: it follows from the address (a colon means IPv6).
-
-type RecordTuple = [string, number, number, number, number, 0 | 1, string | null, string];
-type BanTuple = [string, number, string | null, string, string, number, number, number, string, string | null];
-
-// One JSON.stringify over the whole tuple arrays: measured fastest (about 2x a stringify per
-// record, 3x hand-built strings), which matters because encoding is the part of a save that holds
-// the event loop (bench/state).
-function encode(state: State): string {
-  const records: RecordTuple[] = state.records.map((r) => [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.pattern, r.pool ?? '']);
-  const bans: BanTuple[] = state.bans.map((b) => [b.address, b.expiry, b.pattern, b.origin, b.reason, b.score, b.count, b.since, b.scope ?? '', b.rule ?? null]);
-  return JSON.stringify({ version: STATE_VERSION, saved: state.saved, cursor: state.cursor, records, bans }) + '\n';
-}
-
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isStrOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
-const isAddress = (v: unknown): v is string => typeof v === 'string' && net.isIP(v) !== 0;
-/** Version 3: an address or a network, in the canonical form the daemon writes. */
-const isTarget = (v: unknown): v is string => typeof v === 'string' && (net.isIP(v) !== 0 || canonicalTarget(v)?.target === v);
-const ORIGIN = /^(?:rule|manual|adopted|remote:[!-~]{1,64})$/;
-const REASONS: ReadonlySet<string> = new Set<BanReason>(['threshold', 'instant', 'manual', 'adopted', 'recidive']);
-/** Scope ids (scope.ts) and rule/pool names: short printable words. */
-const SCOPE_ID = /^[a-z0-9_]{0,31}$/;
-const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= 200 && /^[!-~]*$/.test(v);
-
-function decodeRecord(t: unknown, version: number): SavedRecord | null {
-  if (!Array.isArray(t) || t.length !== (version === 1 ? 8 : version === 2 ? 7 : 8)) return null;
-  const [address, score, count, first, last, banned] = t;
-  const pattern = t[version === 1 ? 7 : 6];
-  const pool = version === 3 ? t[7] : '';
-  if (!(version === 3 ? isTarget(address) : isAddress(address)) || !isNum(score) || !isNum(count) || !isNum(first) || !isNum(last) || (banned !== 0 && banned !== 1) || !isStrOrNull(pattern) || !isName(pool)) return null;
-  if (version === 1 && !isNum(t[6])) return null;
-  return { address, family: familyOf(address), pool, score, count, first, last, banned: banned === 1, pattern };
-}
-
-function decodeBan(t: unknown, version: number, saved: number): SavedBan | null {
-  if (!Array.isArray(t) || t.length !== (version === 1 ? 3 : version === 2 ? 8 : 10)) return null;
-  const [address, expiry, pattern] = t;
-  if (!(version === 3 ? isTarget(address) : isAddress(address)) || !isNum(expiry) || !isStrOrNull(pattern)) return null;
-  const family = familyOf(address);
-  if (version === 1) {
-    const manual = pattern === 'manual';
-    return { address, family, scope: '', rule: null, expiry, since: saved, origin: manual ? 'manual' : 'rule', reason: manual ? 'manual' : 'threshold', pattern, score: 0, count: 0 };
-  }
-  const [, , , origin, reason, score, count, since] = t;
-  if (typeof origin !== 'string' || !ORIGIN.test(origin) || typeof reason !== 'string' || !REASONS.has(reason) || !isNum(score) || !isNum(count) || !isNum(since)) return null;
-  const scope = version === 3 ? t[8] : '';
-  const rule = version === 3 ? t[9] : null;
-  if (typeof scope !== 'string' || !SCOPE_ID.test(scope) || !(rule === null || (isName(rule) && rule !== ''))) return null;
-  return { address, family, scope, rule, expiry, since, origin: origin as SavedBan['origin'], reason: reason as SavedBan['reason'], pattern, score, count };
-}
-
-/** Decode and check a parsed file; returns the state or what is wrong with it. */
-function decode(value: unknown): State | string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
-  const v = value as Record<string, unknown>;
-  // The found value is named only when it is a small number: the file's bytes stay out of logs.
-  if (v.version !== 1 && v.version !== 2 && v.version !== STATE_VERSION) {
-    return Number.isSafeInteger(v.version) ? `version ${String(v.version)} is not 1 to ${STATE_VERSION}` : `"version" is missing or not 1 to ${STATE_VERSION}`;
-  }
-  const version = v.version;
-  if (!isNum(v.saved)) return '"saved" is not a number';
-  if (!isStrOrNull(v.cursor)) return '"cursor" is not a string';
-  if (!Array.isArray(v.records)) return '"records" is not an array';
-  if (!Array.isArray(v.bans)) return '"bans" is not an array';
-  const records: SavedRecord[] = new Array(v.records.length);
-  for (let i = 0; i < v.records.length; i++) {
-    const r = decodeRecord(v.records[i], version);
-    if (!r) return `record ${i + 1} is malformed`;
-    records[i] = r;
-  }
-  const bans: SavedBan[] = new Array(v.bans.length);
-  for (let i = 0; i < v.bans.length; i++) {
-    const b = decodeBan(v.bans[i], version, v.saved);
-    if (!b) return `ban ${i + 1} is malformed`;
-    bans[i] = b;
-  }
-  return { version: STATE_VERSION, saved: v.saved, cursor: v.cursor, records, bans };
-}
+/** A log smaller than this is never compacted (a snapshot of a few records would be rewritten every few saves). */
+export const LOG_FLOOR = 1 << 20;
 
 function stamp(now: Date): string {
   // 20250131T235959.123Z: sortable, no colons (friendly to every tool that parses file names)
@@ -166,109 +37,242 @@ function errText(e: unknown): string {
   return err && err.code ? `${err.code} (${err.message})` : String(e);
 }
 
+type Read = { text: string; bytes: number } | { missing: true } | { failed: string };
+
 export class StateStore {
   readonly file: string;
+  readonly logFile: string;
   private seq = 0;
   private writing: Promise<void> = Promise.resolve();
+  /** The log follows the snapshot and ends with a whole line: a save may append to it. */
+  private appendable = false;
+  snapshotBytes = 0;
+  logBytes = 0;
+  /** Bytes on disk after the last save: snapshot + log (status, metrics). */
+  lastBytes = 0;
+  /** Every byte this store wrote to either file (bench). */
+  bytesWritten = 0;
 
   constructor(readonly dir: string) {
     this.file = path.join(dir, STATE_FILE);
+    this.logFile = path.join(dir, LOG_FILE);
+  }
+
+  /** A save may append only what changed (else it must write a whole snapshot). */
+  get canAppend(): boolean {
+    return this.appendable;
+  }
+
+  /** The log has outgrown its snapshot (and LOG_FLOOR): time for a whole snapshot. */
+  get wantsCompaction(): boolean {
+    return this.logBytes > Math.max(this.snapshotBytes, LOG_FLOOR);
   }
 
   /**
    * Missing file: {state:null}. Corrupt: renamed aside, {state:null, problem}. Never throws for
    * content. `problem` says what is wrong and where the file went, never what it contains; the
-   * caller adds what it does about it.
+   * caller adds what it does about it. The log's saves are applied on top; what was wrong with
+   * the log (and done about it) is in `note`.
    */
   load(): StateLoad {
-    let text: string;
-    let fd: number;
-    try {
-      // O_NOFOLLOW: a symlink here is never followed (ELOOP); O_NONBLOCK: a FIFO cannot hang us.
-      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-      fd = fs.openSync(this.file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { state: null };
-      if (code === 'ELOOP') return this.setAside('is a symbolic link (not followed)');
-      // Unreadable (EACCES, EIO): not a content problem and not ours to move.
-      return { state: null, problem: `state file ${this.file} cannot be read: ${errText(e)}` };
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      if (st.isDirectory()) return this.setAside('is a directory, not a file');
-      if (!st.isFile()) return this.setAside('is not a regular file');
-      text = fs.readFileSync(fd, 'utf8');
-    } catch (e) {
-      return { state: null, problem: `state file ${this.file} cannot be read: ${errText(e)}` };
-    } finally {
-      fs.closeSync(fd);
-    }
-    if (text.length === 0) return this.setAside('is empty');
+    this.appendable = false;
+    const snap = this.read(this.file, 'state file');
+    if ('missing' in snap) return { state: null };
+    if ('failed' in snap) return { state: null, problem: snap.failed };
+    const { text } = snap;
+    if (text.length === 0) return this.setAside(this.file, 'state file', 'is empty');
     let value: unknown;
     try {
       value = parseJson(text);
     } catch (e) {
       // JsonError's message names the place, never the bytes (V8's own quotes the text).
-      return this.setAside(`is damaged: ${(e as Error).message}`);
+      return this.setAside(this.file, 'state file', `is damaged: ${(e as Error).message}`);
     }
     const decoded = decode(value);
-    if (typeof decoded === 'string') return this.setAside(decoded);
-    return { state: decoded };
+    if (typeof decoded === 'string') return this.setAside(this.file, 'state file', decoded);
+    this.snapshotBytes = snap.bytes;
+    const gen = (value as { gen?: unknown }).gen;
+    return this.loadLog(decoded, isGen(gen) ? gen : null);
   }
 
-  private setAside(what: string): StateLoad {
-    const aside = `${this.file}.corrupt-${stamp(new Date())}`;
-    try {
-      fs.renameSync(this.file, aside);
-    } catch (e) {
-      return { state: null, problem: `state file ${this.file} ${what}; could not move it aside (${errText(e)})` };
+  /** The snapshot's log applied, when it follows this snapshot; never throws. */
+  private loadLog(state: State, gen: string | null): StateLoad {
+    const log = this.read(this.logFile, 'state log');
+    if ('missing' in log) return { state };
+    if ('failed' in log) return { state, note: `${log.failed}; state.json alone used` };
+    const parsed = gen ? parseLog(log.text, gen) : null;
+    if (parsed?.badLine !== undefined) {
+      const aside = this.setAside(this.logFile, 'state log', `line ${parsed.badLine} is damaged`);
+      return { state: applyDeltas(state, parsed.deltas), note: `${aside.problem}; the ${parsed.deltas.length} saves before it were applied` };
     }
-    return { state: null, problem: `state file ${this.file} ${what}; moved aside to ${aside}` };
+    if (!parsed?.follows) {
+      // A crash between a compaction's two renames, or a snapshot of an older version: the
+      // snapshot is newer than anything this log holds.
+      const why = parsed?.torn ? 'has no complete first line' : log.text.length === 0 ? 'is empty' : 'does not follow state.json (another snapshot)';
+      return { state, note: `state log ${this.logFile} ${why}; ignored, state.json alone used` };
+    }
+    const merged = applyDeltas(state, parsed.deltas);
+    if (parsed.torn) {
+      return { state: merged, note: `state log ${this.logFile}: its last save was cut short (a crash while it was written), dropped; ${parsed.deltas.length} saves applied` };
+    }
+    this.appendable = true;
+    this.logBytes = log.bytes;
+    this.lastBytes = this.snapshotBytes + this.logBytes;
+    return { state: merged };
+  }
+
+  /** Read a file of ours without following a symlink or waiting on a FIFO; set aside what is not a regular file. */
+  private read(file: string, what: string): Read {
+    let fd: number;
+    try {
+      // O_NOFOLLOW: a symlink here is never followed (ELOOP); O_NONBLOCK: a FIFO cannot hang us.
+      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { missing: true };
+      if (code === 'ELOOP') return { failed: this.setAside(file, what, 'is a symbolic link (not followed)').problem! };
+      // Unreadable (EACCES, EIO): not a content problem and not ours to move.
+      return { failed: `${what} ${file} cannot be read: ${errText(e)}` };
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) return { failed: this.setAside(file, what, 'is a directory, not a file').problem! };
+      if (!st.isFile()) return { failed: this.setAside(file, what, 'is not a regular file').problem! };
+      const buf = fs.readFileSync(fd);
+      return { text: buf.toString('utf8'), bytes: buf.length };
+    } catch (e) {
+      return { failed: `${what} ${file} cannot be read: ${errText(e)}` };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private setAside(file: string, what: string, why: string): StateLoad {
+    const aside = `${file}.corrupt-${stamp(new Date())}`;
+    try {
+      fs.renameSync(file, aside);
+    } catch (e) {
+      return { state: null, problem: `${what} ${file} ${why}; could not move it aside (${errText(e)})` };
+    }
+    return { state: null, problem: `${what} ${file} ${why}; moved aside to ${aside}` };
   }
 
   /**
-   * Atomic (temp file, fsync, rename, fsync dir). Saves are serialised: a second call waits for
-   * the first. Throws (a clear message) when the directory is missing or not writable.
-   * Returns the bytes written.
+   * Everything: a new snapshot, then an empty log that names it (each atomic: temp file, fsync,
+   * rename, fsync dir). Saves and appends are serialised: a second call waits for the first.
+   * Throws (a clear message) when the directory is missing or not writable.
    */
   save(state: State): Promise<void> {
+    const gen = randomBytes(8).toString('hex');
     let text: string;
     try {
-      text = encode(state); // snapshot now, while the caller's objects are as they are
+      text = encode(state, gen); // snapshot now, while the caller's objects are as they are
     } catch (e) {
       return Promise.reject(new Error(`cannot save state to ${this.file}: ${(e as Error).message}`));
     }
-    const run = this.writing.then(() => this.write(text));
+    return this.queue(() => this.writeAll(text, gen));
+  }
+
+  /** Only what changed, as one line at the end of the log. Rejects unless canAppend. */
+  append(delta: StateDelta): Promise<void> {
+    let text: string;
+    try {
+      text = encodeDelta(delta); // now, while the caller's objects are as they are
+    } catch (e) {
+      return Promise.reject(new Error(`cannot save state to ${this.logFile}: ${(e as Error).message}`));
+    }
+    return this.queue(() => this.writeLine(text));
+  }
+
+  private queue(write: () => Promise<void>): Promise<void> {
+    const run = this.writing.then(write);
     this.writing = run.then(() => undefined, () => undefined);
     return run;
   }
 
-  /** Bytes of the last file written (for status/bench). */
-  lastBytes = 0;
+  private async writeAll(text: string, gen: string): Promise<void> {
+    this.appendable = false; // until the new log is in place
+    const snap = Buffer.from(text, 'utf8');
+    const head = Buffer.from(logHeader(gen), 'utf8');
+    let tmpSnap: string | null = null;
+    let tmpLog: string | null = null;
+    try {
+      tmpSnap = await this.temp(this.file, STATE_FILE, snap);
+      tmpLog = await this.temp(this.file, LOG_FILE, head);
+      await fs.promises.rename(tmpSnap, this.file);
+    } catch (e) {
+      if (tmpSnap) await fs.promises.unlink(tmpSnap).catch(() => {});
+      if (tmpLog) await fs.promises.unlink(tmpLog!).catch(() => {});
+      throw new Error(`cannot save state to ${this.file}: ${errText(e)}`);
+    }
+    // The snapshot's rename is durable before the old log is replaced: a crash leaves the old
+    // log beside the new snapshot (ignored), never the new log beside the old snapshot.
+    await this.syncDir();
+    this.bytesWritten += snap.length;
+    this.snapshotBytes = snap.length;
+    try {
+      await fs.promises.rename(tmpLog!, this.logFile);
+    } catch (e) {
+      await fs.promises.unlink(tmpLog!).catch(() => {});
+      throw new Error(`cannot save state to ${this.logFile}: ${errText(e)}`);
+    }
+    await this.syncDir();
+    this.bytesWritten += head.length;
+    this.logBytes = head.length;
+    this.lastBytes = this.snapshotBytes + this.logBytes;
+    this.appendable = true;
+  }
 
-  private async write(text: string): Promise<void> {
+  private async writeLine(text: string): Promise<void> {
+    if (!this.appendable) throw new Error(`cannot save state to ${this.logFile}: it does not follow state.json (a whole save is due)`);
+    const buf = Buffer.from(text, 'utf8');
+    let fh: fs.promises.FileHandle | undefined;
+    try {
+      // Never created here (O_CREAT absent): only a whole save makes a log, exclusively.
+      const { O_WRONLY, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+      fh = await fs.promises.open(this.logFile, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
+      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
+      await fh.writeFile(buf);
+      await fh.datasync();
+      await fh.close();
+      fh = undefined;
+    } catch (e) {
+      // Part of the line may be on disk (a torn tail): nothing more is appended after it; the
+      // next save writes everything anew.
+      this.appendable = false;
+      if (fh) await fh.close().catch(() => {});
+      throw new Error(`cannot save state to ${this.logFile}: ${errText(e)}`);
+    }
+    this.bytesWritten += buf.length;
+    this.logBytes += buf.length;
+    this.lastBytes = this.snapshotBytes + this.logBytes;
+  }
+
+  /** A temp file beside `file`, created exclusively, written and fsynced; its name. */
+  private async temp(file: string, name: string, buf: Buffer): Promise<string> {
     // An unguessable name, created exclusively: nothing planted under it is ever opened.
-    const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.${++this.seq}.${randomBytes(6).toString('hex')}.tmp`);
+    const tmp = path.join(path.dirname(file), `.${name}.${process.pid}.${++this.seq}.${randomBytes(6).toString('hex')}.tmp`);
     let fh: fs.promises.FileHandle | undefined;
     let created = false;
     try {
       const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
       fh = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       created = true;
-      const buf = Buffer.from(text, 'utf8');
       await fh.writeFile(buf);
       await fh.sync();
       await fh.close();
       fh = undefined;
-      await fs.promises.rename(tmp, this.file);
-      this.lastBytes = buf.length;
+      return tmp;
     } catch (e) {
       if (fh) await fh.close().catch(() => {});
       if (created) await fs.promises.unlink(tmp).catch(() => {});
-      throw new Error(`cannot save state to ${this.file}: ${errText(e)}`);
+      throw e;
     }
-    // The rename is durable only once the directory itself is on disk.
+  }
+
+  /** A rename is durable only once the directory itself is on disk. */
+  private async syncDir(): Promise<void> {
     try {
       const dh = await fs.promises.open(this.dir, 'r');
       try {
@@ -304,7 +308,7 @@ export function liveRecords(state: State, now: number, expiresSeconds: number): 
 
 /**
  * Saves at most every `intervalMs` (a flood must not turn into a write per batch), at once when
- * idle long enough, and on flush() at shutdown. `snapshot` builds the State when a write starts.
+ * idle long enough, and on flush() at shutdown. `snapshot` builds what to write when a write starts.
  */
 export class StateSaver {
   private dirty = false;
@@ -316,7 +320,8 @@ export class StateSaver {
 
   constructor(
     private readonly store: StateStore,
-    private readonly snapshot: () => State,
+    /** What to write when a save starts: everything (a State), or what changed (a StateDelta, appended). */
+    private readonly snapshot: () => State | StateDelta,
     private readonly intervalMs = 2000,
     private readonly onError: (message: string) => void = () => {},
     /** After each successful save: how long it took (s), from the snapshot to the directory sync. */
@@ -340,7 +345,8 @@ export class StateSaver {
     this.dirty = false;
     this.lastStart = Date.now();
     const t0 = process.hrtime.bigint();
-    this.inFlight = this.store.save(this.snapshot()).then(
+    const s = this.snapshot();
+    this.inFlight = ('version' in s ? this.store.save(s) : this.store.append(s)).then(
       () => { this.saves++; this.onSaved(Number(process.hrtime.bigint() - t0) / 1e9); },
       (e: Error) => { this.failures++; this.dirty = true; this.onError(e.message); },
     );

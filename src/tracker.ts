@@ -126,6 +126,12 @@ export class Tracker {
   private unordered = false;
   private options: TrackerOptions;
   private evictedCount = 0;
+  /**
+   * Records scored, banned or unbanned since the state file last took them (set by Scoring when
+   * a state file is kept; null otherwise): the state log appends only these. Pruned and evicted
+   * records are not marked: loading applies the same pruning, and restore() the cap.
+   */
+  changed: Set<TrackerRecord> | null = null;
 
   constructor(options: TrackerOptions) {
     this.options = { ...options };
@@ -162,6 +168,7 @@ export class Tracker {
         rec.count++;
         rec.last = now;
         this.banned.set(key, rec);
+        this.changed?.add(rec);
         return [];
       }
       // The ban ran out while the record lived on: start over.
@@ -182,6 +189,7 @@ export class Tracker {
     }
     rec.count++;
     rec.last = now;
+    this.changed?.add(rec);
 
     if (rec.score >= this.options.threshold - EPSILON) {
       rec.banned = true;
@@ -242,10 +250,13 @@ export class Tracker {
     rec.pattern = 'manual';
     rec.window = undefined;
     this.banned.set(rec.address, rec);
+    this.changed?.add(rec);
     return [this.banDecision(rec, seconds, 'manual', 'manual', null)];
   }
 
   unban(address: string, family: Family): Decision[] {
+    const rec = this.changed && this.get(address);
+    if (rec) this.changed!.add(rec); // gone: the state log records its removal
     this.active.delete(address);
     this.banned.delete(address);
     return [{ action: 'unban', address, family, reason: 'manual' }];

@@ -13,9 +13,9 @@ import { firewallListener } from './listeners/firewall';
 import type { HistoryListener } from './listeners/history';
 import { logListener } from './listeners/log';
 import { metricsListener } from './listeners/metrics';
-import { StateListener } from './listeners/state';
+import { StateListener, type StateSource } from './listeners/state';
 import { Metrics, type GaugeSource } from './metrics';
-import type { State, StateStore } from './state';
+import type { StateStore } from './state';
 
 export interface Wired {
   listeners: Listener[];
@@ -30,7 +30,8 @@ export interface WiringOptions {
   store: StateStore | null;
   /** The journal position the state file resumes at. */
   cursor: string | null;
-  snapshot: () => Omit<State, 'saved' | 'version'>;
+  /** What the state file is made of. */
+  source: StateSource;
   dryRun: boolean;
   /** Listeners after the built-in ones (tests). */
   extra: Listener[];
@@ -43,7 +44,7 @@ export function wireListeners(d: Daemon, o: WiringOptions): Wired {
   const listeners: Listener[] = [firewallListener(d.firewall), logListener(log), metricsListener(d.metrics)];
   let state: StateListener | null = null;
   if (o.store) {
-    state = new StateListener(o.store, o.snapshot, d.metrics, (msg) => log.error(`saving state failed: ${msg}`), o.cursor);
+    state = new StateListener(o.store, o.source, d.metrics, (msg) => log.error(`saving state failed: ${msg}`), o.cursor);
     listeners.push(state);
   }
   listeners.push(d.steps.listener());

@@ -52,7 +52,9 @@ test('save then load gives the same state back, file mode 0600, no temp file lef
   await s.save(sample());
   assert.deepEqual(s.load(), { state: sample() });
   assert.equal(fs.statSync(s.file).mode & 0o777, 0o600);
-  assert.deepEqual(fs.readdirSync(dir), ['state.json']);
+  assert.equal(fs.statSync(s.logFile).mode & 0o777, 0o600);
+  // The snapshot and its (empty) log: state-log.test.ts
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['state.json', 'state.log']);
 });
 
 test('a second save replaces the first whole', async (t) => {
