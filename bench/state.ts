@@ -1,12 +1,15 @@
 // State file cost (issue 6): save at 100,000 records + 10,000 bans (ms per save, bytes on disk),
 // load + restore into a Tracker, and (as root) putting 10,000 bans back into a kernel ipset with
 // their remaining time in one `ipset restore`, inside a throw-away network namespace.
-// Run: npx tsc -p . && node --expose-gc dist/bench/state.js [--records N] [--bans N] [--runs R]
+// Then the state log (issue 12.3): one append of what changed in a save interval (--delta K records
+// and K bans), and a load of the snapshot with a log as large as it (the worst case before a
+// compaction).
+// Run: npx tsc -p . && node --expose-gc dist/bench/state.js [--records N] [--bans N] [--runs R] [--delta K]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StateStore, liveRecords, type SavedBan, type SavedRecord, type State } from '../src/state';
+import { StateStore, liveRecords, type SavedBan, type SavedRecord, type State, type StateDelta } from '../src/state';
 import { Tracker } from '../src/tracker';
 import { Ledger } from '../src/ledger';
 
@@ -17,6 +20,7 @@ function arg(name: string, dflt: number): number {
 const RECORDS = arg('--records', 100_000);
 const BANS = arg('--bans', 10_000);
 const RUNS = arg('--runs', 10);
+const DELTA = arg('--delta', 2000);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -103,6 +107,45 @@ async function main(): Promise<void> {
     console.log(`  bytes on disk: ${bytes} (${(bytes / 1048576).toFixed(1)} MiB, ${(bytes / (RECORDS + BANS)).toFixed(0)} B per record/ban)`);
     console.log(`  load (read + JSON.parse + check): ${median(loads).toFixed(1)} ms`);
     console.log(`  restore into Tracker + Ledger: ${median(restores).toFixed(1)} ms (${restored} records, ${again} bans)`);
+
+    // The log: appends of DELTA records and DELTA bans each (a flood's save interval), the event
+    // loop's share (encode) apart; then appends until the log is as large as the snapshot, and a load.
+    const now2 = Date.now();
+    const deltaOf = (k: number): StateDelta => ({
+      saved: now2 + k,
+      cursor: state.cursor,
+      records: state.records.slice(0, DELTA).map((r) => ({ ...r, count: r.count + k, last: now2 + k })),
+      recordsGone: [],
+      bans: state.bans.slice(0, DELTA).map((b) => ({ ...b, expiry: b.expiry + k })),
+      bansGone: [],
+    });
+    await store.save(state);
+    const appends: number[] = [];
+    const appendBlocks: number[] = [];
+    let appendBytes = 0;
+    for (let r = 0; r < RUNS; r++) {
+      const d = deltaOf(r);
+      const before = store.bytesWritten;
+      const t0 = process.hrtime.bigint();
+      const p = store.append(d);
+      appendBlocks.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      await p;
+      appends.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      appendBytes = store.bytesWritten - before;
+    }
+    let k = RUNS;
+    while (!store.wantsCompaction) await store.append(deltaOf(k++));
+    const logBytes = fs.statSync(store.logFile).size;
+    const logLoads: number[] = [];
+    for (let r = 0; r < Math.min(RUNS, 5); r++) {
+      gc?.();
+      const t0 = process.hrtime.bigint();
+      const l = new StateStore(dir).load();
+      logLoads.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (l.note || l.problem || l.state!.bans.length !== BANS) throw new Error(`log load: ${l.note ?? l.problem ?? l.state!.bans.length}`);
+    }
+    console.log(`  append of ${DELTA} records + ${DELTA} bans to state.log (encode + write + fdatasync): ${median(appends).toFixed(1)} ms, of which encode ${median(appendBlocks).toFixed(1)} ms; ${appendBytes} bytes`);
+    console.log(`  load with a log as large as the snapshot (${k} appends, ${(logBytes / 1048576).toFixed(1)} MiB, the most before a compaction): ${median(logLoads).toFixed(1)} ms`);
 
     if (process.getuid?.() === 0 && fs.existsSync('/usr/sbin/ipset')) {
       const ns = `tallow-bench-state-${process.pid}`;

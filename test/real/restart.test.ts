@@ -155,6 +155,36 @@ describe('restart keeps bans, records and the journal position', { timeout: 300_
     await d.wait();
   });
 
+  it('killed (no last save), the last save in its log torn, the sets emptied: the bans of the whole saves come back, one line about the torn one', async () => {
+    const conf = writeConfig(sb, 'statelog', ['expires=300', 'ipv6=1', 'whitelist=127.0.0.1']);
+    const stateDir = path.join(sb.dir, 'statelog', 'state');
+    const log = path.join(stateDir, 'state.log');
+    const [first, second] = ['198.51.100.61', '2001:db8::61'];
+    const d = start(conf);
+    await d.ready();
+    assert.equal((await ctl(conf, 'ban', first, '--time', '200')).code, 0);
+    // The first save of a fresh state_dir is a whole snapshot; the next ones append to its log.
+    await waitFor('the first ban in state.json', async () => fs.existsSync(path.join(stateDir, 'state.json')) && fs.readFileSync(path.join(stateDir, 'state.json'), 'utf8').includes(first), 10000);
+    assert.equal((await ctl(conf, 'ban', second, '--time', '200')).code, 0);
+    await waitFor('the second ban appended to state.log', async () => fs.readFileSync(log, 'utf8').includes(second), 10000);
+    d.kill('SIGKILL');
+    await d.wait();
+    // As if the crash came while a third save was being appended, and the host rebooted.
+    fs.appendFileSync(log, '0123456789abcdef {"saved":17000000');
+    await sb.check(['ipset', 'flush', 'tallow'], { net: 'server' });
+    await sb.check(['ipset', 'flush', 'tallow6'], { net: 'server' });
+    const again = start(conf);
+    await again.ready();
+    await again.waitLine('the torn save named', /state: state log .*state\.log: its last save was cut short \(a crash while it was written\), dropped; 1 saves applied/);
+    await again.waitLine('state restored line', /state restored: 2 records, 2 active bans put back/);
+    assert.ok(!again.has(/\n\s+at /), 'no stack trace');
+    assert.deepEqual((await list(conf)).map((i) => i.address).sort(), [first, second].sort());
+    await waitFor('both back in the kernel', async () => (await inIpset(sb, first)) && (await inIpset(sb, second)), 10000);
+    again.kill('SIGTERM');
+    assert.equal((await again.wait()).code, 0);
+    assert.deepEqual(fs.readdirSync(stateDir).filter((f) => f.includes('corrupt')), [], 'a torn save is no corruption: nothing set aside');
+  });
+
   for (const [kind, content] of [
     ['truncated', '{"version":1,"saved":1,"cursor":null,\n"records":[\n["192.0.2.9",0.5,1,1,1,0,0,nu'],
     ['garbage', '\u0000\u0001 not json at all \u00ff'],
