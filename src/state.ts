@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseJson } from './json';
 import { checkPrivateDir } from './private-dir';
-import { decode, encode, STATE_FILE, type SavedRecord, type State, type StateLoad } from './state-format';
+import { decode, encodePieces, STATE_FILE, type SavedRecord, type State, type StateLoad } from './state-format';
 import { applyDeltas, encodeDelta, isGen, LOG_FILE, logHeader, parseLog, type StateDelta } from './state-log';
 
 export { STATE_FILE, STATE_VERSION, type SavedBan, type SavedRecord, type State, type StateLoad } from './state-format';
@@ -160,18 +160,16 @@ export class StateStore {
 
   /**
    * Everything: a new snapshot, then an empty log that names it (each atomic: temp file, fsync,
-   * rename, fsync dir). Saves and appends are serialised: a second call waits for the first.
+   * rename, fsync dir); the snapshot is encoded and written in pieces (state-format.ts), so
+   * the event loop turns in between. Saves and appends are serialised: a second call waits for the first.
    * Throws (a clear message) when the directory is missing or not writable.
    */
   save(state: State): Promise<void> {
     const gen = randomBytes(8).toString('hex');
-    let text: string;
-    try {
-      text = encode(state, gen); // snapshot now, while the caller's objects are as they are
-    } catch (e) {
-      return Promise.reject(new Error(`cannot save state to ${this.file}: ${(e as Error).message}`));
-    }
-    return this.queue(() => this.writeAll(text, gen));
+    // The lists are taken now; their entries are encoded piece by piece while the event loop
+    // turns: one changed meanwhile is written as it is then, and again in the next save's line.
+    const taken: State = { ...state, records: [...state.records], bans: [...state.bans] };
+    return this.queue(() => this.writeAll(taken, gen));
   }
 
   /** Only what changed, as one line at the end of the log. Rejects unless canAppend. */
@@ -191,26 +189,27 @@ export class StateStore {
     return run;
   }
 
-  private async writeAll(text: string, gen: string): Promise<void> {
+  private async writeAll(state: State, gen: string): Promise<void> {
     this.appendable = false; // until the new log is in place
-    const snap = Buffer.from(text, 'utf8');
     const head = Buffer.from(logHeader(gen), 'utf8');
     let tmpSnap: string | null = null;
     let tmpLog: string | null = null;
+    let snapBytes = 0;
     try {
-      tmpSnap = await this.temp(this.file, STATE_FILE, snap);
-      tmpLog = await this.temp(this.file, LOG_FILE, head);
+      [tmpSnap, snapBytes] = await this.temp(this.file, STATE_FILE, encodePieces(state, gen));
+      [tmpLog] = await this.temp(this.file, LOG_FILE, [head]);
       await fs.promises.rename(tmpSnap, this.file);
     } catch (e) {
       if (tmpSnap) await fs.promises.unlink(tmpSnap).catch(() => {});
-      if (tmpLog) await fs.promises.unlink(tmpLog!).catch(() => {});
-      throw new Error(`cannot save state to ${this.file}: ${errText(e)}`);
+      if (tmpLog) await fs.promises.unlink(tmpLog).catch(() => {});
+      const why = e instanceof Error && !(e as NodeJS.ErrnoException).code ? e.message : errText(e);
+      throw new Error(`cannot save state to ${this.file}: ${why}`);
     }
     // The snapshot's rename is durable before the old log is replaced: a crash leaves the old
     // log beside the new snapshot (ignored), never the new log beside the old snapshot.
     await this.syncDir();
-    this.bytesWritten += snap.length;
-    this.snapshotBytes = snap.length;
+    this.bytesWritten += snapBytes;
+    this.snapshotBytes = snapBytes;
     try {
       await fs.promises.rename(tmpLog!, this.logFile);
     } catch (e) {
@@ -249,8 +248,8 @@ export class StateStore {
     this.lastBytes = this.snapshotBytes + this.logBytes;
   }
 
-  /** A temp file beside `file`, created exclusively, written and fsynced; its name. */
-  private async temp(file: string, name: string, buf: Buffer): Promise<string> {
+  /** A temp file beside `file`, created exclusively, written piece by piece and fsynced; its name and size. */
+  private async temp(file: string, name: string, pieces: Iterable<string | Buffer>): Promise<[string, number]> {
     // An unguessable name, created exclusively: nothing planted under it is ever opened.
     const tmp = path.join(path.dirname(file), `.${name}.${process.pid}.${++this.seq}.${randomBytes(6).toString('hex')}.tmp`);
     let fh: fs.promises.FileHandle | undefined;
@@ -259,11 +258,16 @@ export class StateStore {
       const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
       fh = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       created = true;
-      await fh.writeFile(buf);
+      let bytes = 0;
+      for (const piece of pieces) {
+        const buf = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+        await fh.writeFile(buf); // from the current position: the pieces follow each other
+        bytes += buf.length;
+      }
       await fh.sync();
       await fh.close();
       fh = undefined;
-      return tmp;
+      return [tmp, bytes];
     } catch (e) {
       if (fh) await fh.close().catch(() => {});
       if (created) await fs.promises.unlink(tmp).catch(() => {});

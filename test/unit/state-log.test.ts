@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { SNAPSHOT_PIECE } from '../../src/state-format';
 import { LOG_FLOOR, StateStore, type SavedBan, type SavedRecord, type State, type StateDelta } from '../../src/state';
 import { StateListener } from '../../src/listeners/state';
 import { Ledger } from '../../src/ledger';
@@ -303,4 +304,23 @@ test('a failed append is followed by a whole snapshot: nothing it held is lost',
   const back = new StateStore(dir).load().state!;
   assert.equal(back.bans.length, 10);
   assert.equal(back.records.length, 10);
+});
+
+test('a snapshot written in pieces reads back whole: empty lists, one piece, at and across piece boundaries', async (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  for (const n of [0, 1, SNAPSHOT_PIECE, SNAPSHOT_PIECE + 1, 2 * SNAPSHOT_PIECE + 3]) {
+    const addr = (i: number) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::9`;
+    const st: State = {
+      version: 3,
+      saved: T,
+      cursor: n ? `c${n}` : null,
+      records: Array.from({ length: n }, (_, i) => rec(addr(i), { count: i })),
+      bans: Array.from({ length: Math.max(0, n - 1) }, (_, i) => ban(addr(i), { count: i })),
+    };
+    await s.save(st);
+    const back = new StateStore(dir).load();
+    assert.equal(back.note, undefined);
+    assert.deepEqual(back.state, st, `${n} records, ${Math.max(0, n - 1)} bans`);
+  }
 });
