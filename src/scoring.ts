@@ -71,7 +71,7 @@ export class Scoring {
   /** Pools with a rule now (others only wait for their records to go). */
   private live = new Set<string>(['']);
   /** Records changed since the state file took them, over every pool (null: nobody asked). */
-  private changed: Set<TrackerRecord> | null = null;
+  private changed: TrackerRecord[] | null = null;
 
   constructor(opts: ScoringOptions, rules: Rule[] = []) {
     this.opts = opts;
@@ -172,15 +172,16 @@ export class Scoring {
    * state log's delta). Off unless a state file is kept: nothing would ever empty the set.
    */
   trackChanges(): void {
-    this.changed ??= new Set();
+    this.changed ??= [];
     for (const t of this.pools.values()) t.changed = this.changed;
   }
 
   /** The records changed since the last call (a record no longer held was removed). */
   takeChanged(): TrackerRecord[] {
     if (!this.changed) return [];
-    const out = [...this.changed];
-    this.changed.clear();
+    const out = this.changed.slice(); // the pools keep the same list
+    this.changed.length = 0;
+    for (const r of out) r.dirty = false;
     return out;
   }
 

@@ -35,10 +35,12 @@ export interface TrackerRecord {
    * oldest first, at most MAX_WINDOW pairs; `score` is their sum. Absent without findtime.
    */
   window?: number[];
+  /** In the change list (Tracker.changed) since the state file last took it. */
+  dirty?: boolean;
 }
 
 /** A record as saved and restored (the pool is '' for files that kept none). */
-export type SavedTrackerRecord = Omit<TrackerRecord, 'pool' | 'window'> & { pool?: string };
+export type SavedTrackerRecord = Omit<TrackerRecord, 'pool' | 'window' | 'dirty'> & { pool?: string };
 
 export type Decision =
   | {
@@ -95,7 +97,7 @@ function own(s: string): string {
 
 function freshRecord(address: string, family: Family, pool: string, now: number): TrackerRecord {
   // window: undefined from the start, so every record has one shape (no hidden-class change later).
-  return { address: own(address), family, pool, score: 0, count: 0, first: now, last: now, banned: false, pattern: null, window: undefined };
+  return { address: own(address), family, pool, score: 0, count: 0, first: now, last: now, banned: false, pattern: null, window: undefined, dirty: false };
 }
 
 /** Drop what left the window; the score is the sum of what is left. */
@@ -128,10 +130,11 @@ export class Tracker {
   private evictedCount = 0;
   /**
    * Records scored, banned or unbanned since the state file last took them (set by Scoring when
-   * a state file is kept; null otherwise): the state log appends only these. Pruned and evicted
-   * records are not marked: loading applies the same pruning, and restore() the cap.
+   * a state file is kept; null otherwise): the state log appends only these. Each is listed once
+   * (its `dirty` flag: a flag and a push cost less on the hot path than a Set). Pruned and
+   * evicted records are not listed: loading applies the same pruning, and restore() the cap.
    */
-  changed: Set<TrackerRecord> | null = null;
+  changed: TrackerRecord[] | null = null;
 
   constructor(options: TrackerOptions) {
     this.options = { ...options };
@@ -168,7 +171,7 @@ export class Tracker {
         rec.count++;
         rec.last = now;
         this.banned.set(key, rec);
-        this.changed?.add(rec);
+        this.mark(rec);
         return [];
       }
       // The ban ran out while the record lived on: start over.
@@ -189,7 +192,7 @@ export class Tracker {
     }
     rec.count++;
     rec.last = now;
-    this.changed?.add(rec);
+    this.mark(rec);
 
     if (rec.score >= this.options.threshold - EPSILON) {
       rec.banned = true;
@@ -250,13 +253,13 @@ export class Tracker {
     rec.pattern = 'manual';
     rec.window = undefined;
     this.banned.set(rec.address, rec);
-    this.changed?.add(rec);
+    this.mark(rec);
     return [this.banDecision(rec, seconds, 'manual', 'manual', null)];
   }
 
   unban(address: string, family: Family): Decision[] {
-    const rec = this.changed && this.get(address);
-    if (rec) this.changed!.add(rec); // gone: the state log records its removal
+    const rec = this.get(address);
+    if (rec) this.mark(rec); // gone: the state log records its removal
     this.active.delete(address);
     this.banned.delete(address);
     return [{ action: 'unban', address, family, reason: 'manual' }];
@@ -274,7 +277,7 @@ export class Tracker {
   /** Put back a saved record (state restore). */
   restore(record: SavedTrackerRecord): void {
     const r = record;
-    const rec: TrackerRecord = { address: own(r.address), family: r.family, pool: this.pool, score: r.score, count: r.count, first: r.first, last: r.last, banned: r.banned, pattern: r.pattern, window: undefined };
+    const rec: TrackerRecord = { address: own(r.address), family: r.family, pool: this.pool, score: r.score, count: r.count, first: r.first, last: r.last, banned: r.banned, pattern: r.pattern, window: undefined, dirty: false };
     this.active.delete(rec.address);
     this.banned.delete(rec.address);
     (rec.banned ? this.banned : this.active).set(rec.address, rec);
@@ -308,6 +311,13 @@ export class Tracker {
   /** Records not banned: the ones max_records caps. */
   get activeSize(): number {
     return this.active.size;
+  }
+
+  private mark(rec: TrackerRecord): void {
+    if (this.changed !== null && !rec.dirty) {
+      rec.dirty = true;
+      this.changed.push(rec);
+    }
   }
 
   private evictOverCap(): void {
