@@ -166,10 +166,10 @@ export class StateStore {
    */
   save(state: State): Promise<void> {
     const gen = randomBytes(8).toString('hex');
-    // The lists are taken now; their entries are encoded piece by piece while the event loop
-    // turns: one changed meanwhile is written as it is then, and again in the next save's line.
-    const taken: State = { ...state, records: [...state.records], bans: [...state.bans] };
-    return this.queue(() => this.writeAll(taken, gen));
+    // The lists are the caller's to hand over (not changed after this call); their entries are
+    // encoded piece by piece while the event loop turns: one changed meanwhile is written as it
+    // is then, and again in the next save's line.
+    return this.queue(() => this.writeAll(state, gen));
   }
 
   /** Only what changed, as one line at the end of the log. Rejects unless canAppend. */
