@@ -80,8 +80,8 @@ type BanTuple = [string, number, string | null, string, string, number, number, 
 export const encodeRecord = (r: SavedRecord): RecordTuple => [r.address, r.score, r.count, r.first, r.last, r.banned ? 1 : 0, r.pattern, r.pool ?? ''];
 export const encodeBan = (b: SavedBan): BanTuple => [b.address, b.expiry, b.pattern, b.origin, b.reason, b.score, b.count, b.since, b.scope ?? '', b.rule ?? null];
 
-/** Entries per piece of a snapshot: ~1.5 MB of text, ~10-20 ms of the event loop. */
-export const SNAPSHOT_PIECE = 20_000;
+/** Entries per piece of a snapshot: ~400 kB of text, ~10 ms of the event loop (bench/state.md). */
+export const SNAPSHOT_PIECE = 5_000;
 
 /**
  * The snapshot's text in pieces of at most `piece` records or bans, each one JSON.stringify over
