@@ -169,7 +169,7 @@ export class Scoring {
 
   /**
    * From now on, every record scored, banned or unbanned is remembered until takeChanged() (the
-   * state log's delta). Off unless a state file is kept: nothing would ever empty the set.
+   * state log's delta). Off unless a state file is kept: nothing would ever empty the list.
    */
   trackChanges(): void {
     this.changed ??= [];
