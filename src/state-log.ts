@@ -11,7 +11,7 @@
 // r/b: records and bans as they are now (state.ts's version 3 tuples); rx/bx: gone (unbanned by
 // hand, expired). Loading applies the lines in order, removals of a line before its additions.
 import { createHash } from 'node:crypto';
-import { decodeBan, decodeRecord, encodeBan, encodeRecord, type SavedBan, type SavedRecord, type State } from './state-format';
+import { decodeBan, decodeRecord, encodeBan, encodeRecord, SNAPSHOT_PIECE, type SavedBan, type SavedRecord, type State } from './state-format';
 
 /** What changed since the last save (records and bans as they are now, and the ones gone). */
 export interface StateDelta {
@@ -42,16 +42,30 @@ export function logHeader(gen: string): string {
   return frame({ follows: gen });
 }
 
-/** One save as one line. */
-export function encodeDelta(d: StateDelta): string {
-  return frame({
-    saved: d.saved,
-    cursor: d.cursor,
-    r: d.records.map(encodeRecord),
-    rx: d.recordsGone.map((g) => [g.address, g.pool]),
-    b: d.bans.map(encodeBan),
-    bx: d.bansGone.map((g) => [g.address, g.scope]),
-  });
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One save as one line, encoded in pieces of SNAPSHOT_PIECE entries with the event loop turning
+ * in between (a save after a long compaction can hold 100,000 changes). An entry changed while
+ * this runs is written as it is then, and again in the next save's line.
+ */
+export async function encodeDelta(d: StateDelta, piece = SNAPSHOT_PIECE): Promise<string> {
+  const parts: string[] = [`{"saved":${JSON.stringify(d.saved)},"cursor":${JSON.stringify(d.cursor)},"r":[`];
+  const list = async <T>(xs: T[], encode: (x: T) => unknown) => {
+    for (let i = 0; i < xs.length; i += piece) {
+      if (i > 0) {
+        parts.push(',');
+        await turn();
+      }
+      parts.push(JSON.stringify(xs.slice(i, i + piece).map(encode)).slice(1, -1));
+    }
+  };
+  await list(d.records, encodeRecord);
+  parts.push('],"rx":', JSON.stringify(d.recordsGone.map((g) => [g.address, g.pool])), ',"b":[');
+  await list(d.bans, encodeBan);
+  parts.push('],"bx":', JSON.stringify(d.bansGone.map((g) => [g.address, g.scope])), '}');
+  const json = parts.join('');
+  return `${checksum(json)} ${json}\n`;
 }
 
 /** A line's JSON value when its checksum holds; null otherwise. */

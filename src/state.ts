@@ -174,13 +174,16 @@ export class StateStore {
 
   /** Only what changed, as one line at the end of the log. Rejects unless canAppend. */
   append(delta: StateDelta): Promise<void> {
-    let text: string;
-    try {
-      text = encodeDelta(delta); // now, while the caller's objects are as they are
-    } catch (e) {
-      return Promise.reject(new Error(`cannot save state to ${this.logFile}: ${(e as Error).message}`));
-    }
-    return this.queue(() => this.writeLine(text));
+    return this.queue(async () => {
+      let text: string;
+      try {
+        text = await encodeDelta(delta);
+      } catch (e) {
+        this.appendable = false; // what it held is lost to the log: the next save writes everything
+        throw new Error(`cannot save state to ${this.logFile}: ${(e as Error).message}`);
+      }
+      await this.writeLine(text);
+    });
   }
 
   private queue(write: () => Promise<void>): Promise<void> {

@@ -324,3 +324,18 @@ test('a snapshot written in pieces reads back whole: empty lists, one piece, at 
     assert.deepEqual(back.state, st, `${n} records, ${Math.max(0, n - 1)} bans`);
   }
 });
+
+test('a save of more changes than one piece is still one line, and reads back whole', async (t) => {
+  const dir = tmpdir(t);
+  const s = new StateStore(dir);
+  await s.save(S0);
+  const n = 2 * SNAPSHOT_PIECE + 1;
+  const addr = (i: number) => `2001:db8:7:${(i & 0xffff).toString(16)}:${(i >> 16).toString(16)}::1`;
+  const records = Array.from({ length: n }, (_, i) => rec(addr(i), { count: i }));
+  const bans = Array.from({ length: n }, (_, i) => ban(addr(i), { count: i }));
+  await s.append(delta(T + 1000, 'big', { records, bans, recordsGone: [{ address: B, pool: '' }] }));
+  assert.equal(fs.readFileSync(s.logFile, 'utf8').split('\n').length, 3, 'its first line, one save, the end');
+  const back = new StateStore(dir).load();
+  assert.equal(back.note, undefined);
+  assert.deepEqual(sorted(back.state), sorted({ ...S0, saved: T + 1000, cursor: 'big', records: [S0.records[0], ...records], bans: [...S0.bans, ...bans] }));
+});
