@@ -34,10 +34,42 @@ async function kernelSet(): Promise<Set<string>> {
   return out;
 }
 
+type RecordTuple = [string, number, number, number, number, number, string | null, string?];
+type BanTuple = [string, number, string | null, ...unknown[]];
 interface Saved {
   cursor: string | null;
-  records: [string, number, number, number, number, number, number, string | null][];
-  bans: [string, number, string | null][];
+  records: RecordTuple[];
+  bans: BanTuple[];
+}
+
+/**
+ * What the daemon saved, read here on its own from the files' documented format (state-log.ts's
+ * header): state.json, then each whole line of state.log (`<checksum> <json>`; the first names
+ * the snapshot's gen) applied in order: gone entries out, changed ones in. A torn last line (the
+ * kill) is left out, as the daemon leaves it out.
+ */
+function readSaved(stateFile: string): Saved & { logLines: number } {
+  const snap = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Saved & { gen?: string };
+  const records = new Map<string, RecordTuple>(snap.records.map((r) => [`${r[7] ?? ''} ${r[0]}`, r]));
+  const bans = new Map<string, BanTuple>(snap.bans.map((b) => [`${String(b[8] ?? '')} ${b[0]}`, b]));
+  let cursor = snap.cursor;
+  let logLines = 0;
+  const logFile = path.join(path.dirname(stateFile), 'state.log');
+  const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n') : [];
+  const whole = lines.slice(0, -1); // the text after the last newline is a torn line, or ''
+  const head = whole.length ? (JSON.parse(whole[0].slice(17)) as { follows?: string }) : {};
+  if (head.follows === snap.gen) {
+    for (const line of whole.slice(1)) {
+      const d = JSON.parse(line.slice(17)) as { cursor: string | null; r: RecordTuple[]; rx: [string, string][]; b: BanTuple[]; bx: [string, string][] };
+      for (const [a, pool] of d.rx) records.delete(`${pool} ${a}`);
+      for (const [a, scope] of d.bx) bans.delete(`${scope} ${a}`);
+      for (const r of d.r) records.set(`${r[7] ?? ''} ${r[0]}`, r);
+      for (const b of d.b) bans.set(`${String(b[8] ?? '')} ${b[0]}`, b);
+      cursor = d.cursor;
+      logLines++;
+    }
+  }
+  return { cursor, records: [...records.values()], bans: [...bans.values()], logLines };
 }
 
 describe('kill -9 during a flood', { timeout: 300_000 }, () => {
@@ -54,7 +86,8 @@ describe('kill -9 during a flood', { timeout: 300_000 }, () => {
     fs.writeFileSync(path.join(sb.dir, 'crash', 'patterns', 'sshd.json'), JSON.stringify(PATTERNS));
     const stateFile = path.join(sb.dir, 'crash', 'state', 'state.json');
 
-    // The flood, in 20 chunks of 250 lines (each address's 5 failures in a row), ~150 ms apart.
+    // The flood, in 20 chunks of 250 lines (each address's 5 failures in a row), ~300 ms apart: long
+    // enough for a snapshot and then saves appended to state.log before the kill.
     const lines: string[] = [];
     for (let i = 0; i < ADDRESSES; i++) {
       for (let k = 0; k < PER_ADDRESS; k++) lines.push(`Failed password for invalid user u${k} from ${addr(i)} port ${10000 + k} ssh2`);
@@ -76,16 +109,17 @@ describe('kill -9 during a flood', { timeout: 300_000 }, () => {
         const r = await sb.run(['logger', '-t', 'sshd', '-f', f]);
         assert.equal(r.code, 0, r.stderr);
         sent += 250;
-        await sleep(150);
+        await sleep(300);
       }
     })();
 
-    // Kill once a save with bans has happened and the flood is still going.
+    // Kill once saves with bans have gone to the snapshot and the log, the flood still going.
     await waitFor(
       `a state save with bans during the flood\n${d1.output}`,
       () => {
         try {
-          return (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Saved).bans.length >= 50;
+          const s = readSaved(stateFile);
+          return s.bans.length >= 50 && s.logLines >= 1;
         } catch {
           return false;
         }
@@ -100,14 +134,15 @@ describe('kill -9 during a flood', { timeout: 300_000 }, () => {
     await flood;
     assert.ok(sentAtKill < ADDRESSES * PER_ADDRESS, `killed during the flood (${sentAtKill} lines sent by then)`);
 
-    // The file on disk is whole (atomic rename): it parses, and is what the restart will load.
-    const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Saved;
+    // The snapshot on disk is whole (atomic rename), the log's whole lines are the saves since:
+    // together they are what the restart will load.
+    const saved = readSaved(stateFile);
     assert.ok(saved.cursor, 'the saved state has a journal cursor');
     const countedBefore = saved.records.reduce((n, r) => n + r[2], 0);
     assert.ok(countedBefore > 0 && countedBefore < ADDRESSES * PER_ADDRESS, `saved records counted ${countedBefore} failures`);
     // The history database lives beside the state file (its own crash safety is SQLite's, tested
-    // in history.test.ts); of the state file's own, only a temp file may be left.
-    const leftovers = fs.readdirSync(path.dirname(stateFile)).filter((f) => f !== 'state.json' && !/^history\.sqlite(-wal|-shm)?$/.test(f));
+    // in history.test.ts); of the state's own files, only a temp file may be left.
+    const leftovers = fs.readdirSync(path.dirname(stateFile)).filter((f) => f !== 'state.json' && f !== 'state.log' && !/^history\.sqlite(-wal|-shm)?$/.test(f));
     assert.ok(leftovers.every((f) => f.endsWith('.tmp')), `only a temp file may be left by the kill: ${leftovers.join(' ')}`);
 
     const d2 = new DaemonProc(sb, ['--config', conf]);
@@ -131,7 +166,7 @@ describe('kill -9 during a flood', { timeout: 300_000 }, () => {
       500,
     );
     const st = await ctl(conf, 'status');
-    t.diagnostic(`killed after ${sentAtKill} lines sent; saved: ${saved.records.length} records, ${saved.bans.length} bans, ${countedBefore} failures counted`);
+    t.diagnostic(`killed after ${sentAtKill} lines sent; saved: ${saved.records.length} records, ${saved.bans.length} bans, ${countedBefore} failures counted (${saved.logLines} saves in state.log)`);
     assert.equal(st.code, 0, st.stderr);
     const matches = Number(/^matches: +(\d+)$/m.exec(st.stdout)?.[1]);
     // Nothing replayed, nothing lost: what the saved records counted plus what the new run matched
