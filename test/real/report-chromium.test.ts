@@ -98,7 +98,10 @@ function textTable(text: string, title: RegExp, rows: number): string[][] {
 test('the HTML report in headless Chromium: no request of its own, the DOM\'s figures equal the text report\'s', { timeout: 180_000 }, async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing (Debian package chromium; scripts/deps.sh installs it)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tallow-report-'));
+  // The page and its screenshot stay for a person to look at when the test fails, or when asked
+  // (TALLOW_KEEP_REPORT=1); otherwise the directory goes like every test's.
   const keep = new Set(['report.html', 'report.png']);
+  let passed = false;
   try {
     const file = path.join(dir, 'history.sqlite');
     const writer = new SqliteStore(file, quiet);
@@ -123,7 +126,6 @@ test('the HTML report in headless Chromium: no request of its own, the DOM\'s fi
     const run = await chromium(dir, page, shot);
     assert.deepEqual(run.pageRequests, [], 'the report asked for nothing');
     assert.ok(fs.statSync(shot).size > 10_000, 'a screenshot was written');
-    console.log(`# report screenshot for a person to look at: ${shot} (page: ${page})`);
 
     const dom = run.dom;
     assert.match(dom, /<h1>tallow report for gate\.example<\/h1>/);
@@ -150,7 +152,12 @@ test('the HTML report in headless Chromium: no request of its own, the DOM\'s fi
     // The rules chart: a bar per rule with bans, as the rules table.
     const ruleBars = [...dom.matchAll(/<rect class="rule" data-bans="(\d+)"[^>]*><title>([^:<]*):/g)].map((b) => [b[2], b[1]]);
     assert.deepEqual(ruleBars, domTable(dom, 'rules').map((row) => [row[0], row[1]]));
+    passed = true;
   } finally {
-    for (const f of fs.readdirSync(dir)) if (!keep.has(f)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+    if (passed && !process.env.TALLOW_KEEP_REPORT) fs.rmSync(dir, { recursive: true, force: true });
+    else {
+      for (const f of fs.readdirSync(dir)) if (!keep.has(f)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+      console.log(`# the report page and its screenshot, for a person to look at: ${dir}`);
+    }
   }
 });
