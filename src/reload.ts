@@ -9,7 +9,7 @@ import { logEngine } from './engine-log';
 import { backendModule, type Firewall } from './firewall';
 import { FLEET_RESTART_KEYS } from './fleet/settings';
 import { HISTORY_RESTART_KEYS } from './history/settings';
-import type { HistoryStore } from './history/store';
+import type { HistoryListener } from './listeners/history';
 import type { Ledger } from './ledger';
 import { errText } from './limits';
 import type { Log } from './log';
@@ -26,9 +26,6 @@ import { scopesOf, type Scoring, type ScoringOptions } from './scoring';
 /** Settings every backend reads only at start; each backend adds its own (BackendModule.restartKeys). */
 const RESTART_KEYS = ['backend', 'ipv6', 'nocreate', 'maxelem', 'stateDir', 'socket', 'metricsListen', 'metricsTextfile'] as const;
 
-/** Bans read back for the recidive count (as at start): a flood's worth, not a table scan without end. */
-const RECENT_BANS = 1_000_000;
-
 /** What a reload changes in the daemon (the Daemon itself). */
 export interface ReloadTarget {
   engine: Engine;
@@ -40,7 +37,7 @@ export interface ReloadTarget {
   readonly log: Log;
   readonly metrics: Metrics;
   /** the history listener, whose store the repeat-offender views are read from */
-  readonly history: { readonly store: HistoryStore } | null;
+  readonly history: Pick<HistoryListener, 'readSteps'> | null;
   scopes(rules?: Rule[]): Map<string, Scope>;
 }
 
@@ -120,7 +117,7 @@ export class Reloads {
     d.steps.configure(stepOptions(next.config), after);
     // The repeat-offender views hold only what the old settings needed: read the history again
     // when they now look further back, or the recidive rule was just turned on.
-    if (d.history && (d.steps.window > counted.window || (next.config.recidiveBans > 0 && !counted.recidive))) this.recounting = this.recount(d.history.store);
+    if (d.history && (d.steps.window > counted.window || (next.config.recidiveBans > 0 && !counted.recidive))) this.recounting = this.recount(d.history);
     // Scopes a new rule bans in: their sets and rules are made now, not at the first ban.
     d.firewall.setScopes(scopesOf(after)).catch((e) => d.log.error(`firewall: the sets and rules of the reloaded rules' ports could not be made: ${errText(e)}`));
     logEngine(d.log, next);
@@ -155,14 +152,16 @@ export class Reloads {
   /** The history read again after a reload (tests wait for it; the daemon does not). */
   recounting: Promise<void> | null = null;
 
-  private async recount(store: HistoryStore): Promise<void> {
+  private async recount(history: Pick<HistoryListener, 'readSteps'>): Promise<void> {
     const d = this.d;
-    const now = Date.now();
-    const since = now - d.steps.window * 1000;
+    const since = Date.now() - d.steps.window * 1000;
     try {
-      // Both merge with what the views hold (the later ban wins; one ban is counted once).
-      d.steps.load(await store.lastBans(since), now);
-      if (d.engine.config.recidiveBans > 0) d.steps.loadRecent(await store.bans({ since, limit: RECENT_BANS }), Date.now());
+      // As at start (daemon.ts); both merge with what the views hold (the later ban wins; one ban is counted once).
+      await history.readSteps(
+        since,
+        (bans) => d.steps.load(bans, Date.now()),
+        d.engine.config.recidiveBans > 0 ? (bans) => d.steps.loadRecent(bans, Date.now()) : undefined,
+      );
       d.log.info(`repeat offenders: bans since ${new Date(since).toISOString()} counted again from the history after the reload`);
     } catch (e) {
       d.log.warn(`repeat offenders: the history could not be read again after the reload (${errText(e)}); counts go on from the bans seen so far`);

@@ -82,8 +82,7 @@ export class HistoryListener implements Listener {
     try {
       await this.store.open();
       log.info(`history: ${this.store.where}`, { days: String(this.o.days), matches: String(this.o.matches) });
-      loaded(await this.store.lastBans(recidiveSince));
-      if (recent) recent(await this.store.bans({ since: recidiveSince, limit: RECENT_BANS }));
+      await this.readSteps(recidiveSince, loaded, recent);
     } catch (e) {
       this.o.metrics.historyStoreErrors++;
       this.reported = true;
@@ -93,6 +92,12 @@ export class HistoryListener implements Listener {
     this.timer = setInterval(() => void this.prune(Date.now()), PRUNE_EVERY_MS);
     this.timer.unref();
     void this.prune(Date.now());
+  }
+
+  /** The repeat-offender views' data since `since` (at start, and after a reload that widens them). Throws when the store cannot answer. */
+  async readSteps(since: number, loaded: (bans: LastBan[]) => void, recent?: (bans: HistoryBan[]) => void): Promise<void> {
+    loaded(await this.store.lastBans(since));
+    if (recent) recent(await this.store.bans({ since, limit: RECENT_BANS }));
   }
 
   async handle(events: TallowEvent[]): Promise<void> {
