@@ -21,7 +21,11 @@ function v4(text: string): number {
   return parts === 3 ? n * 256 + cur : -1;
 }
 
-/** The 128 bits of an RFC 5952 (or any valid) IPv6 text as 8 groups, into `out`; false if not IPv6 text. */
+/**
+ * The 128 bits of an RFC 5952 (or any valid) IPv6 text as 8 groups, into `out`; false if not IPv6 text.
+ * Not address.ts's groups6: that one trusts a text net.isIP accepted, and net.isIP's IPv6 check
+ * made the allowlist 3x slower (bench/allowlist: 25 -> 80 ms per 100,000); this one checks as it goes.
+ */
 function v6(text: string, out: Uint16Array): boolean {
   let n = 0;
   let gap = -1;
