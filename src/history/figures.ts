@@ -3,7 +3,7 @@
 // start). Cheap enough to ask often: the bans are read through their index on `since`; the matches
 // table has no index on `at`, so the first row of the window is found by bisecting the ids (they
 // grow with time) and only the window's rows are read.
-import { firstMatchId, selectSql, type SqlArg, type SqlRow } from './select';
+import { firstMatchId, num, selectSql, type SqlArg, type SqlRow } from './select';
 import type { HistoryStore } from './store';
 
 const DAY_MS = 86_400_000;
@@ -34,8 +34,6 @@ export interface HistoryFigures {
   /** the oldest ban or match still stored (history_days keeps it bounded); null: the store is empty */
   oldest: number | null;
 }
-
-const num = (v: unknown): number => Number(v ?? 0) || 0;
 
 export async function historyFigures(store: HistoryStore, now = Date.now()): Promise<HistoryFigures> {
   const q = (sql: string, args: SqlArg[]): Promise<SqlRow[]> => selectSql(store, sql, args);

@@ -8,6 +8,9 @@ import { SqliteStore } from './sqlite';
 export type SqlArg = string | number;
 export type SqlRow = Record<string, unknown>;
 
+/** A column's value as a number (PostgreSQL gives BIGINT and sums as text; NULL and absent are 0). */
+export const num = (v: unknown): number => Number(v ?? 0) || 0;
+
 /** The stores' own row readers (private there: the one connection each store already manages). */
 interface RowReaders {
   all?: (sql: string, args: SqlArg[]) => SqlRow[];
@@ -41,7 +44,6 @@ export async function hasColumn(store: HistoryStore, table: string, column: stri
  * reading the table. A clock stepped backwards can misplace a few rows near the boundary.
  */
 export async function firstMatchId(store: HistoryStore, since: number): Promise<number | null> {
-  const num = (v: unknown): number => Number(v ?? 0) || 0;
   // Two statements: min() and max() in one make SQLite read the whole table (each alone is one lookup).
   const first = (await selectSql(store, 'SELECT id FROM matches ORDER BY id LIMIT 1', []))[0];
   const last = (await selectSql(store, 'SELECT id FROM matches ORDER BY id DESC LIMIT 1', []))[0];

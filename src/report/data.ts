@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import { Address6 } from 'ip-address';
 import { MAX_BAN_SECONDS } from '../limits';
-import { hasColumn, matchIdRange, selectSql, type SqlArg, type SqlRow } from '../history/select';
+import { hasColumn, matchIdRange, num, selectSql, type SqlArg, type SqlRow } from '../history/select';
 import type { HistoryStore } from '../history/store';
 import {
   REPORT_VERSION,
@@ -69,7 +69,6 @@ export function networkOf(address: string): string {
   }
 }
 
-const num = (v: unknown): number => Number(v ?? 0) || 0;
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function addTo(m: Map<string, number>, k: string, n: number): void {
