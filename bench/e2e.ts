@@ -5,9 +5,9 @@
 //   3. CPU and RSS while absorbing 10,000 failures/s for 10 s (logger -f as root, tag sshd).
 // Usage (root, after `npm run build`): node dist/bench/e2e.js [--rounds 20] [--idle 60] [--flood-seconds 10] [--rate 10000]
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { createSandbox, sleep, waitFor, type Sandbox } from '../test/env/sandbox';
+import { cpuTicks, socketStatus } from './daemon-probe';
 import { CLI, DaemonProc, SSHD_FILTER, writeConfig } from '../test/real/e2e-daemon';
 
 function arg(name: string, def: number): number {
@@ -24,12 +24,6 @@ const TICK = 100; // clock ticks per second (/proc stat units), Linux default
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
-function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[11]) + Number(rest[12]); // utime + stime
 }
 
 function rssMiB(pid: number): number {
@@ -55,25 +49,6 @@ async function measure(pid: number, during: () => Promise<void>): Promise<{ cpu:
 
 async function ctl(sb: Sandbox, conf: string, args: string[]): Promise<string> {
   return sb.check([process.execPath, CLI, ...args, '--config', conf], { net: 'server' });
-}
-
-/** One request straight to the daemon's control socket (a filesystem socket: reachable from here). */
-function status(sb: Sandbox, name: string): Promise<{ entries: number; matches: number; bansActive: number; records: number }> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(path.join(sb.dir, name, 'tallow.sock'));
-    let buf = '';
-    c.on('connect', () => c.write('{"cmd":"status"}\n'));
-    c.on('data', (b) => {
-      buf += b.toString();
-      if (buf.includes('\n')) {
-        c.end();
-        const r = JSON.parse(buf.split('\n')[0]) as { ok: boolean; result: never; error?: string };
-        if (r.ok) resolve(r.result);
-        else reject(new Error(r.error));
-      }
-    });
-    c.on('error', reject);
-  });
 }
 
 async function latency(sb: Sandbox): Promise<void> {
@@ -146,7 +121,7 @@ async function load(sb: Sandbox): Promise<void> {
       fs.writeFileSync(file, lines.join('\n') + '\n');
       chunks.push(file);
     }
-    const start0 = (await status(sb, 'load')).entries;
+    const start0 = (await socketStatus(sb, 'load')).entries;
     let caughtUp = 0;
     const flood = await measure(pid, async () => {
       const t0 = Date.now();
@@ -158,11 +133,11 @@ async function load(sb: Sandbox): Promise<void> {
       }
       const sent = Date.now();
       await waitFor('the daemon to read every flood line', async () => {
-        return (await status(sb, 'load')).entries - start0 >= n;
+        return (await socketStatus(sb, 'load')).entries - start0 >= n;
       }, 120000, 200);
       caughtUp = Date.now() - sent;
     });
-    const st = await status(sb, 'load');
+    const st = await socketStatus(sb, 'load');
     console.log(
       `flood of ${n} failures at ${RATE}/s for ${FLOOD_S} s (${distinct} IPv6 addresses): CPU ${flood.cpu.toFixed(1)} % over ${flood.seconds.toFixed(1)} s, ` +
         `RSS max ${flood.rssMax.toFixed(1)} MiB; all read ${caughtUp} ms after the last line was sent; ` +

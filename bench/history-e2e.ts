@@ -8,9 +8,9 @@
 // write a gather later included). Figure: the median of the rounds' own ratios.
 // Usage (root, after `npm run build`): node dist/bench/history-e2e.js [--rounds 9] [--flood 10000]
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { createSandbox, sleep, waitFor, type Sandbox } from '../test/env/sandbox';
+import { cpuTicks, socketStatus } from './daemon-probe';
 import { DaemonProc, writeConfig } from '../test/real/e2e-daemon';
 
 function arg(name: string, def: number): number {
@@ -21,29 +21,6 @@ function arg(name: string, def: number): number {
 const ROUNDS = arg('rounds', 9);
 const FLOOD = arg('flood', 10_000);
 const TICK = 100; // clock ticks per second (/proc stat units), Linux default
-
-function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[11]) + Number(rest[12]); // utime + stime
-}
-
-function entries(sb: Sandbox, name: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(path.join(sb.dir, name, 'tallow.sock'));
-    let buf = '';
-    c.on('connect', () => c.write('{"cmd":"status"}\n'));
-    c.on('data', (b) => {
-      buf += b.toString();
-      if (!buf.includes('\n')) return;
-      c.end();
-      const r = JSON.parse(buf.split('\n')[0]) as { ok: boolean; result: { entries: number }; error?: string };
-      if (r.ok) resolve(r.result.entries);
-      else reject(new Error(r.error));
-    });
-    c.on('error', reject);
-  });
-}
 
 /** One daemon, one flood: the daemon's CPU seconds for it. */
 async function flood(sb: Sandbox, round: number, history: boolean): Promise<number> {
@@ -64,10 +41,10 @@ async function flood(sb: Sandbox, round: number, history: boolean): Promise<numb
     await d.ready();
     const pid = d.child.pid!;
     await sleep(1500); // start-up's own work (history open, prune) is not the flood's
-    const e0 = await entries(sb, name);
+    const e0 = (await socketStatus(sb, name)).entries;
     const c0 = cpuTicks(pid);
     await sb.check(['logger', '-t', 'sshd', '-f', file]);
-    await waitFor(`${name}: every flood line read`, async () => (await entries(sb, name)) - e0 >= FLOOD, 120_000, 200);
+    await waitFor(`${name}: every flood line read`, async () => (await socketStatus(sb, name)).entries - e0 >= FLOOD, 120_000, 200);
     let last = cpuTicks(pid);
     for (;;) {
       await sleep(600);
