@@ -136,16 +136,23 @@ test('recidive_bans and recidive_bantime refuse bad values with file:line', () =
   assert.deepEqual([d.recidiveBans, d.recidiveBantime], [0, 604_800]);
 });
 
-test('through the daemon: sshd on port 22 then postfix on port 25 -> a recidive ban on every port, listed and logged', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-recidive-${process.pid}-`));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const SSHD = '/usr/sbin/sshd';
+const SMTPD = '/usr/lib/postfix/sbin/smtpd';
+
+/** A daemon's directories with two shipped rules, sshd on port 22 and postfix on 25, one failure each bans. */
+function twoServices(dir: string): { shipped: string; journal: string } {
   const shipped = path.join(dir, 'shipped');
   const journal = path.join(dir, 'journal');
   for (const d of [shipped, journal]) fs.mkdirSync(d);
-  const SSHD = '/usr/sbin/sshd';
-  const SMTPD = '/usr/lib/postfix/sbin/smtpd';
   fs.writeFileSync(path.join(shipped, 'sshd.json'), JSON.stringify([{ name: 'sshd', filter: `_EXE=${SSHD}`, threshold: 1, bantime: 600, ports: [22], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^Failed password for \\S+ from <IP> port <PORT> ssh2$' }] }]));
   fs.writeFileSync(path.join(shipped, 'postfix.json'), JSON.stringify([{ name: 'postfix', filter: `_EXE=${SMTPD}`, threshold: 1, bantime: 600, ports: [25], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^warning: unknown\\[<IP>\\]: SASL LOGIN authentication failed: .*$' }] }]));
+  return { shipped, journal };
+}
+
+test('through the daemon: sshd on port 22 then postfix on port 25 -> a recidive ban on every port, listed and logged', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-recidive-${process.pid}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { shipped, journal } = twoServices(dir);
   const conf = path.join(dir, 'tallow.conf');
   fs.writeFileSync(conf, [`patterns_dir=${dir}/none`, `state_dir=${dir}/state`, `socket=${dir}/sock`, 'expires=60', 'recidive_bans=2', 'recidive_bantime=3d', ''].join('\n'));
   const lines: string[] = [];
@@ -181,13 +188,7 @@ test('a recidive ban is saved in the state file and read back (restored after a 
 test('recidive_bans turned on by a reload: the bans made before it count (read again from the SQLite history)', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-recidive-reload-${process.pid}-`));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const shipped = path.join(dir, 'shipped');
-  const journal = path.join(dir, 'journal');
-  for (const d of [shipped, journal]) fs.mkdirSync(d);
-  const SSHD = '/usr/sbin/sshd';
-  const SMTPD = '/usr/lib/postfix/sbin/smtpd';
-  fs.writeFileSync(path.join(shipped, 'sshd.json'), JSON.stringify([{ name: 'sshd', filter: `_EXE=${SSHD}`, threshold: 1, bantime: 600, ports: [22], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^Failed password for \\S+ from <IP> port <PORT> ssh2$' }] }]));
-  fs.writeFileSync(path.join(shipped, 'postfix.json'), JSON.stringify([{ name: 'postfix', filter: `_EXE=${SMTPD}`, threshold: 1, bantime: 600, ports: [25], protocol: 'tcp', items: [{ ban: 0, score: 1, pattern: '^warning: unknown\\[<IP>\\]: SASL LOGIN authentication failed: .*$' }] }]));
+  const { shipped, journal } = twoServices(dir);
   const conf = path.join(dir, 'tallow.conf');
   const base = [`patterns_dir=${dir}/none`, `state_dir=${dir}/state`, `socket=${dir}/sock`, 'backend=none', 'expires=60'];
   fs.writeFileSync(conf, [...base, ''].join('\n'));
