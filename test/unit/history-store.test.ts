@@ -28,7 +28,9 @@ function setup(t: { after(fn: () => unknown): void }, over: Partial<{ matchesPer
   const h = new HistoryListener({ store, log, metrics, matches: true, matchesPerHour: over.matchesPerHour ?? 60, days: over.days ?? 90, maxQueue: 1000 });
   t.after(() => h.close());
   const db = () => new Database(file, { readonly: true });
-  return { dir, file, log, store, metrics, h, db };
+  /** The listener of the next daemon run on the same store (after a restart). */
+  const restarted = () => new HistoryListener({ store, log, metrics, matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
+  return { dir, file, log, store, metrics, h, db, restarted };
 }
 
 test('bans, unbans and matches become rows with reason, pattern, score, count, duration, origin and step', async (t) => {
@@ -64,7 +66,7 @@ test('a batch handed again after an unclear failure is stored once; restored, ad
   await s.h.handle([...events, { kind: 'match', address: '198.51.100.2', family: 4, pattern: 'sshd.json#1', file: 'sshd.json', at: T0 + 1 }]);
   // After a restart: the same ban restored from the state file, then found in the kernel (adopted,
   // with the kernel's rounded time left), and one the history never saw (written just before a kill -9).
-  const s2 = new HistoryListener({ store: s.store, log: s.log, metrics: s.metrics, matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
+  const s2 = s.restarted();
   const later = T0 + 600_000;
   await s2.handle([
     { kind: 'ban', ban: ban('198.51.100.1', T0), cause: 'restored' },
@@ -241,7 +243,7 @@ test("a fleet's ban over a ban adopted at start only moves the running row's end
   const s = setup(t);
   await s.h.handle([{ kind: 'ban', ban: ban('198.51.100.1', T0, { step: 2, rule: 'sshd' }), cause: 'new' }]);
   // After a restart without the state file: found in the kernel, then another node's longer ban of it.
-  const s2 = new HistoryListener({ store: s.store, log: s.log, metrics: s.metrics, matches: true, matchesPerHour: 60, days: 90, maxQueue: 1000 });
+  const s2 = s.restarted();
   const later = T0 + 600_000;
   await s2.handle([
     { kind: 'ban', ban: ban('198.51.100.1', later, { origin: 'adopted', reason: 'adopted', pattern: null, expiry: T0 + 3_600_000 - 400 }), cause: 'adopted' },
