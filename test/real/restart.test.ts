@@ -211,7 +211,10 @@ describe('restart keeps bans, records and the journal position', { timeout: 300_
       assert.equal(fs.readFileSync(path.join(stateDir, aside[0]), 'utf8'), content, 'the bad file is kept for a look');
       const st = await ctl(conf, 'status');
       assert.equal(st.code, 0, st.stderr);
-      assert.match(st.stdout, /^records: +0$/m);
+      // Nothing of the bad file was loaded: every record is of an entry this run matched (the
+      // earlier cases' sshd failures can still reach the shared journal after this start).
+      const count = (key: string) => Number(new RegExp(`^${key}: +(\\d+)$`, 'm').exec(st.stdout)?.[1] ?? NaN);
+      assert.ok(count('records') <= count('matches'), st.stdout);
       d.kill('SIGTERM');
       assert.equal((await d.wait()).code, 0);
       assert.ok(fs.existsSync(path.join(stateDir, 'state.json')), 'a fresh state file is written on stop');
