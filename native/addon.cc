@@ -1,4 +1,5 @@
-// tallow's N-API addon: sd-journal reading (journal.cc) and sd-daemon services (systemd.cc).
+// tallow's N-API addon: sd-journal reading (journal.cc), sd-daemon services (systemd.cc) and
+// giving memory back (memory.cc).
 #include <napi.h>
 #include <vector>
 
@@ -7,6 +8,7 @@
 
 namespace tallow {
 void InitSystemd(Napi::Env env, Napi::Object exports);
+void InitMemory(Napi::Env env, Napi::Object exports);
 
 // Environment teardown (process exit, a worker thread ending): close every journal still
 // open, then let Node wait until the libuv handles have run their close callbacks.
@@ -26,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_async_cleanup_hook(env, OnEnvTeardown, state, &ignored);
   exports.Set("Journal", JournalWrap::Define(env));
   InitSystemd(env, exports);
+  InitMemory(env, exports);
   return exports;
 }
 

@@ -32,6 +32,10 @@ export interface Addon {
   watchdogUsec(): number;
   journalSend(items: string[]): void;
   underJournal(): boolean;
+  /** madvise(MADV_PAGEOUT) over [start, start+length): 0 or the errno (native/memory.cc). */
+  pageOut(start: number, length: number): number;
+  /** malloc_trim(0): true if memory went back to the kernel. */
+  trimHeap(): boolean;
 }
 
 // dist/src/addon.js -> <root>/build; src/addon.ts run directly -> <root>/build.

@@ -37,6 +37,7 @@ export interface Config extends HistorySettings, ActionSettings, FleetSettings {
   socket: string;           // socket: control socket path
   metricsListen: string;    // metrics_listen: ADDRESS:PORT of the Prometheus endpoint, '' = off
   metricsTextfile: string;  // metrics_textfile: node_exporter textfile path, '' = off
+  releaseMemory?: boolean;  // release_memory: give back start-up's pages once settled (memory.ts); absent = yes
 }
 
 /** Message is `file:line: what is wrong`; the CLI exits with `exitCode` (78, EX_CONFIG). */
@@ -73,6 +74,7 @@ export function defaultConfig(): Config {
     socket: '/run/tallow/tallow.sock',
     metricsListen: '',
     metricsTextfile: '',
+    releaseMemory: true,
     ...defaultHistorySettings(),
     ...defaultActionSettings(),
     ...defaultFleetSettings(),
@@ -121,6 +123,7 @@ const KEYS: Record<string, Setter> = {
   max_records: int(1, 100_000_000, (c, n) => (c.maxRecords = n)),
   ipv6: bool((c, b) => (c.ipv6 = b)),
   nocreate: bool((c, b) => (c.nocreate = b)),
+  release_memory: bool((c, b) => (c.releaseMemory = b)),
   threshold: (c, v) => {
     const n = Number(v);
     if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(v) || !(n > 0) || !Number.isFinite(n)) {

@@ -337,6 +337,9 @@ export class Daemon {
     return !('error' in this.reloads.reload(opts));
   }
 
+  /** Called after each SIGHUP or `tallow reload` (service.ts: start-up's pages again). */
+  afterReload: (() => void) | null = null;
+
   /** SIGHUP and `tallow reload`: systemd is told (RELOADING=1, then READY=1). */
   reloadService(source: string): ReloadResult | { error: string } {
     this.log.info(`${source}: reloading configuration and patterns`);
@@ -346,6 +349,7 @@ export class Daemon {
       return this.reloadReport();
     } finally {
       notify('READY=1');
+      this.afterReload?.();
     }
   }
 

@@ -2,8 +2,15 @@
 // (SIGHUP reload, SIGUSR1 record table, SIGUSR2 reopen the log file), telling systemd what it
 // does (sd_notify).
 import { setFlagsFromString } from 'node:v8';
+import { addon } from './addon';
 import { Daemon, type DaemonOptions } from './daemon';
 import { errText } from './limits';
+import { releasedText, releaseStartupPages } from './memory';
+
+/** From the ready line (or a reload) to giving back start-up's pages: V8's background compiles are
+ *  done by then, and what the daemon runs from then on comes back on its first use. Tests shorten
+ *  it (TALLOW_SETTLE_MS). */
+const SETTLE_MS = Number(process.env.TALLOW_SETTLE_MS) >= 0 && process.env.TALLOW_SETTLE_MS ? Number(process.env.TALLOW_SETTLE_MS) : 10_000;
 
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown
@@ -25,9 +32,26 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   // Off during start-up (cli.ts): the optimizing compiler is for the work that follows.
   setFlagsFromString('--turbofan');
+  let settle: NodeJS.Timeout | null = null;
+  const scheduleRelease = () => {
+    if (settle) clearTimeout(settle);
+    settle = setTimeout(() => {
+      settle = null;
+      if (d.engine.config.releaseMemory === false) return;
+      try {
+        opts.log.info(releasedText(releaseStartupPages(addon())));
+      } catch (e) {
+        opts.log.warn(`memory: start-up pages not given back: ${errText(e)}`);
+      }
+    }, SETTLE_MS);
+    settle.unref();
+  };
+  scheduleRelease();
+  d.afterReload = scheduleRelease;
   return new Promise<number>((resolve) => {
     const onStop = (sig: string) => {
       opts.log.info(`${sig}: stopping`);
+      if (settle) clearTimeout(settle);
       process.off('SIGHUP', onHup);
       process.off('SIGUSR1', onUsr1);
       d.stop().then(
