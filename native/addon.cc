@@ -1,23 +1,24 @@
-// tallow's N-API addon: sd-journal reading (journal.cc), sd-daemon services (systemd.cc) and
-// giving memory back (memory.cc).
+// tallow's N-API addon: sd-journal reading (journal.cc), sd-daemon services (systemd.cc),
+// nftables change notifications (rulewatch.cc) and giving memory back (memory.cc).
 #include <napi.h>
 #include <vector>
 
 #include "env_state.h"
 #include "journal.h"
+#include "rulewatch.h"
 
 namespace tallow {
 void InitSystemd(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
 
-// Environment teardown (process exit, a worker thread ending): close every journal still
-// open, then let Node wait until the libuv handles have run their close callbacks.
+// Environment teardown (process exit, a worker thread ending): close every journal and rule
+// watch still open, then let Node wait until the libuv handles have run their close callbacks.
 static void OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
   EnvState* state = static_cast<EnvState*>(arg);
   state->hook = handle;
   state->tearing_down = true;
-  std::vector<JournalWrap*> open(state->journals.begin(), state->journals.end());
-  for (JournalWrap* j : open) j->Close();
+  std::vector<Closable*> open(state->open.begin(), state->open.end());
+  for (Closable* c : open) c->Close();
   state->MaybeFinishTeardown();
 }
 
@@ -27,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_async_cleanup_hook_handle ignored;
   napi_add_async_cleanup_hook(env, OnEnvTeardown, state, &ignored);
   exports.Set("Journal", JournalWrap::Define(env));
+  exports.Set("RuleWatch", RuleWatchWrap::Define(env));
   InitSystemd(env, exports);
   InitMemory(env, exports);
   return exports;

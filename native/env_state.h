@@ -1,5 +1,5 @@
-// Per-environment (main thread or worker) bookkeeping: the journals still open and the
-// libuv handles still closing, so environment teardown can close everything and wait
+// Per-environment (main thread or worker) bookkeeping: the objects still open (journals, rule
+// watches) and the libuv handles still closing, so environment teardown can close everything and wait
 // for the handles' close callbacks before the loop is closed (a worker exiting must not crash).
 #pragma once
 #include <napi.h>
@@ -7,10 +7,14 @@
 
 namespace tallow {
 
-class JournalWrap;
+// What environment teardown closes: an open journal or rule watch.
+struct Closable {
+  virtual void Close() = 0;
+  virtual ~Closable() = default;
+};
 
 struct EnvState {
-  std::unordered_set<JournalWrap*> journals;
+  std::unordered_set<Closable*> open;
   napi_async_cleanup_hook_handle hook = nullptr;
   size_t closing_handles = 0;
   bool tearing_down = false;

@@ -121,7 +121,7 @@ JournalWrap::JournalWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Jour
     ThrowErrno(env, "sd_journal_get_fd", r);
   }
   r = sd_journal_set_data_threshold(j_, max_field_size_ + 256);
-  state_->journals.insert(this);
+  state_->open.insert(this);
 }
 
 JournalWrap::~JournalWrap() {
@@ -134,7 +134,7 @@ void JournalWrap::Close() {
     sd_journal_close(j_);
     j_ = nullptr;
   }
-  state_->journals.erase(this);
+  state_->open.erase(this);
 }
 
 void JournalWrap::RequireOpen(Napi::Env env) const {

@@ -13,7 +13,7 @@ namespace tallow {
 
 struct Watch;
 
-class JournalWrap : public Napi::ObjectWrap<JournalWrap> {
+class JournalWrap : public Napi::ObjectWrap<JournalWrap>, public Closable {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit JournalWrap(const Napi::CallbackInfo& info);
@@ -21,7 +21,7 @@ class JournalWrap : public Napi::ObjectWrap<JournalWrap> {
 
   // Idempotent: stops watching and closes the journal. Safe from close(), the
   // finalizer and the environment cleanup hook.
-  void Close();
+  void Close() override;
   // Called from the libuv poll/timer callbacks on the JS thread.
   void Wake();
 

@@ -28,12 +28,15 @@ export interface NativeJournal {
 
 export interface Addon {
   Journal: new (options: { directory?: string; files?: string[] }) => NativeJournal;
+  /** nftables change notifications (native/rulewatch.h): `callback(count)` for messages of `types`
+   *  (-1: some were dropped); never keeps the process alive. */
+  RuleWatch: new (types: number[], callback: (count: number) => void) => { close(): void };
   notify(state: string): boolean;
   watchdogUsec(): number;
   journalSend(items: string[]): void;
   underJournal(): boolean;
-  /** madvise(MADV_PAGEOUT) over [start, start+length): 0 or the errno (native/memory.cc). */
-  pageOut(start: number, length: number): number;
+  /** madvise over [start, start+length) with MADV_PAGEOUT or MADV_RANDOM: 0 or the errno (native/memory.cc). */
+  advise(start: number, length: number, advice: 'pageout' | 'random'): number;
   /** malloc_trim(0): true if memory went back to the kernel. */
   trimHeap(): boolean;
 }

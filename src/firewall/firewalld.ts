@@ -8,7 +8,7 @@
 // set in `table inet firewalld` (flags interval, no timeout, unused by us) and the kernel ipset
 // with our timeout/maxelem, and the direct rule (iptables-nft, `xt match set`) matches the kernel
 // ipset; so the kernel ipset is the one that drops packets under either firewalld backend.
-// A `firewall-cmd --reload` empties that ipset: its rule deletions wake the nft monitor (and the
+// A `firewall-cmd --reload` empties that ipset: its rule deletions wake the monitor (and the
 // queue's probe of a few bans every 2 s notices an emptied set), and the queue re-fills.
 import * as path from 'node:path';
 import type { Family } from '../address';
@@ -81,7 +81,7 @@ class FirewalldBackend implements FirewallBackend {
   }
 
   async setScopes(scopes: Scope[]): Promise<void> {
-    // The reload this may need empties every ipset; the queue sees the rules go (nft monitor)
+    // The reload this may need empties every ipset; the queue sees the rules go (monitor.ts)
     // or the sampled bans go missing (probe), and re-fills.
     const added = scopeList(this.scopes, scopes).slice(this.scopes.length);
     if (added.length) this.scopes = [...this.scopes, ...(await this.setupScopes(added))];
@@ -138,8 +138,8 @@ class FirewalldBackend implements FirewallBackend {
     return ipsetPresent(this.session, sample, this.scopes);
   }
   async watch(changed: () => void): Promise<boolean> {
-    // iptables-nft rules are nftables rules: a reload deletes them and nft monitor says so.
-    this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    // iptables-nft rules are nftables rules: the kernel reports their deletion (monitor.ts).
+    this.monitor = NftMonitor.start(changed, this.log);
     return this.monitor !== null && (await iptablesIsNft(path.join(this.config.iptPath, 'iptables')));
   }
 

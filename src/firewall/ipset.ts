@@ -259,8 +259,8 @@ class IpsetBackend implements FirewallBackend {
   }
 
   async watch(changed: () => void): Promise<boolean> {
-    // iptables-nft rules are nftables rules: a reload deletes them and nft monitor says so.
-    this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    // iptables-nft rules are nftables rules: the kernel reports their deletion (monitor.ts).
+    this.monitor = NftMonitor.start(changed, this.log);
     return this.monitor !== null && (await iptablesIsNft(this.iptables(4)));
   }
 

@@ -1,14 +1,15 @@
-// Notices a firewall reload as it happens: `nft monitor destroy rules` sleeps in the kernel until
-// a rule is deleted (by `iptables -F`, `nft flush ruleset`, a firewalld reload; iptables-nft rules
-// are nftables rules), then prints a line. Costs nothing while idle; the queue's own checks still
-// run when nft is missing or the rules are iptables-legacy ones.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
+// Notices a firewall reload as it happens: the kernel tells every listener of its nftables
+// netlink group (NFNLGRP_NFTABLES, what `nft monitor` reads) when a rule, chain, table or set is
+// deleted (by `iptables -F`, `nft flush ruleset`, a firewalld reload; iptables-nft rules are
+// nftables rules). The socket is the addon's (native/rulewatch.cc): no process, nothing to
+// restart, no cost while idle. The queue's own checks still run when the socket cannot be opened
+// or the rules are iptables-legacy ones.
+import { addon } from '../addon';
+import { errText } from '../limits';
 import type { Logger } from './backend';
-import { countExec, run } from './exec';
+import { run } from './exec';
 
-/** Are these iptables rules nftables rules (iptables-nft), whose deletion `nft monitor` sees? */
+/** Are these iptables rules nftables rules (iptables-nft), whose deletion the kernel reports? */
 export async function iptablesIsNft(iptables: string): Promise<boolean> {
   try {
     return /nf_tables/.test((await run([iptables, '-V'], { timeoutMs: 10_000 })).stdout);
@@ -17,77 +18,58 @@ export async function iptablesIsNft(iptables: string): Promise<boolean> {
   }
 }
 
-/** Lines that come in a burst (a flush deletes many rules) make one call, this long after the first. */
+// nftables message types (linux/netfilter/nf_tables.h) that mean something was taken away.
+// Additions and set elements (our own bans and unbans with the nftables backend) are not news.
+export const NFT_MSG_DELTABLE = 2;
+export const NFT_MSG_DELCHAIN = 5;
+export const NFT_MSG_DELRULE = 8;
+export const NFT_MSG_DELSET = 11;
+const DELETIONS = [NFT_MSG_DELTABLE, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE, NFT_MSG_DELSET];
+
+/** Messages that come in a burst (a flush deletes many rules) make one call, this long after the first. */
 const SETTLE_MS = 100;
 const LATE_MS = 2000;
-const RESTART_MS = [1000, 5000, 30_000, 60_000];
 
 export class NftMonitor {
-  private child: ChildProcess | null = null;
+  private watch: { close(): void } | null = null;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private late: NodeJS.Timeout | null = null;
-  private restarts = 0;
 
-  private constructor(
-    private readonly nft: string,
-    private readonly changed: () => void,
-    private readonly log: Logger,
-  ) {}
+  private constructor(private readonly changed: () => void) {}
 
-  /** null when nft is not installed there (then only the periodic checks notice a reload). */
-  static start(nftPath: string, changed: () => void, log: Logger): NftMonitor | null {
-    const nft = path.join(nftPath, 'nft');
-    if (!existsSync(nft)) return null;
-    const m = new NftMonitor(nft, changed, log);
-    m.spawn();
+  /** null when the kernel's notifications cannot be had (then only the periodic checks notice a reload). */
+  static start(changed: () => void, log: Logger): NftMonitor | null {
+    const m = new NftMonitor(changed);
+    try {
+      m.watch = new (addon().RuleWatch)(DELETIONS, () => m.deleted());
+    } catch (e) {
+      log.warn(`firewall changes from outside are noticed by the periodic check only: ${errText(e)}`);
+      return null;
+    }
     return m;
   }
 
-  private spawn(): void {
-    countExec();
-    const child = spawn(this.nft, ['monitor', 'destroy', 'rules'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    this.child = child;
-    child.stderr!.resume();
-    // A watcher never keeps the process alive by itself.
-    child.unref();
-    (child.stdout as unknown as { unref(): void }).unref();
-    (child.stderr as unknown as { unref(): void }).unref();
-    child.stdout!.on('data', () => {
-      this.restarts = 0;
-      // Once soon, and once when the burst has been quiet a while: a check that ran in the middle
-      // of a reload (firewalld takes about a second) may have seen sets not yet emptied.
-      if (this.late) clearTimeout(this.late);
-      this.late = setTimeout(() => {
-        this.late = null;
-        if (!this.closed) this.changed();
-      }, LATE_MS);
-      if (this.timer) return;
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        if (!this.closed) this.changed();
-      }, SETTLE_MS);
-    });
-    child.on('error', () => {});
-    child.on('close', (code, signal) => {
-      if (this.child !== child || this.closed) return;
-      this.child = null;
-      const delay = RESTART_MS[Math.min(this.restarts++, RESTART_MS.length - 1)];
-      this.log.warn('nft monitor ended; restarting it', { status: String(signal ?? code), retry_in_ms: String(delay) });
-      // Whatever happened while it was down is caught by a check now.
-      this.changed();
-      setTimeout(() => {
-        if (!this.closed) this.spawn();
-      }, delay).unref();
-    });
+  private deleted(): void {
+    // Once soon, and once when the burst has been quiet a while: a check that ran in the middle
+    // of a reload (firewalld takes about a second) may have seen sets not yet emptied.
+    if (this.late) clearTimeout(this.late);
+    this.late = setTimeout(() => {
+      this.late = null;
+      if (!this.closed) this.changed();
+    }, LATE_MS);
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.closed) this.changed();
+    }, SETTLE_MS);
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.late) clearTimeout(this.late);
-    const c = this.child;
-    this.child = null;
-    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    this.watch?.close();
+    this.watch = null;
   }
 }

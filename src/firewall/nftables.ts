@@ -252,7 +252,7 @@ class NftablesBackend implements FirewallBackend {
   // deletes our rule and wakes the monitor; a set flushed by hand waits for the 30 s check.
 
   async watch(changed: () => void): Promise<boolean> {
-    this.monitor = NftMonitor.start(this.config.nftPath, changed, this.log);
+    this.monitor = NftMonitor.start(changed, this.log);
     return this.monitor !== null;
   }
 

@@ -137,6 +137,37 @@ for (const kind of KINDS) {
       assert.ok(set.get('203.0.113.61')! <= 600, 'with the remaining time, not a fresh one');
     });
 
+    test('a rule deleted from outside is noticed at once by the kernel\'s notification (no periodic check or probe, no process) and put back', async () => {
+      const dropRule: string[][] =
+        kind === 'nftables'
+          ? [['nft', 'flush', 'chain', 'inet', 'tallow', 'input']]
+          : [['iptables', '-w', '-D', 'INPUT', '-m', 'set', '--match-set', 'tallow', 'src', '-j', 'DROP']];
+      const r = await childRun(sb, {
+        config: cfg(),
+        // Neither the periodic check nor the probe runs within the test: only the notification can wake it.
+        options: { ...OPTIONS, checkIntervalMs: 3_600_000, probeIntervalMs: 3_600_000 },
+        steps: [
+          'start',
+          { ban: [['203.0.113.62', 4, 600]] },
+          'flush',
+          { sleep: 300 },
+          ...dropRule.map((argv) => ({ exec: argv })),
+          { waitLog: 'missing', ms: 8000 },
+          { waitLog: 're-filling bans', ms: 8000 },
+          { sleep: 500 },
+          'flush',
+          'check',
+        ],
+      });
+      assert.equal(r.ok, true, `child failed: ${r.error} ${JSON.stringify(r.logs)}`);
+      assert.deepEqual(r.results.filter((x: any) => 'waitLog' in x).map((x: any) => x.found), [true, true], JSON.stringify(r.logs));
+      assert.equal(r.results.at(-1).check, true);
+      assert.deepEqual(await dropRules(sb, kind), { v4: 1, v6: 1 });
+      assert.ok((await kernelSet(sb, kind)).has('203.0.113.62'));
+      // No `nft monitor` (or any other watcher process) among the firewall tools run.
+      assert.deepEqual(tools.calls().filter((l) => /^nft monitor/.test(l)), [], 'no nft monitor process');
+    });
+
     test('10,000 bans reach the kernel through one session process with their timeouts; a 4 s ban expires by itself', async () => {
       const log = path.join(sb.dir, 'fw', 'calls.log');
       const batchTool = kind === 'nftables' ? /^nft -i/ : /^ipset -$/;
