@@ -9,7 +9,10 @@
 //   node dist/bench/idle-rss.js [--runs 5] [--wait 60] [--samples 5] [--dry-run] [--system-journal]
 //        [--set key=value]... [--node-flag FLAG]... [--empty-node] [--floor] [--smaps] [--root DIR]
 //        [--every S] (also print VmRSS every S seconds while waiting: the timeline of one start)
-// --set adds a tallow.conf line (e.g. history=off); --node-flag passes a flag to node (e.g.
+// The bench first gives back its own start-up pages (src/memory.ts, as the daemon does): a
+// production daemon is the only node process, and pages of the node binary this process maps
+// too would stay in the daemon's RSS (the kernel keeps shared pages when release_memory asks).
+// --set adds a tallow.conf line (e.g. history=off, release_memory=no); --node-flag passes a flag to node (e.g.
 // --max-semi-space-size=1); --empty-node measures `node -e 'setInterval(...)'` the same way (the
 // floor); --floor measures bench/rss-floor.js (libsystemd, a socket, a child, SQLite: what the
 // daemon cannot do without, none of its own code); --smaps prints the largest resident mappings of the first run; --root runs another
@@ -18,6 +21,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { addon } from '../src/addon';
+import { releaseStartupPages } from '../src/memory';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -187,6 +192,7 @@ async function main(): Promise<void> {
   const what = EMPTY ? 'empty node' : FLOOR ? 'bench/rss-floor.js (libsystemd, socket, child, SQLite)' : `tallow, shipped tallow.conf${SETS.length ? ` + ${SETS.join(' ')}` : ''}, ${DRY ? '--dry-run' : 'backend=auto in a netns'}, ${SYSTEM_JOURNAL ? 'system journal' : 'empty --journal-dir'}`;
   console.log(`${ROOT}: ${what}${NODE_FLAGS.length ? `, node ${NODE_FLAGS.join(' ')}` : ''}: VmRSS ${WAIT} s after the ready line, median of ${SAMPLES} readings 1 s apart, ${RUNS} starts`);
   const runs: Awaited<ReturnType<typeof once>>[] = [];
+  releaseStartupPages(addon());
   for (let r = 0; r < RUNS; r++) {
     const o = await once(r);
     runs.push(o);

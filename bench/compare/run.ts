@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { addon } from '../../src/addon';
+import { releaseStartupPages } from '../../src/memory';
 import { createSandbox, sleep, waitFor, type Sandbox } from '../../test/env/sandbox';
 import { fail2banDef, sshguardDef, startDaemon, stopDaemon, tallowDef, waitReady, type DaemonDef, type RunningDaemon } from './daemons';
 import { IpsetSession, RssSampler, nowMs, percentile, setMembers } from './measure';
@@ -438,6 +440,10 @@ async function idle(ctx: Ctx, def: DaemonDef): Promise<IdleResult> {
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0) fail('run as root (namespaces, firewall, cgroups, apt-get)');
+  // This process's own start-up pages go first: pages of the node binary it maps too would stay in
+  // tallow's RSS when tallow gives back its own (the kernel keeps shared pages); in production the
+  // daemon is the only node process.
+  releaseStartupPages(addon());
   if (opts.daemons.includes('tallow') && !fs.existsSync(path.join(REPO, 'dist/src/cli.js'))) fail(`${REPO}/dist/src/cli.js is missing: run \`npm run build\` first`);
   ensurePeers(opts.daemons);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-bench-${process.pid}-`));
