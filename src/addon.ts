@@ -35,8 +35,8 @@ export interface Addon {
   watchdogUsec(): number;
   journalSend(items: string[]): void;
   underJournal(): boolean;
-  /** madvise over [start, start+length) with MADV_PAGEOUT or MADV_RANDOM: 0 or the errno (native/memory.cc). */
-  advise(start: number, length: number, advice: 'pageout' | 'random'): number;
+  /** madvise(MADV_PAGEOUT) over [start, start+length): 0 or the errno (native/memory.cc). */
+  pageOut(start: number, length: number): number;
   /** malloc_trim(0): true if memory went back to the kernel. */
   trimHeap(): boolean;
 }

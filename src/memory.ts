@@ -54,7 +54,7 @@ export interface Released {
   unsupported?: string;
 }
 
-type Native = Pick<Addon, 'advise' | 'trimHeap'>;
+type Native = Pick<Addon, 'pageOut' | 'trimHeap'>;
 
 const EINVAL = 22;
 const ENOMEM = 12; // the range was unmapped meanwhile: nothing to do
@@ -65,8 +65,7 @@ export function releaseStartupPages(native: Native, read: (file: string) => stri
   const ranges = codeRanges(read('/proc/self/maps'));
   let unsupported: string | undefined;
   for (const r of ranges) {
-    if (process.env.TALLOW_RANDOM) native.advise(r.start, r.length, 'random');
-    const errno = native.advise(r.start, r.length, 'pageout');
+    const errno = native.pageOut(r.start, r.length);
     if (errno === 0 || errno === ENOMEM) continue;
     unsupported = errno === EINVAL ? 'the kernel has no MADV_PAGEOUT (Linux 5.4 and later)' : `madvise(MADV_PAGEOUT) on ${r.file}: errno ${errno}`;
     break;

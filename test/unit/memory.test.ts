@@ -59,8 +59,8 @@ test('each range is advised in turn; an unmapped range is passed over; a kernel 
   const answers = [0, 12, 0, 0, 0, 0, 0, 0];
   const r = releaseStartupPages(
     {
-      advise: (start, length, advice) => {
-        calls.push(`${start.toString(16)}+${length.toString(16)} ${advice}`);
+      pageOut: (start, length) => {
+        calls.push(`${start.toString(16)}+${length.toString(16)}`);
         const a = answers[calls.length - 1];
         if (calls.length === answers.length) status = STATUS(20000, 9000, 11000);
         return a;
@@ -76,7 +76,7 @@ test('each range is advised in turn; an unmapped range is passed over; a kernel 
   assert.equal(releasedText(r), 'memory: gave back pages only start-up used: resident 48.8 -> 19.5 MiB (code of node and its libraries 39.1 -> 10.7 MiB; a page used again is read back from its file)');
 
   const old: string[] = [];
-  const r2 = releaseStartupPages({ advise: (s) => (old.push(String(s)), 22), trimHeap: () => false }, read);
+  const r2 = releaseStartupPages({ pageOut: (s) => (old.push(String(s)), 22), trimHeap: () => false }, read);
   assert.equal(old.length, 1);
   assert.equal(releasedText(r2), 'memory: start-up pages not given back: the kernel has no MADV_PAGEOUT (Linux 5.4 and later)');
 });
