@@ -203,6 +203,15 @@ test('the .deb installs, runs, bans, survives reload and restart, and removes an
   assert.match(inC('systemctl show tallow -p ExecStart').stdout, /path=\/usr\/sbin\/tallow/);
   t.diagnostic(`installed and running after ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
+  // Under the unit's sandbox (SystemCallFilter=@system-service, CapabilityBoundingSet without
+  // CAP_FOWNER, RestrictAddressFamilies): start-up's pages are given back 5 s after READY=1 (madvise),
+  // and firewall changes come from the kernel's netlink group, with no `nft monitor` process.
+  const unitLog = () => inC('journalctl -u tallow --no-pager -o cat').stdout;
+  const released = await until('start-up pages given back', () => /memory: gave back pages only start-up used: resident [\d.]+ -> [\d.]+ MiB.*/.exec(unitLog())?.[0], 30_000);
+  t.diagnostic(released);
+  assert.doesNotMatch(unitLog(), /not given back|noticed by the periodic check only/);
+  assert.notEqual(inC('pgrep -x nft').status, 0, 'no nft process');
+
   // The attack: wrong passwords for root from the attacker's namespace (0.5 each, ban at 1.0).
   const attack = () =>
     sh('ip', ['netns', 'exec', ns, 'sshpass', '-p', 'wrong-password', 'ssh', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'PubkeyAuthentication=no',
@@ -215,6 +224,12 @@ test('the .deb installs, runs, bans, survives reload and restart, and removes an
   const listed = () => inC('tallow list').stdout.includes(ATTACKER_IP);
   assert.ok(listed(), `tallow list shows the ban:\n${inC('tallow list').stdout}`);
   assert.match(inC('journalctl -u tallow --no-pager -o cat').stdout, new RegExp(`ban.*${ATTACKER_IP.replace(/\./g, '\\.')}`));
+
+  // A rule deleted by hand (iptables-nft, as trixie's iptables is) is put back at once: the kernel's
+  // notification wakes the daemon (the periodic check is 30 s away at most; this waits 10 s).
+  const dropRule = '-m set --match-set tallow src -j DROP';
+  assert.equal(inC(`iptables -w -D INPUT ${dropRule}`).status, 0);
+  await until('the DROP rule put back', () => inC('iptables -S INPUT').stdout.includes(`-A INPUT ${dropRule}`), 10_000);
 
   // reload (SIGHUP through ExecReload=): same process, ban kept.
   assert.equal(inC('systemctl reload tallow').status, 0);
