@@ -10,7 +10,7 @@ import { releasedText, releaseStartupPages } from './memory';
 /** From the ready line (or a reload) to giving back start-up's pages: V8's background compiles of
  *  start-up code end about 1 s after the ready line, and what the daemon runs from then on comes
  *  back on its first use. Tests shorten it (TALLOW_SETTLE_MS). */
-const SETTLE_MS = /^\d{1,7}$/.test(process.env.TALLOW_SETTLE_MS ?? '') ? Number(process.env.TALLOW_SETTLE_MS) : 5_000;
+const SETTLE_MS = /^\d{1,7}$/.test(process.env.TALLOW_SETTLE_MS ?? '') ? Number(process.env.TALLOW_SETTLE_MS) : 2_000;
 
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown

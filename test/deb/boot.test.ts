@@ -204,7 +204,7 @@ test('the .deb installs, runs, bans, survives reload and restart, and removes an
   t.diagnostic(`installed and running after ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   // Under the unit's sandbox (SystemCallFilter=@system-service, CapabilityBoundingSet without
-  // CAP_FOWNER, RestrictAddressFamilies): start-up's pages are given back 5 s after READY=1 (madvise),
+  // CAP_FOWNER, RestrictAddressFamilies): start-up's pages are given back 2 s after READY=1 (madvise),
   // and firewall changes come from the kernel's netlink group, with no `nft monitor` process.
   const unitLog = () => inC('journalctl -u tallow --no-pager -o cat').stdout;
   const released = await until('start-up pages given back', () => /memory: gave back pages only start-up used: resident [\d.]+ -> [\d.]+ MiB.*/.exec(unitLog())?.[0], 30_000);
