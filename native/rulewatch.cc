@@ -78,6 +78,10 @@ RuleWatchWrap::RuleWatchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   buf_.resize(64 * 1024);
   callback_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_shared<Napi::AsyncContext>(env, "tallow.RuleWatch", Value());
+  // Registered and referenced before the poll starts, so that Close() on a failed start undoes
+  // exactly this (its Unref() needs the Ref()).
+  state_->open.insert(this);
+  Ref();
   r = uv_poll_start(&p->poll, UV_READABLE, OnReadable);
   if (r != 0) {
     Close();
@@ -85,8 +89,6 @@ RuleWatchWrap::RuleWatchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   }
   // A watcher never keeps the process alive by itself.
   uv_unref(reinterpret_cast<uv_handle_t*>(&p->poll));
-  state_->open.insert(this);
-  Ref();
 }
 
 RuleWatchWrap::~RuleWatchWrap() {
