@@ -8,6 +8,7 @@
 // beside it keeps its pages), never changes what they hold, and a page used again is read back
 // from the file. Writable mappings (data, heap, the journal's and SQLite's files) are not touched.
 import * as fs from 'node:fs';
+import { constants } from 'node:os';
 import type { Addon } from './addon';
 
 export interface CodeRange {
@@ -49,15 +50,13 @@ export function resident(status: string): Resident {
 export interface Released {
   before: Resident;
   after: Resident;
-  ranges: number;
-  /** why nothing was given back (a kernel before 5.4), else undefined */
+  /** why the kernel refused (a kernel before 5.4 has no MADV_PAGEOUT), else undefined */
   unsupported?: string;
 }
 
 type Native = Pick<Addon, 'pageOut' | 'trimHeap'>;
 
-const EINVAL = 22;
-const ENOMEM = 12; // the range was unmapped meanwhile: nothing to do
+const { EINVAL, ENOMEM } = constants.errno; // ENOMEM: the range was unmapped meanwhile, nothing to do
 
 /** Gives back start-up's pages now (see the head of this file). Never throws for the kernel's answer. */
 export function releaseStartupPages(native: Native, read: (file: string) => string = (f) => fs.readFileSync(f, 'utf8')): Released {
@@ -72,7 +71,7 @@ export function releaseStartupPages(native: Native, read: (file: string) => stri
   }
   // Start-up's freed C heap (parsers, the addon's buffers) stays with glibc until trimmed.
   native.trimHeap();
-  return { before, after: resident(read('/proc/self/status')), ranges: ranges.length, unsupported };
+  return { before, after: resident(read('/proc/self/status')), unsupported };
 }
 
 const mib = (kib: number) => (kib / 1024).toFixed(1);
