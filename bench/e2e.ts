@@ -6,8 +6,8 @@
 // Usage (root, after `npm run build`): node dist/bench/e2e.js [--rounds 20] [--idle 60] [--flood-seconds 10] [--rate 10000]
 //   [--settle S] [--set key=value]...
 // --settle waits S seconds after the ready line before the first latency round (release_memory
-// gives start-up's pages back 10 s after it: the first round then pays for reading back what a
-// ban runs); --set adds a tallow.conf line to both daemons (e.g. release_memory=no).
+// gives start-up's pages back 2 s after it: with --settle 5 or more the first round pays for
+// reading back what a ban runs); --set adds a tallow.conf line to both daemons (e.g. release_memory=no).
 // The bench gives back its own start-up pages first: a production daemon is the only node process,
 // and pages this process maps too would stay in the daemon's (the kernel skips shared pages).
 import * as fs from 'node:fs';

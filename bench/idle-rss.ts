@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { addon } from '../src/addon';
-import { releaseStartupPages } from '../src/memory';
+import { releaseStartupPages, resident, type Resident } from '../src/memory';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -50,17 +50,9 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-interface Mem {
-  rss: number;
-  anon: number;
-  file: number;
-}
-
-/** KiB from /proc/PID/status. */
-function mem(pid: number): Mem {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const g = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
-  return { rss: g('VmRSS'), anon: g('RssAnon'), file: g('RssFile') };
+/** KiB from /proc/PID/status (src/memory.ts reads the daemon's own the same way). */
+function mem(pid: number): Resident {
+  return resident(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
 }
 
 /** CPU seconds of pid so far, all its threads (V8 compiles on background threads). */
@@ -120,7 +112,7 @@ function waitFor(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
   });
 }
 
-async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss: number }[]; smaps: string; readyMs: number; readyCpu: number }> {
+async function once(run: number): Promise<{ mem: Resident; kids: { comm: string; rss: number }[]; smaps: string; readyMs: number; readyCpu: number }> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-idle-rss-${process.pid}-`));
   const ns = `tallow-rss-${process.pid}-${run}`;
   let child: ChildProcess | null = null;
@@ -168,7 +160,7 @@ async function once(run: number): Promise<{ mem: Mem; kids: { comm: string; rss:
     } else {
       await sleep(WAIT * 1000);
     }
-    const samples: Mem[] = [];
+    const samples: Resident[] = [];
     for (let i = 0; i < SAMPLES; i++) {
       if (i) await sleep(1000);
       samples.push(mem(c.pid!));
@@ -200,7 +192,7 @@ async function main(): Promise<void> {
     console.log(`  run ${r + 1}: ready after ${o.readyMs.toFixed(0)} ms (CPU ${o.readyCpu.toFixed(2)} s 1 s later); VmRSS ${(o.mem.rss / 1024).toFixed(1)} MiB (anon ${(o.mem.anon / 1024).toFixed(1)}, file ${(o.mem.file / 1024).toFixed(1)})${kids ? `; children: ${kids} MiB` : ''}`);
     if (o.smaps) console.log(`  largest mappings (run 1):\n${o.smaps}`);
   }
-  const med = (f: (m: Mem) => number) => (median(runs.map((o) => f(o.mem))) / 1024).toFixed(1);
+  const med = (f: (m: Resident) => number) => (median(runs.map((o) => f(o.mem))) / 1024).toFixed(1);
   const ready = median(runs.map((o) => o.readyMs)).toFixed(0);
   const readyCpu = median(runs.map((o) => o.readyCpu)).toFixed(2);
   console.log(`median: VmRSS ${med((m) => m.rss)} MiB (anon ${med((m) => m.anon)}, file ${med((m) => m.file)}); ready after ${ready} ms, CPU ${readyCpu} s`);
