@@ -86,8 +86,10 @@ test('additions and set elements (bans, unbans) are not reported; rule, chain, s
 });
 
 test('an open watch does not keep its process alive', async () => {
+  // Listened for before asking: the child may end while line() sleeps between its looks.
+  const ended = new Promise((r) => child.once('exit', () => r(true)));
   child.stdin!.write('end\n');
   await line(/^ending$/);
-  const exited = await Promise.race([new Promise((r) => child.once('exit', () => r(true))), sleep(5000).then(() => false)]);
+  const exited = await Promise.race([ended, sleep(5000).then(() => false)]);
   assert.equal(exited, true, 'the child ended by itself once its stdin closed');
 });
