@@ -1,16 +1,18 @@
 // Backend choice, and the queue between the ledger's events and the kernel: everything decided
 // while the previous batch was in flight goes out as one batch (through the backend's long-lived
 // session), failures are retried with back-off (never dropped), elements the kernel refuses are
-// found by splitting the batch and dropped with an error naming them, and what someone else
-// flushed or deleted is re-created and re-filled from the ledger's bans. A ban is an address (or
+// found by splitting the batch and dropped with an error naming them (send.ts), and what someone
+// else flushed or deleted is re-created and re-filled from the ledger's bans (repair.ts). A ban is an address (or
 // network) in a scope: the queue keys everything by banKey(address, scope).
-import { RefusedError, type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from './backend';
+import { type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from './backend';
 import { FirewallError } from './choose';
-import { emptiedSets, heldSet, missingSets, sampleHeld, type HeldBan } from './probe';
+import type { HeldBan } from './probe';
+import { repair, sampledMissing, type QueueView } from './repair';
 import type { Family } from '../address';
 import type { Metrics } from '../metrics';
 import { banKey, setName, type Scope } from '../scope';
 import { classify, scopeList, scopeMap, type Target } from './scopes';
+import { sendBatch, type Pending } from './send';
 import { clampSeconds } from './validate';
 
 export { BACKEND_NAMES, FirewallError, backendModule, chooseBackend, firewallSettings } from './choose';
@@ -41,12 +43,6 @@ export interface FirewallOptions {
   scopes?: Scope[];
   metrics?: Metrics;
 }
-
-type Pending = Target & ({ add: true; expiry: number } | { add: false });
-type Op = [key: string, pending: Pending];
-
-/** Elements per request to the tool. */
-const SLICE = 20_000;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -79,6 +75,8 @@ export class Firewall {
   private retryTimer: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
   private waiters: (() => void)[] = [];
+  /** What repair.ts sees of this queue. */
+  private readonly view: QueueView;
   /** The batch being sent (outcome() waits for its addresses too). */
   private inflight: Map<string, Pending> | null = null;
 
@@ -91,6 +89,17 @@ export class Firewall {
     this.metrics = metrics;
     this.onRefused = onRefused;
     this.scopes = scopeMap(scopeList(scopes ?? backend.scopes));
+    this.view = {
+      backend,
+      log,
+      metrics,
+      held: () => this.opts.held(),
+      holds: (scope) => this.scopes.has(scope),
+      queued: (key) => this.pending.has(key),
+      refused: (key) => this.refused.has(key),
+      queue: (key, p) => this.pending.set(key, p),
+      syncScopes: () => this.syncScopes(),
+    };
     this.opts = { checkIntervalMs: 30_000, probeIntervalMs: 2000, retryBaseMs: 1000, retryMaxMs: 60_000, startAttempts: 4, held: () => [], ...rest };
   }
 
@@ -281,31 +290,12 @@ export class Firewall {
     return Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.max(0, failures - 1));
   }
 
-  /** The ledger's bans still running in scopes held, minus those the kernel refused. */
-  private held(now: number): HeldBan[] {
-    const out: HeldBan[] = [];
-    for (const b of this.opts.held()) {
-      const scope = b.scope ?? '';
-      if (b.expiry > now && this.scopes.has(scope) && !this.refused.has(banKey(b.address, scope))) out.push(b);
-    }
-    return out;
-  }
-
-  /** Sets (heldSet names) whose sampled held bans are all missing from the kernel. */
-  private missingSets(now: number): Promise<Set<string>> {
-    const skip = (b: HeldBan) => {
-      const key = banKey(b.address, b.scope ?? '');
-      return !this.scopes.has(b.scope ?? '') || this.pending.has(key) || this.refused.has(key);
-    };
-    return missingSets(this.backend, sampleHeld(this.opts.held(), skip, now));
-  }
-
   /** The periodic cheap look: sampled bans missing means a flushed set; the next check re-fills. */
   private async probe(): Promise<void> {
     if (this.probing || this.closed || this.running || this.retryTimer || this.settingUp) return;
     this.probing = true;
     try {
-      if ((await this.missingSets(Date.now())).size) {
+      if ((await sampledMissing(this.view, Date.now())).size) {
         this.needsCheck = true;
         this.suspect = true;
         this.schedule();
@@ -347,7 +337,12 @@ export class Firewall {
     while (!this.closed) {
       let batch: Map<string, Pending> | null = null;
       try {
-        if (this.needsCheck) await this.repair();
+        if (this.needsCheck) {
+          const suspect = this.suspect;
+          this.suspect = false;
+          await repair(this.view, suspect);
+          this.needsCheck = false;
+        }
         if (this.pending.size === 0) return;
         batch = this.pending;
         this.pending = new Map();
@@ -383,99 +378,28 @@ export class Firewall {
     }
   }
 
-  /** Sends one batch; each ban carries its REMAINING time (a retried ban does not get extended). */
-  private async send(batch: Map<string, Pending>): Promise<void> {
-    const now = Date.now();
-    const ops: Op[] = [];
-    for (const [key, p] of batch) {
-      if (!p.add || p.expiry > now) ops.push([key, p]);
-      else this.settle(key, null); // expired while queued, nothing to add
-    }
-    // Slices keep each request to the tool well inside its timeout (a million bans at once took
-    // longer than the 120 s a request may take) and let a failure lose only a slice's progress.
-    for (let i = 0; i < ops.length; i += SLICE) await this.sendOps(ops.slice(i, i + SLICE), now);
-  }
-
-  /**
-   * A batch the kernel refuses in part is halved until the refused elements are alone; they are
-   * dropped with an error naming them, everything else lands. Other errors go up (batch retried).
-   */
-  private async sendOps(ops: Op[], now: number): Promise<void> {
-    const add: BanEntry[] = [];
-    const remove: BanRemoval[] = [];
-    for (const [, p] of ops) {
-      if (p.add) add.push({ address: p.address, family: p.family, scope: p.scope, seconds: Math.max(1, Math.ceil((p.expiry - now) / 1000)) });
-      else remove.push({ address: p.address, family: p.family, scope: p.scope });
-    }
-    try {
-      await this.backend.apply(add, remove);
-    } catch (e) {
-      if (!(e instanceof RefusedError)) throw e;
-      if (ops.length > 1) {
-        const mid = ops.length >>> 1;
-        await this.sendOps(ops.slice(0, mid), now);
-        await this.sendOps(ops.slice(mid), now);
-        return;
-      }
-      const [key, p] = ops[0];
-      this.refused.set(key, e.message);
-      this.log.error(p.add ? 'the firewall refused a ban; dropped' : 'the firewall refused an unban; dropped', {
-        backend: this.backend.name,
-        address: p.address,
-        set: setName(p.family, p.scope),
-        error: e.message,
-      });
-      this.settle(key, e.message);
-      this.onRefused?.(p.address, p.family, e.message, p.scope);
-      return;
-    }
-    if (this.metrics) {
-      this.metrics.firewallBatches++;
-      this.metrics.firewallElements += ops.length;
-    }
-    for (const [key] of ops) this.settle(key, null);
-  }
-
-  /**
-   * Sets or rules gone (a firewall reload, a flush by hand): re-create them and re-fill every ban we
-   * still hold. A set that exists but holds none of our bans meant for it was flushed: re-fill it.
-   * (Single entries removed by an administrator are left removed.) The sets are listed only when
-   * sampled bans were missing, or when the backend cannot look bans up cheaply.
-   */
-  private async repair(): Promise<void> {
-    const suspect = this.suspect;
-    this.suspect = false;
-    if (!(await this.backend.check())) {
-      this.log.warn('firewall sets or rules missing (flushed or reloaded from outside?); re-creating them', { backend: this.backend.name });
-      await this.backend.setup();
-      this.syncScopes();
-      if (!(await this.backend.check())) throw new FirewallError('sets or rules still missing after set-up');
-      if (this.metrics) this.metrics.firewallRepairs++;
-      this.refill(this.held(Date.now()), null);
-    } else if (!this.backend.present || suspect || (await this.missingSets(Date.now())).size) {
-      const held = this.held(Date.now());
-      if (held.length) {
-        const emptied = emptiedSets(held, await this.backend.list(), (key) => this.pending.has(key));
-        if (emptied.size) {
-          this.log.warn('firewall set emptied from outside; re-filling it', { backend: this.backend.name, sets: [...emptied].join(',') });
-          if (this.metrics) this.metrics.firewallRepairs++;
-          this.refill(held, emptied);
+  /** Sends one batch (send.ts); refused elements are dropped with an error naming them. */
+  private send(batch: Map<string, Pending>): Promise<void> {
+    return sendBatch(this.backend, batch, {
+      expired: (key) => this.settle(key, null),
+      landed: (ops) => {
+        if (this.metrics) {
+          this.metrics.firewallBatches++;
+          this.metrics.firewallElements += ops.length;
         }
-      }
-    }
-    this.needsCheck = false;
-  }
-
-  /** Queues the held bans of these sets (heldSet names; null: every set) again. */
-  private refill(held: HeldBan[], sets: Set<string> | null): void {
-    let n = 0;
-    for (const b of held) {
-      const scope = b.scope ?? '';
-      const key = banKey(b.address, scope);
-      if ((sets && !sets.has(heldSet(b))) || this.pending.has(key)) continue;
-      this.pending.set(key, { add: true, address: b.address, family: b.family, scope, expiry: b.expiry });
-      n++;
-    }
-    if (n) this.log.info('re-filling bans into the firewall', { count: String(n) });
+        for (const [key] of ops) this.settle(key, null);
+      },
+      refused: ([key, p], why) => {
+        this.refused.set(key, why);
+        this.log.error(p.add ? 'the firewall refused a ban; dropped' : 'the firewall refused an unban; dropped', {
+          backend: this.backend.name,
+          address: p.address,
+          set: setName(p.family, p.scope),
+          error: why,
+        });
+        this.settle(key, why);
+        this.onRefused?.(p.address, p.family, why, p.scope);
+      },
+    });
   }
 }

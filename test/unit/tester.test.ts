@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { testRun, parseWhen, lineToEntry, type TesterIO } from '../../src/tester';
+import { testRun, type TesterIO } from '../../src/tester';
+import { parseWhen, lineToEntry } from '../../src/tester-input';
 
 const FIX = path.resolve(__dirname, '../../../test/fixtures');
 const PATTERNS = path.join(FIX, 'tester-patterns.json');
