@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tallow",
-      "sources": ["native/addon.cc", "native/journal.cc", "native/systemd.cc", "native/memory.cc", "native/rulewatch.cc"],
+      "sources": ["native/addon.cc", "native/journal.cc", "native/systemd.cc", "native/memory.cc", "native/rulewatch.cc", "native/stdio.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

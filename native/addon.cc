@@ -1,5 +1,6 @@
 // tallow's N-API addon: sd-journal reading (journal.cc), sd-daemon services (systemd.cc),
-// nftables change notifications (rulewatch.cc) and giving memory back (memory.cc).
+// nftables change notifications (rulewatch.cc), giving memory back (memory.cc) and dup2 for the
+// log file's reopening (stdio.cc).
 #include <napi.h>
 #include <vector>
 
@@ -10,6 +11,7 @@
 namespace tallow {
 void InitSystemd(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitStdio(Napi::Env env, Napi::Object exports);
 
 // Environment teardown (process exit, a worker thread ending): close every journal and rule
 // watch still open, then let Node wait until the libuv handles have run their close callbacks.
@@ -31,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RuleWatch", RuleWatchWrap::Define(env));
   InitSystemd(env, exports);
   InitMemory(env, exports);
+  InitStdio(env, exports);
   return exports;
 }
 

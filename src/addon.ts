@@ -39,6 +39,8 @@ export interface Addon {
   pageOut(start: number, length: number): number;
   /** malloc_trim(0): true if memory went back to the kernel. */
   trimHeap(): boolean;
+  /** dup2(fd, target): 0 or the errno (native/stdio.cc). */
+  dupOnto(fd: number, target: number): number;
 }
 
 // dist/src/addon.js -> <root>/build; src/addon.ts run directly -> <root>/build.

@@ -4,6 +4,8 @@
 // plain lines go to stdout (info, debug) and stderr (warnings, errors), or, when both are one file
 // (`tallow >>/var/log/tallow.log 2>&1`), to that file by name, reopened on SIGUSR2 (logrotate).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { addon } from './addon';
 import * as systemd from './systemd';
 
 /**
@@ -76,12 +78,15 @@ export class Log implements Logger {
   /** The log file by name, or null (the journal, stdout/stderr, or a test's writer). */
   readonly file: string | null;
   private fd: number | null = null;
+  /** The file is the one stdout and stderr were opened on (`>>FILE 2>&1`): reopen() moves them too. */
+  private readonly onStdio: boolean;
 
   constructor(opts: LogOptions = {}) {
     this.verbose = opts.verbose ?? false;
     this.toJournal = opts.journal ?? safeUnderJournal();
     this.timestamps = opts.timestamps ?? true;
     this.file = opts.file ?? (this.toJournal || opts.write ? null : stdoutFile());
+    this.onStdio = !opts.file && this.file !== null;
     if (opts.file) this.fd = fs.openSync(opts.file, 'a', 0o640);
     this.write = opts.write ?? ((level, line) => (this.fd !== null ? this.writeFile(line) : plainWrite(level, line)));
   }
@@ -101,6 +106,20 @@ export class Log implements Logger {
       fd = fs.openSync(this.file, 'a', 0o640);
     } catch (e) {
       return `cannot reopen ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; still writing to the file open before`;
+    }
+    if (this.onStdio) {
+      // stdout and stderr onto the new file: what the process writes there itself (a crash's
+      // trace, node's warnings, a child's inherited output) follows, and the rotated file is let go.
+      const err = addon().dupOnto(fd, 1) || addon().dupOnto(fd, 2);
+      if (err === 0) {
+        fs.closeSync(fd);
+        return `log file reopened: ${this.file} (stdout and stderr too)`;
+      }
+      // Only the log's own lines move then; say so.
+      const old = this.fd;
+      this.fd = fd;
+      if (old !== null) fs.closeSync(old);
+      return `log file reopened: ${this.file}; stdout and stderr stay on the file open before (dup2: ${errnoName(err)})`;
     }
     const old = this.fd;
     this.fd = fd;
@@ -190,4 +209,8 @@ function plainWrite(level: Level, line: string): void {
     process.stderr.on('error', () => {});
   }
   (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line + '\n');
+}
+
+function errnoName(n: number): string {
+  return Object.entries(os.constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }

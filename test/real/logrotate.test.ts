@@ -1,7 +1,8 @@
 // The shipped logrotate snippet (tallow.logrotate, installed as /etc/logrotate.d/tallow) run by
 // Debian's real logrotate against a real daemon started as install.sh's no-systemd mode starts it
 // (stdout and stderr appended to the log file, its pid in a pid file): after each rotation the old
-// lines are in the rotated file and the daemon's next lines (a ban) land in the new log file.
+// lines are in the rotated file and the daemon's next lines (a ban) land in the new log file, as
+// do its stdout and stderr themselves (no rotated file stays open).
 // The snippet is tested as shipped: only its two paths are replaced by the test's own.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,19 @@ function snippetFor(log: string, pidfile: string): string {
   assert.ok(shipped.includes('/var/log/tallow.log {'), 'the snippet rotates /var/log/tallow.log');
   assert.ok(shipped.includes('/run/tallow.pid'), 'the snippet signals the pid in /run/tallow.pid');
   return shipped.replaceAll('/var/log/tallow.log', log).replaceAll('/run/tallow.pid', pidfile);
+}
+
+function readlink(pid: number, fd: string): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return ''; // closed meanwhile
+  }
+}
+
+/** What the daemon's stdout and stderr are open on. */
+function stdio(pid: number): string[] {
+  return ['1', '2'].map((fd) => readlink(pid, fd));
 }
 
 async function logrotate(conf: string, state: string): Promise<void> {
@@ -62,6 +76,8 @@ describe('logrotate with the shipped snippet against a running daemon (no-system
     await waitFor('the reopen line in the new log file', () => fs.readFileSync(log, 'utf8').includes(`SIGUSR2: log file reopened: ${log}`), 10000, 50);
     // `create 0640 root root`: the new file as the snippet asks.
     assert.equal(fs.statSync(log).mode & 0o777, 0o640);
+    // stdout and stderr moved too (a crash's trace would land in the new file).
+    assert.deepEqual(stdio(daemon.pid!), [log, log], 'fds 1 and 2 on the new log file');
 
     await sb.logger('sshd', 'Failed password for rotated from 203.0.113.77 port 22 ssh2');
     await waitFor('the ban line in the new log file', () => /info: ban address=203\.0\.113\.77 /.test(fs.readFileSync(log, 'utf8')), 20000, 50);
@@ -75,6 +91,10 @@ describe('logrotate with the shipped snippet against a running daemon (no-system
     assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /info: ban address=203\.0\.113\.77 /);
     await waitFor('the second reopen line', () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('SIGUSR2: log file reopened'), 10000, 50);
 
+    assert.deepEqual(stdio(daemon.pid!), [log, log], 'fds 1 and 2 on the newest log file');
+    // Nothing holds the rotated files (.1 was compressed and removed: its space is given back).
+    const held = fs.readdirSync(`/proc/${daemon.pid}/fd`).map((fd) => readlink(daemon!.pid!, fd)).filter((l) => l.startsWith(`${log}.`) || l.endsWith(' (deleted)'));
+    assert.deepEqual(held, [], 'no rotated or deleted file held open');
     assert.equal(daemon.exitCode, null, 'the daemon still runs (SIGUSR2 did not kill it)');
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon!.on('exit', r));

@@ -1,6 +1,11 @@
-// The daemon's log lines: plain text with key=value fields, journal field names, verbosity.
+// The daemon's log lines: plain text with key=value fields, journal field names, verbosity, and
+// the log file reopened after a rotation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Log, formatFields, journalField, type Level } from '../../src/log';
 
 function capture(verbose = false): { log: Log; lines: [Level, string][] } {
@@ -48,4 +53,39 @@ test('plain lines carry an ISO time stamp by default', () => {
   const log = new Log({ journal: false, write: (_l, s) => lines.push(s) });
   log.info('x');
   assert.match(lines[0], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info: x$/);
+});
+
+test('reopen() with stdout and stderr on the log file (`>>FILE 2>&1`): both move to the new file, the rotated one is let go', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tallow-log-'));
+  try {
+    const file = path.join(dir, 'tallow.log');
+    // A child whose fds 1 and 2 are the file, as install.sh --start runs the daemon; it renames
+    // the file as logrotate does, reopens, then writes to stderr and stdout itself.
+    const script = `
+      const fs = require('node:fs');
+      const { Log } = require(${JSON.stringify(path.resolve(__dirname, '../../src/log.js'))});
+      const log = new Log({ journal: false, timestamps: false });
+      log.info('before');
+      fs.renameSync(${JSON.stringify(file)}, ${JSON.stringify(file + '.1')});
+      log.info('SIGUSR2: ' + log.reopen());
+      process.stderr.write('stderr after\\n');
+      console.log('stdout after');
+      const held = fs.readdirSync('/proc/self/fd').map((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd); } catch { return ''; } });
+      log.info('held ' + JSON.stringify(held.filter((l) => l.startsWith(${JSON.stringify(file + '.1')}))));
+    `;
+    const fd = fs.openSync(file, 'a');
+    try {
+      const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', fd, fd] });
+      assert.equal(r.status, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(fs.readFileSync(file + '.1', 'utf8'), 'info: before\n');
+    assert.equal(
+      fs.readFileSync(file, 'utf8'),
+      `info: SIGUSR2: log file reopened: ${file} (stdout and stderr too)\nstderr after\nstdout after\ninfo: held []\n`,
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
