@@ -17,9 +17,30 @@ const SETTLE_MS = /^\d{1,7}$/.test(process.env.TALLOW_SETTLE_MS ?? '') ? Number(
  * (the CLI turns them into one line and an exit status).
  */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  // Before anything else: SIGUSR2's default would end the process (logrotate sends it).
+  // Every signal the daemon answers is held from the first line on: its default action ends the
+  // process, and one can come right after READY=1 (`systemctl reload` as soon as the start
+  // returns, a stop as it ends). Those that come during start-up are answered once it is over.
   const onUsr2 = () => opts.log.info(`SIGUSR2: ${opts.log.reopen()}`);
   process.on('SIGUSR2', onUsr2);
+  const early: NodeJS.Signals[] = [];
+  let answer = (sig: NodeJS.Signals): void => {
+    if (early.includes(sig)) return;
+    early.push(sig);
+    const stop = sig === 'SIGTERM' || sig === 'SIGINT';
+    opts.log.info(`${sig} during start-up: ${stop ? 'stopping' : 'answered'} once started`);
+    // A second SIGTERM or SIGINT ends the process at once, as it does while stopping.
+    if (stop) unhold(STOPS);
+  };
+  const STOPS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+  const listeners = new Map<NodeJS.Signals, () => void>();
+  for (const sig of [...STOPS, 'SIGHUP', 'SIGUSR1'] as NodeJS.Signals[]) {
+    const f = () => answer(sig);
+    listeners.set(sig, f);
+    process.on(sig, f);
+  }
+  const unhold = (sigs: Iterable<NodeJS.Signals>) => {
+    for (const sig of sigs) process.off(sig, listeners.get(sig)!);
+  };
   let d: Daemon;
   try {
     d = await Daemon.start(opts);
@@ -28,6 +49,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     const config = (e as { exitCode?: unknown } | null)?.exitCode === 78;
     if (opts.log.journal) opts.log.error(`start-up failed: ${errText(e)}`, undefined, config ? 'config_error' : 'start_failed');
     process.off('SIGUSR2', onUsr2);
+    unhold(listeners.keys());
     throw e;
   }
   // Off during start-up (cli.ts): the optimizing compiler is for the work that follows.
@@ -49,27 +71,33 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   scheduleRelease();
   d.afterReload = scheduleRelease;
   return new Promise<number>((resolve) => {
-    const onStop = (sig: string) => {
+    let stopping = false;
+    answer = (sig) => {
+      if (sig === 'SIGHUP' || sig === 'SIGUSR1') {
+        if (stopping) opts.log.info(`${sig} while stopping: ignored`);
+        else if (sig === 'SIGHUP') d.reloadService('SIGHUP');
+        else d.dump();
+        return;
+      }
+      if (stopping) return;
+      stopping = true;
+      unhold(STOPS);
       opts.log.info(`${sig}: stopping`);
       if (settle) clearTimeout(settle);
-      process.off('SIGHUP', onHup);
-      process.off('SIGUSR1', onUsr1);
       d.stop().then(
-        () => resolve(0),
+        () => {
+          unhold(listeners.keys());
+          resolve(0);
+        },
         (e) => {
           opts.log.error(`error while stopping: ${errText(e)}`);
+          unhold(listeners.keys());
           resolve(1);
         },
       );
     };
-    const onHup = () => {
-      d.reloadService('SIGHUP');
-    };
-    const onUsr1 = () => d.dump();
-    process.once('SIGTERM', () => onStop('SIGTERM'));
-    process.once('SIGINT', () => onStop('SIGINT'));
-    process.on('SIGHUP', onHup);
-    process.on('SIGUSR1', onUsr1);
+    // What came during start-up: a stop wins over the rest.
+    const stop = early.find((sig) => STOPS.includes(sig));
+    for (const sig of stop ? [stop] : early) answer(sig);
   });
 }
-
