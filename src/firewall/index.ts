@@ -2,8 +2,8 @@
 // while the previous batch was in flight goes out as one batch (through the backend's long-lived
 // session), failures are retried with back-off (never dropped), elements the kernel refuses are
 // found by splitting the batch and dropped with an error naming them (send.ts), and what someone
-// else flushed or deleted is re-created and re-filled from the ledger's bans (repair.ts). A ban is an address (or
-// network) in a scope: the queue keys everything by banKey(address, scope).
+// else flushed or deleted is re-created and re-filled from the ledger's bans (repair.ts). A ban
+// is an address (or network) in a scope: the queue keys everything by banKey(address, scope).
 import { type BanEntry, type BanRemoval, type FirewallBackend, type KernelBan, type Logger } from './backend';
 import { FirewallError } from './choose';
 import type { HeldBan } from './probe';
