@@ -113,6 +113,9 @@ export class Log implements Logger {
       const err = addon().dupOnto(fd, 1) || addon().dupOnto(fd, 2);
       if (err === 0) {
         fs.closeSync(fd);
+        // An earlier reopen whose dup2 failed left the log on a file of its own: back to 1 and 2.
+        if (this.fd !== null) fs.closeSync(this.fd);
+        this.fd = null;
         return `log file reopened: ${this.file} (stdout and stderr too)`;
       }
       // Only the log's own lines move then; say so.
