@@ -4,7 +4,7 @@
 // plain lines go to stdout (info, debug) and stderr (warnings, errors), or, when both are one file
 // (`tallow >>/var/log/tallow.log 2>&1`), to that file by name, reopened on SIGUSR2 (logrotate).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { addon } from './addon';
 import * as systemd from './systemd';
 
@@ -122,7 +122,7 @@ export class Log implements Logger {
       const old = this.fd;
       this.fd = fd;
       if (old !== null) fs.closeSync(old);
-      return `log file reopened: ${this.file}; stdout and stderr stay on the file open before (dup2: ${errnoName(err)})`;
+      return `log file reopened: ${this.file}; stdout and stderr stay on the file open before (dup2: ${getSystemErrorName(-err)})`;
     }
     const old = this.fd;
     this.fd = fd;
@@ -212,8 +212,4 @@ function plainWrite(level: Level, line: string): void {
     process.stderr.on('error', () => {});
   }
   (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line + '\n');
-}
-
-function errnoName(n: number): string {
-  return Object.entries(os.constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
