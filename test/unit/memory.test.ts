@@ -4,15 +4,12 @@
 // release_memory=no does not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
 import { codeRanges, releasedText, releaseStartupPages } from '../../src/memory';
-
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+import { DryRunDaemon, READY } from './cli-daemon';
 
 const MAPS = [
   '55d0c0000000-55d0c0800000 r--p 00000000 fe:01 1234 /usr/bin/node',
@@ -105,47 +102,17 @@ function privateCode(pid: number): number {
   return kib;
 }
 
-class Run {
-  out = '';
-  readonly child: ChildProcess;
-  constructor(dir: string, conf: string[]) {
-    fs.mkdirSync(path.join(dir, 'journal'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'tallow.conf'), [`state_dir=${dir}/state`, `socket=${dir}/sock`, 'history=off', ...conf, ''].join('\n'));
-    this.child = spawn(process.execPath, [CLI, '--config', path.join(dir, 'tallow.conf'), '--journal-dir', path.join(dir, 'journal'), '--dry-run'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TALLOW_SETTLE_MS: String(SETTLE_MS) },
-    });
-    this.child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
-  }
-  async until(re: RegExp, ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    while (!re.test(this.out)) {
-      assert.ok(Date.now() < end && this.child.exitCode === null, `no ${re} within ${ms} ms:\n${this.out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  stop(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
-    return new Promise((resolve) => {
-      this.child.once('exit', (code) => resolve(code));
-      this.child.kill('SIGTERM');
-    });
-  }
-}
-
 const SETTLE_MS = 1000;
-const READY = /journal: .*starting at/;
 
 test('the daemon gives back its start-up pages once settled (the pages of code only it maps), again after a reload, and keeps working; with release_memory=no it does not', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tallow-memory-${process.pid}-`));
-  const runs: Run[] = [];
+  const runs: DryRunDaemon[] = [];
   t.after(async () => {
     await Promise.all(runs.map((r) => r.stop()));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const on = new Run(path.join(dir, 'on'), []);
+  const on = new DryRunDaemon(path.join(dir, 'on'), [], { TALLOW_SETTLE_MS: String(SETTLE_MS) });
   runs.push(on);
   await on.until(READY, 30_000);
   const before = privateCode(on.child.pid!);
@@ -160,7 +127,7 @@ test('the daemon gives back its start-up pages once settled (the pages of code o
   assert.equal(await on.stop(), 0);
   assert.match(on.out, /stopped; bans stay in the firewall/);
 
-  const off = new Run(path.join(dir, 'off'), ['release_memory=no']);
+  const off = new DryRunDaemon(path.join(dir, 'off'), ['release_memory=no'], { TALLOW_SETTLE_MS: String(SETTLE_MS) });
   runs.push(off);
   await off.until(READY, 30_000);
   const kept = privateCode(off.child.pid!);
