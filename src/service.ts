@@ -12,6 +12,9 @@ import { releasedText, releaseStartupPages } from './memory';
  *  back on its first use. Tests shorten it (TALLOW_SETTLE_MS). */
 const SETTLE_MS = /^\d{1,7}$/.test(process.env.TALLOW_SETTLE_MS ?? '') ? Number(process.env.TALLOW_SETTLE_MS) : 2_000;
 
+/** The signals that stop the daemon. */
+const STOPS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves with the exit status. Start-up errors are thrown
  * (the CLI turns them into one line and an exit status).
@@ -26,12 +29,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let answer = (sig: NodeJS.Signals): void => {
     if (early.includes(sig)) return;
     early.push(sig);
-    const stop = sig === 'SIGTERM' || sig === 'SIGINT';
+    const stop = STOPS.includes(sig);
     opts.log.info(`${sig} during start-up: ${stop ? 'stopping' : 'answered'} once started`);
     // A second SIGTERM or SIGINT ends the process at once, as it does while stopping.
     if (stop) unhold(STOPS);
   };
-  const STOPS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
   const listeners = new Map<NodeJS.Signals, () => void>();
   for (const sig of [...STOPS, 'SIGHUP', 'SIGUSR1'] as NodeJS.Signals[]) {
     const f = () => answer(sig);
